@@ -1,0 +1,34 @@
+# Every target bootstraps itself from a fresh clone: the first one run creates .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test lint typecheck unit run bench-memory clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	touch $(STAMP)
+
+## make test: lint, type-check, then every test (PostgreSQL ones on a throwaway server)
+test: lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict expense_core adapters entrypoints
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+## make bench-memory: submit-and-approve cycles per second of the in-memory engine
+bench-memory: install
+	$(BIN)/python -m loadtest.bench_memory
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Adapters: implementations of the `expense_core` ports (in memory, and SQL databases)."""

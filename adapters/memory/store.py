@@ -1,0 +1,444 @@
+"""The in-memory adapter: every port over dicts behind one lock; a shipped implementation.
+
+A unit of work holds the store's lock from start to end, so units of work are serialisable.
+Writes go straight into the dicts and are undone on rollback. Values are frozen, so handing
+them out is as safe as copying them.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import attrs
+
+from expense_core.approvers import ApproverPool, ineligibility
+from expense_core.errors import (
+    DuplicateEmail,
+    DuplicateName,
+    IdempotencyKeyRace,
+    UnknownCompany,
+    UnknownExpense,
+    UnknownLevel,
+    UnknownPolicy,
+    UnknownTeam,
+    UnknownUser,
+)
+from expense_core.model import (
+    ApprovalStep,
+    Company,
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    HierarchyLevel,
+    LevelId,
+    Member,
+    Policy,
+    PolicyId,
+    ScopeKind,
+    Team,
+    TeamId,
+    User,
+    UserId,
+    with_expense_id,
+)
+from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+
+_MISSING: Any = object()
+
+
+@attrs.define
+class _Tables:
+    companies: dict[CompanyId, Company] = attrs.Factory(dict)
+    teams: dict[TeamId, Team] = attrs.Factory(dict)
+    levels: dict[LevelId, HierarchyLevel] = attrs.Factory(dict)
+    users: dict[UserId, User] = attrs.Factory(dict)
+    emails: dict[tuple[CompanyId, str], UserId] = attrs.Factory(dict)
+    policies: dict[PolicyId, Policy] = attrs.Factory(dict)
+    expenses: dict[ExpenseId, Expense] = attrs.Factory(dict)
+    events: dict[ExpenseId, tuple[ExpenseEvent, ...]] = attrs.Factory(dict)
+    company_expenses: dict[CompanyId, tuple[ExpenseId, ...]] = attrs.Factory(dict)
+    waiting_on: dict[UserId, frozenset[ExpenseId]] = attrs.Factory(dict)
+    idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
+    counters: dict[str, int] = attrs.Factory(dict)
+
+
+class MemoryStore:
+    """All the data, shared by the units of work it hands out."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tables = _Tables()
+        # Sorted "nearest first" member lists per company and per team; rebuilt after user writes.
+        self._ladders: dict[tuple[str, int], tuple[list[tuple[int, int]], list[Member]]] = {}
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
+    def next_id(self, table: str) -> int:
+        value = self.tables.counters.get(table, 0) + 1
+        self.tables.counters[table] = value
+        return value
+
+    def ladder(self, kind: str, key: int) -> tuple[list[tuple[int, int]], list[Member]]:
+        found = self._ladders.get((kind, key))
+        if found is None:
+            t = self.tables
+            members = sorted(
+                (
+                    Member(u, t.levels[u.hierarchy_level_id])
+                    for u in t.users.values()
+                    if (u.company_id if kind == "company" else u.team_id) == key
+                ),
+                key=lambda m: (-m.level_number, m.id),
+            )
+            found = ([(-m.level_number, m.id) for m in members], members)
+            self._ladders[(kind, key)] = found
+        return found
+
+    def forget_ladders(self) -> None:
+        self._ladders.clear()
+
+
+class MemoryUnitOfWork:
+    """One serialisable transaction over a `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._committed = False
+        self.org = MemoryOrg(store, self._put)
+        self.expenses = MemoryExpenses(store, self._put)
+        self.idempotency = MemoryIdempotency(store, self._put)
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self._undo.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def __enter__(self) -> Self:
+        self._store.lock.acquire()
+        self._undo.clear()
+        self._committed = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if not self._committed:
+                self.rollback()
+        finally:
+            self._store.lock.release()
+
+    def commit(self) -> None:
+        self._undo.clear()
+        self._committed = True
+
+    def rollback(self) -> None:
+        if any(table is self._store.tables.users for table, _, _ in self._undo):
+            self._store.forget_ladders()
+        for table, key, old in reversed(self._undo):
+            if old is _MISSING:
+                del table[key]
+            else:
+                table[key] = old
+        self._undo.clear()
+
+
+Put = Callable[[dict[Any, Any], Any, Any], None]
+
+
+class MemoryOrg:
+    def __init__(self, store: MemoryStore, put: Put) -> None:
+        self._store = store
+        self._t = store.tables
+        self._put = put
+
+    def member(self, user_id: UserId) -> Member:
+        user = self._t.users.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        return Member(user, self._t.levels[user.hierarchy_level_id])
+
+    def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
+        chain: list[Member] = []
+        seen = {submitter.id}
+        manager_id = submitter.user.manager_id
+        while manager_id is not None and manager_id not in seen:
+            seen.add(manager_id)
+            manager = self.member(manager_id)
+            chain.append(manager)
+            manager_id = manager.user.manager_id
+        wanted = len(steps)
+        candidates: dict[UserId, Member] = {}
+        for step in steps:
+            for member in self._nearest(submitter, step, wanted):
+                candidates.setdefault(member.id, member)
+        return ApproverPool(tuple(chain), tuple(candidates.values()))
+
+    def _nearest(self, submitter: Member, step: ApprovalStep, wanted: int) -> Iterator[Member]:
+        scope = step.team_scope
+        if scope.kind is ScopeKind.COMPANY_WIDE:
+            keys, members = self._store.ladder("company", submitter.user.company_id)
+        else:
+            team = submitter.user.team_id if scope.team_id is None else scope.team_id
+            keys, members = self._store.ladder("team", team)
+        top = step.required_level
+        if scope.demands_seniority:
+            top = min(top, submitter.level_number - 1)
+        found = 0
+        for i in range(bisect_left(keys, (-top, 0)), len(members)):
+            if found >= wanted:
+                return
+            if ineligibility(step, submitter, members[i], {}) is None:
+                found += 1
+                yield members[i]
+
+    def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
+        policy = self._t.policies.get(policy_id)
+        if policy is None or policy.company_id != company_id:
+            raise UnknownPolicy(policy_id)
+        return policy
+
+    def policies(self, company_id: CompanyId, category: str) -> tuple[Policy, ...]:
+        return tuple(
+            p
+            for p in self._t.policies.values()
+            if p.company_id == company_id and p.category == category and p.active
+        )
+
+    def company(self, company_id: CompanyId) -> Company:
+        company = self._t.companies.get(company_id)
+        if company is None:
+            raise UnknownCompany(company_id)
+        return company
+
+    def team(self, company_id: CompanyId, team_id: TeamId) -> Team:
+        team = self._t.teams.get(team_id)
+        if team is None or team.company_id != company_id:
+            raise UnknownTeam(team_id)
+        return team
+
+    def level(self, company_id: CompanyId, level_id: LevelId) -> HierarchyLevel:
+        level = self._t.levels.get(level_id)
+        if level is None or level.company_id != company_id:
+            raise UnknownLevel(level_id)
+        return level
+
+    def user_by_email(self, company_id: CompanyId, email: str) -> User | None:
+        user_id = self._t.emails.get((company_id, email))
+        return None if user_id is None else self._t.users[user_id]
+
+    def add_company(self, name: str) -> Company:
+        company = Company(CompanyId(self._store.next_id("companies")), name)
+        self._put(self._t.companies, company.id, company)
+        return company
+
+    def add_team(self, team: Team) -> Team:
+        if any(
+            t.company_id == team.company_id and t.name == team.name for t in self._t.teams.values()
+        ):
+            raise DuplicateName("team", team.name)
+        team = attrs.evolve(team, id=TeamId(self._store.next_id("teams")))
+        self._put(self._t.teams, team.id, team)
+        return team
+
+    def add_level(self, level: HierarchyLevel) -> HierarchyLevel:
+        if any(
+            lv.team_id == level.team_id and lv.level_number == level.level_number
+            for lv in self._t.levels.values()
+        ):
+            raise DuplicateName("level", f"{level.level_number} in team {level.team_id}")
+        level = attrs.evolve(level, id=LevelId(self._store.next_id("levels")))
+        self._put(self._t.levels, level.id, level)
+        return level
+
+    def add_user(self, user: User) -> User:
+        if (user.company_id, user.email) in self._t.emails:
+            raise DuplicateEmail(user.email)
+        user = attrs.evolve(user, id=UserId(self._store.next_id("users")))
+        self._put(self._t.users, user.id, user)
+        self._put(self._t.emails, (user.company_id, user.email), user.id)
+        self._store.forget_ladders()
+        return user
+
+    def add_policy(self, policy: Policy) -> Policy:
+        policy_id = PolicyId(self._store.next_id("policies"))
+        steps = tuple(
+            attrs.evolve(s, id=self._store.next_id("approval_steps")) for s in policy.steps
+        )
+        policy = attrs.evolve(
+            policy,
+            id=policy_id,
+            steps=steps,
+            created_at=policy.created_at or datetime.now(UTC),
+        )
+        self._put(self._t.policies, policy.id, policy)
+        return policy
+
+
+class MemoryExpenses:
+    def __init__(self, store: MemoryStore, put: Put) -> None:
+        self._store = store
+        self._t = store.tables
+        self._put = put
+
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
+        expense_id = ExpenseId(self._store.next_id("expenses"))
+        expense = attrs.evolve(expense, id=expense_id)
+        self._put(self._t.expenses, expense_id, expense)
+        self._put(self._t.events, expense_id, with_expense_id(events, expense_id))
+        listed = self._t.company_expenses.get(expense.company_id, ())
+        self._put(self._t.company_expenses, expense.company_id, (*listed, expense_id))
+        self._index_waiting(None, expense)
+        return expense_id
+
+    def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+        # The unit of work already holds the store's lock: nobody else can decide meanwhile.
+        return self.get(company_id, expense_id)
+
+    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+        before = self.get(expense.company_id, expense.id)
+        self._put(self._t.expenses, expense.id, expense)
+        self._put(self._t.events, expense.id, (*self._t.events[expense.id], *events))
+        self._index_waiting(before, expense)
+
+    def _index_waiting(self, before: Expense | None, after: Expense) -> None:
+        old = {a.approver_id for a in before.approvals if a.is_pending} if before else set()
+        new = {a.approver_id for a in after.approvals if a.is_pending}
+        for user_id in old - new:
+            self._put(self._t.waiting_on, user_id, self._waiting(user_id) - {after.id})
+        for user_id in new - old:
+            self._put(self._t.waiting_on, user_id, self._waiting(user_id) | {after.id})
+
+    def _waiting(self, user_id: UserId) -> frozenset[ExpenseId]:
+        return self._t.waiting_on.get(user_id, frozenset())
+
+    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+        expense = self._t.expenses.get(expense_id)
+        if expense is None or expense.company_id != company_id:
+            raise UnknownExpense(expense_id)
+        return expense
+
+    def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
+        expense = self._t.expenses.get(expense_id)
+        if expense is None or company_id not in (None, expense.company_id):
+            raise UnknownExpense(expense_id)
+        t = self._t
+        return ExpenseView(
+            id=expense.id,
+            company_id=expense.company_id,
+            amount=expense.amount,
+            description=expense.description,
+            status=expense.status,
+            submitted_at=expense.submitted_at,
+            completed_at=expense.completed_at,
+            user_id=expense.user_id,
+            user_name=t.users[expense.user_id].name,
+            policy_id=expense.policy_id,
+            policy_name=t.policies[expense.policy_id].name,
+            approvals=tuple(
+                ApprovalView(
+                    step_number=a.step_number,
+                    approver_id=a.approver_id,
+                    approver_name=t.users[a.approver_id].name,
+                    approver_level=t.levels[a.approver_level_id].level_name,
+                    status=a.status,
+                    approved_at=a.approved_at,
+                    comments=a.comments,
+                    required=a.required,
+                )
+                for a in expense.approvals
+            ),
+        )
+
+    def summaries(
+        self,
+        company_id: CompanyId,
+        *,
+        user_id: UserId | None,
+        status: ExpenseStatus | None,
+        before: ExpenseId | None,
+        limit: int,
+    ) -> tuple[ExpenseSummary, ...]:
+        ids = self._t.company_expenses.get(company_id, ())
+        end = len(ids) if before is None else bisect_left(ids, before)
+        found: list[ExpenseSummary] = []
+        for i in range(end - 1, -1, -1):
+            if len(found) >= limit:
+                break
+            e = self._t.expenses[ids[i]]
+            if (user_id is None or e.user_id == user_id) and (status is None or e.status == status):
+                found.append(_summary(e))
+        return tuple(found)
+
+    def inbox(
+        self, company_id: CompanyId, approver_id: UserId, *, after: ExpenseId | None, limit: int
+    ) -> tuple[InboxItem, ...]:
+        items: list[InboxItem] = []
+        for expense_id in sorted(self._waiting(approver_id)):
+            if after is not None and expense_id <= after:
+                continue
+            expense = self._t.expenses[expense_id]
+            if expense.company_id != company_id or expense.is_terminal:
+                continue
+            current = expense.current_step
+            for a in expense.approvals:
+                if (
+                    a.approver_id == approver_id
+                    and a.is_pending
+                    and (not a.required or a == current)
+                ):
+                    items.append(self._inbox_item(expense, a.step_number, a.required))
+                    break
+            if len(items) >= limit:
+                break
+        return tuple(items)
+
+    def _inbox_item(self, expense: Expense, step: int, required: bool) -> InboxItem:
+        return InboxItem(
+            expense_id=expense.id,
+            step_number=step,
+            required=required,
+            amount=expense.amount,
+            description=expense.description,
+            submitted_at=expense.submitted_at,
+            submitter_id=expense.user_id,
+            submitter_name=self._t.users[expense.user_id].name,
+            policy_name=self._t.policies[expense.policy_id].name,
+        )
+
+    def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
+        self.get(company_id, expense_id)
+        return self._t.events[expense_id]
+
+
+def _summary(e: Expense) -> ExpenseSummary:
+    return ExpenseSummary(
+        id=e.id,
+        company_id=e.company_id,
+        user_id=e.user_id,
+        policy_id=e.policy_id,
+        amount=e.amount,
+        description=e.description,
+        status=e.status,
+        submitted_at=e.submitted_at,
+        completed_at=e.completed_at,
+    )
+
+
+class MemoryIdempotency:
+    def __init__(self, store: MemoryStore, put: Put) -> None:
+        self._t = store.tables
+        self._put = put
+
+    def recall(self, user_id: UserId, key: str) -> tuple[str, ExpenseId] | None:
+        return self._t.idempotency.get((user_id, key))
+
+    def remember(self, user_id: UserId, key: str, fingerprint: str, expense_id: ExpenseId) -> None:
+        if (user_id, key) in self._t.idempotency:
+            raise IdempotencyKeyRace(key)
+        self._put(self._t.idempotency, (user_id, key), (fingerprint, expense_id))

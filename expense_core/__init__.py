@@ -1,0 +1,76 @@
+"""expense_core: a pure, exact approval engine for B2B expenses.
+
+Import the services and commands from here; plug in a unit of work (the in-memory one in
+`adapters.memory`, or `adapters.sql`) and a clock.
+"""
+
+from expense_core.approvers import ApproverPool, RoutedStep, StepExplanation, Verdict
+from expense_core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from expense_core.model import (
+    ApprovalStatus,
+    ApprovalStep,
+    CompanyId,
+    EventKind,
+    ExpenseId,
+    ExpenseStatus,
+    LevelId,
+    Money,
+    PolicyId,
+    Role,
+    TeamId,
+    TeamScope,
+    UserId,
+)
+from expense_core.services import (
+    ApproveStep,
+    ExpenseService,
+    NewPolicy,
+    NewUser,
+    OrgService,
+    RejectExpense,
+    SubmitExpense,
+    Submitted,
+    WithdrawExpense,
+)
+
+__all__ = [
+    "ApprovalStatus",
+    "ApprovalStep",
+    "ApproveStep",
+    "ApproverPool",
+    "CompanyId",
+    "Conflict",
+    "DomainError",
+    "EventKind",
+    "ExpenseId",
+    "ExpenseService",
+    "ExpenseStatus",
+    "Forbidden",
+    "InvalidInput",
+    "LevelId",
+    "Money",
+    "NewPolicy",
+    "NewUser",
+    "NotFound",
+    "OrgService",
+    "PolicyId",
+    "RejectExpense",
+    "Role",
+    "RoutedStep",
+    "StepExplanation",
+    "SubmitExpense",
+    "Submitted",
+    "TeamId",
+    "TeamScope",
+    "Unavailable",
+    "UserId",
+    "Verdict",
+    "WithdrawExpense",
+]

@@ -1,0 +1,174 @@
+"""Approver resolution: who approves each step of a policy for a given submitter, and why.
+
+For each step, candidates are active members of the submitter's company in the step's scope,
+at the required level or more senior, never the submitter, never someone already chosen for an
+earlier step (four eyes) and, in the submitter and company-wide scopes, strictly more senior than
+the submitter. The first candidate in the submitter's reporting chain wins; otherwise the nearest
+level wins (the largest level number still allowed), ties to the lowest user id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from expense_core.errors import NoApproverForStep
+from expense_core.model import ApprovalStep, Member, ScopeKind, UserId
+
+
+@attrs.frozen
+class ApproverPool:
+    """The people resolution may pick from, as a store provides them.
+
+    `chain` is the submitter's reporting chain, nearest manager first. `candidates` must hold, for
+    every step, each chain member and at least as many of the nearest eligible members as there
+    are steps (so four eyes can always move on to the next one); more is harmless.
+    """
+
+    chain: tuple[Member, ...] = ()
+    candidates: tuple[Member, ...] = ()
+
+    def everyone(self) -> tuple[Member, ...]:
+        seen: dict[UserId, Member] = {m.id: m for m in self.chain}
+        for member in self.candidates:
+            seen.setdefault(member.id, member)
+        return tuple(seen.values())
+
+
+@attrs.frozen
+class RoutedStep:
+    """A step and the person it was routed to, with the rule that chose them."""
+
+    step: ApprovalStep
+    approver: Member
+    rule: str
+
+
+@attrs.frozen
+class Verdict:
+    member: Member
+    reason: str
+
+
+@attrs.frozen
+class StepExplanation:
+    """Why a step went to whom: the winner, the rule, and why every other candidate lost."""
+
+    step: ApprovalStep
+    chosen: Member | None
+    rule: str
+    considered: tuple[Verdict, ...]
+
+
+CHAIN_RULE = "first eligible person in the submitter's reporting chain"
+NEAREST_RULE = "nearest eligible level (ties to the lowest user id)"
+NOBODY_RULE = "no eligible candidate"
+
+
+def ineligibility(
+    step: ApprovalStep, submitter: Member, member: Member, taken: Mapping[UserId, int]
+) -> str | None:
+    """Say why a member cannot approve a step for this submitter, or None when they can."""
+    if member.id == submitter.id:
+        return "is the submitter"
+    user = member.user
+    if not user.active:
+        return "is inactive"
+    if user.company_id != submitter.user.company_id:
+        return "belongs to another company"
+    scope = step.team_scope
+    if scope.kind is ScopeKind.SUBMITTER and user.team_id != submitter.user.team_id:
+        return "is outside the submitter's team"
+    if scope.kind is ScopeKind.TEAM and user.team_id != scope.team_id:
+        return f"is outside team {scope.team_id}"
+    if member.level_number > step.required_level:
+        return f"level {member.level_number} is junior to the required level {step.required_level}"
+    if scope.demands_seniority and member.level_number >= submitter.level_number:
+        return (
+            f"level {member.level_number} is not senior to the submitter's "
+            f"level {submitter.level_number}"
+        )
+    if member.id in taken:
+        return f"already approves step {taken[member.id]} (four eyes)"
+    return None
+
+
+def _nearest_key(member: Member) -> tuple[int, int]:
+    return (-member.level_number, member.id)
+
+
+def _choose(
+    step: ApprovalStep,
+    submitter: Member,
+    pool: ApproverPool,
+    people: Iterable[Member],
+    taken: Mapping[UserId, int],
+) -> tuple[Member | None, str]:
+    for manager in pool.chain:
+        if ineligibility(step, submitter, manager, taken) is None:
+            return manager, CHAIN_RULE
+    eligible = [m for m in people if ineligibility(step, submitter, m, taken) is None]
+    if not eligible:
+        return None, NOBODY_RULE
+    return min(eligible, key=_nearest_key), NEAREST_RULE
+
+
+def resolve_approvers(
+    submitter: Member, steps: Sequence[ApprovalStep], pool: ApproverPool
+) -> tuple[RoutedStep, ...]:
+    """Route every step of a policy to a distinct, eligible approver.
+
+    Raises:
+        NoApproverForStep: some step has no eligible candidate; names the first such step.
+    """
+    people = pool.everyone()
+    taken: dict[UserId, int] = {}
+    routed: list[RoutedStep] = []
+    for step in sorted(steps, key=lambda s: s.step_order):
+        chosen, rule = _choose(step, submitter, pool, people, taken)
+        if chosen is None:
+            raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
+        taken[chosen.id] = step.step_order
+        routed.append(RoutedStep(step, chosen, rule))
+    return tuple(routed)
+
+
+def explain(
+    submitter: Member, steps: Sequence[ApprovalStep], pool: ApproverPool
+) -> tuple[StepExplanation, ...]:
+    """Explain, step by step, who resolution chooses and why every other candidate lost.
+
+    Unlike `resolve_approvers` it never raises: a step nobody can take says so.
+    """
+    people = sorted(pool.everyone(), key=_nearest_key)
+    chain_rank = {m.id: i for i, m in enumerate(pool.chain)}
+    taken: dict[UserId, int] = {}
+    explained: list[StepExplanation] = []
+    for step in sorted(steps, key=lambda s: s.step_order):
+        chosen, rule = _choose(step, submitter, pool, people, taken)
+        verdicts = []
+        for member in people:
+            why = ineligibility(step, submitter, member, taken)
+            if chosen is not None and member.id == chosen.id:
+                why = f"chosen: {rule}"
+            elif why is None and chosen is not None:
+                why = _why_lost(member, chosen, rule, chain_rank)
+            verdicts.append(Verdict(member, why or "eligible"))
+        if chosen is not None:
+            taken[chosen.id] = step.step_order
+        explained.append(StepExplanation(step, chosen, rule, tuple(verdicts)))
+    return tuple(explained)
+
+
+def _why_lost(member: Member, chosen: Member, rule: str, chain_rank: Mapping[UserId, int]) -> str:
+    if rule == CHAIN_RULE:
+        if member.id in chain_rank:
+            return f"eligible, but higher in the reporting chain than {chosen.user.name}"
+        return f"eligible, but not in the reporting chain, where {chosen.user.name} is"
+    if member.level_number < chosen.level_number:
+        return (
+            f"eligible, but level {member.level_number} is farther than "
+            f"{chosen.user.name}'s level {chosen.level_number}"
+        )
+    return f"eligible, but {chosen.user.name} has the same level and a lower user id"

@@ -1,0 +1,295 @@
+"""Domain errors: each names the rule it guards, carries a stable `code` and a client-fit message.
+
+Every error is one of four kinds (`NotFound`, `Forbidden`, `Conflict`, `InvalidInput`), plus
+`Unavailable` for a store that cannot be reached; only the HTTP entrypoint maps kinds to statuses.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """A refused command or query; nothing was changed."""
+
+    code: ClassVar[str] = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class Unavailable(DomainError):
+    """The store cannot be reached right now; the caller may retry later."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(message)
+
+
+# --- not found -------------------------------------------------------------------------------
+
+
+class UnknownCompany(NotFound):
+    code = "unknown_company"
+
+    def __init__(self, company_id: int) -> None:
+        super().__init__(f"company {company_id} does not exist")
+
+
+class UnknownTeam(NotFound):
+    code = "unknown_team"
+
+    def __init__(self, team_id: int) -> None:
+        super().__init__(f"team {team_id} does not exist")
+
+
+class UnknownLevel(NotFound):
+    code = "unknown_level"
+
+    def __init__(self, level_id: int) -> None:
+        super().__init__(f"hierarchy level {level_id} does not exist")
+
+
+class UnknownUser(NotFound):
+    code = "unknown_user"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")
+
+
+class UnknownPolicy(NotFound):
+    code = "unknown_policy"
+
+    def __init__(self, policy_id: int) -> None:
+        super().__init__(f"policy {policy_id} does not exist")
+
+
+class UnknownExpense(NotFound):
+    code = "unknown_expense"
+
+    def __init__(self, expense_id: int) -> None:
+        super().__init__(f"expense {expense_id} does not exist")
+
+
+# --- invalid input ---------------------------------------------------------------------------
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+
+    def __init__(self, value: object, why: str = "") -> None:
+        reason = why or (
+            "an amount must be a finite decimal between 0.00 and 9999999999.99 "
+            "with at most 2 decimal places"
+        )
+        super().__init__(f"invalid amount {value}: {reason}")
+
+
+class AmountOutsidePolicy(InvalidInput):
+    code = "amount_outside_policy"
+
+    def __init__(self, policy_name: str, amount: Decimal, low: Decimal, high: Decimal) -> None:
+        super().__init__(
+            f"amount {amount} is outside policy '{policy_name}' (allowed {low} to {high})"
+        )
+
+
+class NoPolicyFor(InvalidInput):
+    code = "no_policy_for"
+
+    def __init__(self, category: str, amount: Decimal) -> None:
+        super().__init__(f"no active policy of category '{category}' covers amount {amount}")
+
+
+class PolicyChoiceRequired(InvalidInput):
+    code = "policy_choice_required"
+
+    def __init__(self) -> None:
+        super().__init__("name exactly one of policy_id or category")
+
+
+class InvalidText(InvalidInput):
+    code = "invalid_text"
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field} {why}")
+
+
+class ReasonRequired(InvalidInput):
+    code = "reason_required"
+
+    def __init__(self) -> None:
+        super().__init__("a rejection needs a non-empty reason")
+
+
+class InvalidTeamScope(InvalidInput):
+    code = "invalid_team_scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"invalid team_scope '{scope}': use 'submitter', 'company_wide' or 'team:<team_id>'"
+        )
+
+
+class InvalidPolicy(InvalidInput):
+    code = "invalid_policy"
+
+
+class InvalidOrgChange(InvalidInput):
+    code = "invalid_org_change"
+
+
+class ManagerCycle(InvalidInput):
+    code = "manager_cycle"
+
+    def __init__(self, user_id: int, manager_id: int) -> None:
+        super().__init__(
+            f"user {manager_id} cannot manage user {user_id}: the reporting chain would loop"
+        )
+
+
+# --- forbidden -------------------------------------------------------------------------------
+
+
+class NotYourStep(Forbidden):
+    code = "not_your_step"
+
+    def __init__(self, expense_id: int, actor: int) -> None:
+        super().__init__(
+            f"user {actor} is not an approver of a pending step of expense {expense_id}"
+        )
+
+
+class SelfApproval(Forbidden):
+    code = "self_approval"
+
+    def __init__(self, expense_id: int) -> None:
+        super().__init__(f"the submitter of expense {expense_id} cannot decide on it")
+
+
+class NotSubmitter(Forbidden):
+    code = "not_submitter"
+
+    def __init__(self, expense_id: int, actor: int) -> None:
+        super().__init__(
+            f"only the submitter may withdraw expense {expense_id}; user {actor} is not"
+        )
+
+
+class OptionalStepCannotReject(Forbidden):
+    code = "optional_step_cannot_reject"
+
+    def __init__(self, expense_id: int, step: int) -> None:
+        super().__init__(
+            f"step {step} of expense {expense_id} is optional: its approver may approve, not reject"
+        )
+
+
+class InactiveUser(Forbidden):
+    code = "inactive_user"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} is inactive")
+
+
+# --- conflict --------------------------------------------------------------------------------
+
+
+class ExpenseClosed(Conflict):
+    code = "expense_closed"
+
+    def __init__(self, expense_id: int, status: str) -> None:
+        super().__init__(f"expense {expense_id} is already {status}")
+
+
+class StepNotReached(Conflict):
+    code = "step_not_reached"
+
+    def __init__(self, expense_id: int, step: int, current: int) -> None:
+        super().__init__(
+            f"step {step} of expense {expense_id} waits for step {current} to be approved first"
+        )
+
+
+class StepAlreadyDecided(Conflict):
+    code = "step_already_decided"
+
+    def __init__(self, expense_id: int, step: int, status: str) -> None:
+        super().__init__(f"step {step} of expense {expense_id} is already {status}")
+
+
+class NoApproverForStep(Conflict):
+    code = "no_approver_for_step"
+
+    def __init__(self, step: int, required_level: int, scope: str) -> None:
+        super().__init__(
+            f"no eligible approver for step {step} (level {required_level} or more senior, "
+            f"scope '{scope}')"
+        )
+
+
+class PolicyInactive(Conflict):
+    code = "policy_inactive"
+
+    def __init__(self, policy_id: int) -> None:
+        super().__init__(f"policy {policy_id} is inactive and cannot be used")
+
+
+class PolicyOverlap(Conflict):
+    code = "policy_overlap"
+
+    def __init__(self, category: str, other: str, low: Decimal, high: Decimal) -> None:
+        super().__init__(
+            f"the range overlaps active policy '{other}' of category '{category}' ({low} to {high})"
+        )
+
+
+class DuplicateEmail(Conflict):
+    code = "duplicate_email"
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a user with email {email} already exists in this company")
+
+
+class DuplicateName(Conflict):
+    code = "duplicate_name"
+
+    def __init__(self, what: str, name: str) -> None:
+        super().__init__(f"{what} '{name}' already exists")
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key '{key}' was already used for a different request; use a new key"
+        )
+
+
+class IdempotencyKeyRace(Conflict):
+    """Two requests with one key raced; the loser is answered from the winner's record."""
+
+    code = "idempotency_key_in_flight"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a request with idempotency key '{key}' is already being processed")

@@ -1,0 +1,195 @@
+"""Ports: what the engine needs from the outside world, as `typing.Protocol`s.
+
+Adapters implement them without inheriting; they speak core types and core errors only.
+Tenant data is always addressed with its `company_id`; an id of another company behaves as
+unknown. `None` as a company id is only accepted where a port says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, Self
+
+from expense_core.approvers import ApproverPool
+from expense_core.model import (
+    ApprovalStep,
+    Company,
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    HierarchyLevel,
+    LevelId,
+    Member,
+    Policy,
+    PolicyId,
+    Team,
+    TeamId,
+    User,
+    UserId,
+)
+from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class OrgRepository(Protocol):
+    """Companies, teams, levels, users and policies: who may approve what."""
+
+    def member(self, user_id: UserId) -> Member:
+        """Identify a user by id alone (the actor of a command), with their level.
+
+        Raises:
+            UnknownUser: no such user.
+        """
+        ...
+
+    def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
+        """Gather the submitter's reporting chain and the candidates the steps may choose from."""
+        ...
+
+    def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
+        """A policy with its steps, active or not.
+
+        Raises:
+            UnknownPolicy: no such policy in this company.
+        """
+        ...
+
+    def policies(self, company_id: CompanyId, category: str) -> tuple[Policy, ...]:
+        """The active policies of one category, with their steps."""
+        ...
+
+    def company(self, company_id: CompanyId) -> Company:
+        """Raises: UnknownCompany."""
+        ...
+
+    def team(self, company_id: CompanyId, team_id: TeamId) -> Team:
+        """Raises: UnknownTeam (also for another company's team)."""
+        ...
+
+    def level(self, company_id: CompanyId, level_id: LevelId) -> HierarchyLevel:
+        """Raises: UnknownLevel (also for another company's level)."""
+        ...
+
+    def user_by_email(self, company_id: CompanyId, email: str) -> User | None: ...
+
+    def add_company(self, name: str) -> Company: ...
+
+    def add_team(self, team: Team) -> Team:
+        """Store a new team; its `id` is ignored and the stored one returned."""
+        ...
+
+    def add_level(self, level: HierarchyLevel) -> HierarchyLevel:
+        """Store a new level; its `id` is ignored and the stored one returned."""
+        ...
+
+    def add_user(self, user: User) -> User:
+        """Store a new user; its `id` is ignored and the stored one returned.
+
+        Raises:
+            DuplicateEmail: the company already has a user with this email.
+        """
+        ...
+
+    def add_policy(self, policy: Policy) -> Policy:
+        """Store a new policy and its steps; ids are ignored and the stored ones returned."""
+        ...
+
+
+class ExpenseRepository(Protocol):
+    """Expenses with their approval rows, and their append-only history."""
+
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
+        """Store a new expense, all its approvals and its events at once; return its new id."""
+        ...
+
+    def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+        """Load an expense and hold it against concurrent decisions until the unit of work ends.
+
+        Raises:
+            UnknownExpense: no such expense in this company.
+        """
+        ...
+
+    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+        """Write a decided expense (loaded with `get_for_update`) and append its events."""
+        ...
+
+    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+        """Raises: UnknownExpense."""
+        ...
+
+    def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
+        """The status page of an expense; `None` looks in every company (demo mode only).
+
+        Raises:
+            UnknownExpense: no such expense (in this company).
+        """
+        ...
+
+    def summaries(
+        self,
+        company_id: CompanyId,
+        *,
+        user_id: UserId | None,
+        status: ExpenseStatus | None,
+        before: ExpenseId | None,
+        limit: int,
+    ) -> tuple[ExpenseSummary, ...]:
+        """Newest first: at most `limit` expenses with an id below `before`, filtered."""
+        ...
+
+    def inbox(
+        self, company_id: CompanyId, approver_id: UserId, *, after: ExpenseId | None, limit: int
+    ) -> tuple[InboxItem, ...]:
+        """Oldest first: pending expenses whose current required step, or a pending optional
+        step, belongs to the approver, with an id above `after`."""
+        ...
+
+    def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
+        """The events of an expense in the order they happened.
+
+        Raises:
+            UnknownExpense: no such expense in this company.
+        """
+        ...
+
+
+class IdempotencyRecords(Protocol):
+    """Remembers which submission a client's idempotency key produced."""
+
+    def recall(self, user_id: UserId, key: str) -> tuple[str, ExpenseId] | None:
+        """The fingerprint and expense id stored under this user's key, if any."""
+        ...
+
+    def remember(self, user_id: UserId, key: str, fingerprint: str, expense_id: ExpenseId) -> None:
+        """Store a key; a concurrent twin raises `IdempotencyKeyRace`, at commit at the latest."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything done through it is committed together or not at all."""
+
+    @property
+    def org(self) -> OrgRepository: ...
+
+    @property
+    def expenses(self) -> ExpenseRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRecords: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Roll back unless committed."""
+        ...
+
+    def commit(self) -> None: ...

@@ -1,0 +1,254 @@
+"""The expense state machine: pure decisions from (state, command, time) to (new state, events).
+
+An expense is `pending` until it is `approved`, `rejected` or `withdrawn`, all terminal. Required
+steps are decided in order; optional steps never block and are skipped when the expense closes.
+An expense is approved exactly when no required approval is pending and none is rejected.
+A refused command raises and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from expense_core.approvers import RoutedStep
+from expense_core.errors import (
+    ExpenseClosed,
+    NotSubmitter,
+    NotYourStep,
+    OptionalStepCannotReject,
+    ReasonRequired,
+    SelfApproval,
+    StepAlreadyDecided,
+    StepNotReached,
+)
+from expense_core.model import (
+    NEW_EXPENSE,
+    Approval,
+    ApprovalStatus,
+    EventKind,
+    Expense,
+    ExpenseEvent,
+    ExpenseStatus,
+    Member,
+    Money,
+    Policy,
+    UserId,
+    check_text,
+)
+from expense_core.policies import check_expense_amount
+
+
+@attrs.frozen
+class Decision:
+    """The expense after a command, the events it appends, and the step it decided (if any)."""
+
+    expense: Expense
+    events: tuple[ExpenseEvent, ...]
+    step_number: int | None = None
+
+
+def submit(
+    *,
+    submitter: Member,
+    policy: Policy,
+    amount: Money,
+    description: str | None,
+    routing: Sequence[RoutedStep],
+    at: datetime,
+) -> Decision:
+    """Open a pending expense with one pending approval per routed step.
+
+    The expense carries `NEW_EXPENSE` as its id until a store assigns one.
+
+    Raises:
+        InvalidAmount: the amount is zero.
+        InvalidText: the description is longer than 2,000 characters.
+    """
+    check_expense_amount(amount)
+    expense = Expense(
+        id=NEW_EXPENSE,
+        company_id=submitter.user.company_id,
+        user_id=submitter.id,
+        policy_id=policy.id,
+        amount=amount,
+        description=check_text("description", description),
+        status=ExpenseStatus.PENDING,
+        submitted_at=at,
+        approvals=tuple(
+            Approval(
+                step_number=r.step.step_order,
+                approver_id=r.approver.id,
+                approver_level_id=r.approver.level.id,
+                required=r.step.is_required,
+            )
+            for r in routing
+        ),
+    )
+    submitted = _event(expense, EventKind.SUBMITTED, submitter.id, at)
+    if expense.pending_required:
+        return Decision(expense, (submitted,))
+    # A policy of optional steps only needs nobody's approval.
+    closed, skipped = _close(expense, ExpenseStatus.APPROVED, submitter.id, at)
+    return Decision(closed, (submitted, *skipped))
+
+
+def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) -> Decision:
+    """Approve the actor's step: the current required step, or a pending optional one.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        SelfApproval: the actor submitted the expense.
+        NotYourStep: the actor approves no step of this expense.
+        StepAlreadyDecided: the actor's step was already decided.
+        StepNotReached: the actor's step waits for an earlier required step.
+        InvalidText: the comment is longer than 2,000 characters.
+    """
+    target = _actors_step(expense, actor)
+    comment = check_text("comments", comment)
+    decided = _decide(expense, target, ApprovalStatus.APPROVED, comment, at)
+    event = _event(expense, EventKind.APPROVED, actor, at, target.step_number, comment)
+    if decided.pending_required:
+        return Decision(decided, (event,), target.step_number)
+    closed, skipped = _close(decided, ExpenseStatus.APPROVED, actor, at)
+    return Decision(closed, (event, *skipped), target.step_number)
+
+
+def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
+    """Reject the expense at the actor's current required step; the other steps are skipped.
+
+    Raises:
+        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached: as `approve`.
+        OptionalStepCannotReject: the actor only holds an optional step.
+        ReasonRequired: the reason is missing or blank.
+        InvalidText: the reason is longer than 2,000 characters.
+    """
+    target = _actors_step(expense, actor)
+    if not target.required:
+        raise OptionalStepCannotReject(expense.id, target.step_number)
+    if reason is None or not reason.strip():
+        raise ReasonRequired
+    reason = check_text("reason", reason)
+    decided = _decide(expense, target, ApprovalStatus.REJECTED, reason, at)
+    event = _event(expense, EventKind.REJECTED, actor, at, target.step_number, reason)
+    closed, skipped = _close(decided, ExpenseStatus.REJECTED, actor, at)
+    return Decision(closed, (event, *skipped), target.step_number)
+
+
+def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
+    """Withdraw a pending expense on its submitter's word; pending steps are skipped.
+
+    Raises:
+        NotSubmitter: the actor did not submit the expense.
+        ExpenseClosed: the expense is no longer pending.
+    """
+    if actor != expense.user_id:
+        raise NotSubmitter(expense.id, actor)
+    if expense.is_terminal:
+        raise ExpenseClosed(expense.id, expense.status)
+    event = _event(expense, EventKind.WITHDRAWN, actor, at)
+    closed, skipped = _close(expense, ExpenseStatus.WITHDRAWN, actor, at)
+    return Decision(closed, (event, *skipped))
+
+
+def reassign(
+    expense: Expense, step_number: int, approver: Member, actor: UserId | None, at: datetime
+) -> Decision:
+    """Move a pending step to another approver, keeping the step's place in the sequence.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        StepAlreadyDecided: the step is not pending.
+        SelfApproval: the new approver submitted the expense.
+    """
+    if expense.is_terminal:
+        raise ExpenseClosed(expense.id, expense.status)
+    step = expense.approval(step_number)
+    if not step.is_pending:
+        raise StepAlreadyDecided(expense.id, step_number, step.status)
+    if approver.id == expense.user_id:
+        raise SelfApproval(expense.id)
+    moved = attrs.evolve(step, approver_id=approver.id, approver_level_id=approver.level.id)
+    event = attrs.evolve(
+        _event(expense, EventKind.REASSIGNED, actor, at, step_number),
+        approver_id=approver.id,
+        previous_approver_id=step.approver_id,
+    )
+    return Decision(_replace(expense, moved), (event,), step_number)
+
+
+def _actors_step(expense: Expense, actor: UserId) -> Approval:
+    if expense.is_terminal:
+        raise ExpenseClosed(expense.id, expense.status)
+    if actor == expense.user_id:
+        raise SelfApproval(expense.id)
+    mine = [a for a in expense.approvals if a.approver_id == actor]
+    if not mine:
+        raise NotYourStep(expense.id, actor)
+    pending = [a for a in mine if a.is_pending]
+    if not pending:
+        raise StepAlreadyDecided(expense.id, mine[0].step_number, mine[0].status)
+    current = expense.current_step
+    for approval in pending:
+        if not approval.required or approval == current:
+            return approval
+    # Only required steps after the current one remain: steps are sequential.
+    assert current is not None  # noqa: S101 -- a pending expense always has a pending required step
+    raise StepNotReached(expense.id, pending[0].step_number, current.step_number)
+
+
+def _decide(
+    expense: Expense,
+    approval: Approval,
+    status: ApprovalStatus,
+    comment: str | None,
+    at: datetime,
+) -> Expense:
+    return _replace(
+        expense, attrs.evolve(approval, status=status, approved_at=at, comments=comment)
+    )
+
+
+def _replace(expense: Expense, approval: Approval) -> Expense:
+    return attrs.evolve(
+        expense,
+        approvals=tuple(
+            approval if a.step_number == approval.step_number else a for a in expense.approvals
+        ),
+    )
+
+
+def _close(
+    expense: Expense, status: ExpenseStatus, actor: UserId, at: datetime
+) -> tuple[Expense, tuple[ExpenseEvent, ...]]:
+    skipped = tuple(
+        _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+        for a in expense.approvals
+        if a.is_pending
+    )
+    approvals = tuple(
+        attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.is_pending else a
+        for a in expense.approvals
+    )
+    return attrs.evolve(expense, status=status, completed_at=at, approvals=approvals), skipped
+
+
+def _event(
+    expense: Expense,
+    kind: EventKind,
+    actor: UserId | None,
+    at: datetime,
+    step_number: int | None = None,
+    comment: str | None = None,
+) -> ExpenseEvent:
+    return ExpenseEvent(
+        expense_id=expense.id,
+        company_id=expense.company_id,
+        kind=kind,
+        at=at,
+        actor_id=actor,
+        step_number=step_number,
+        comment=comment,
+    )
