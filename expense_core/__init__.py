@@ -29,6 +29,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.services import (
+    AccessService,
     ApproveStep,
     ExpenseService,
     NewPolicy,
@@ -41,6 +42,7 @@ from expense_core.services import (
 )
 
 __all__ = [
+    "AccessService",
     "ApprovalStatus",
     "ApprovalStep",
     "ApproveStep",

@@ -36,6 +36,15 @@ class InvalidInput(DomainError):
     code = "invalid_input"
 
 
+class Unauthenticated(DomainError):
+    """The caller did not prove who they are (no token, or an unknown one)."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "a valid bearer token is required") -> None:
+        super().__init__(message)
+
+
 class Unavailable(DomainError):
     """The store cannot be reached right now; the caller may retry later."""
 

@@ -174,6 +174,16 @@ class IdempotencyRecords(Protocol):
         ...
 
 
+class ApiTokens(Protocol):
+    """Bearer tokens: a public id, and only the hash of the secret part."""
+
+    def add(self, token_id: str, user_id: UserId, secret_hash: str, at: datetime) -> None: ...
+
+    def holder(self, token_id: str) -> tuple[str, Member] | None:
+        """The secret's hash and the user a token id was issued to, or None if unknown."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything done through it is committed together or not at all."""
 
@@ -185,6 +195,9 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRecords: ...
+
+    @property
+    def tokens(self) -> ApiTokens: ...
 
     def __enter__(self) -> Self: ...
 

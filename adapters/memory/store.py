@@ -65,6 +65,7 @@ class _Tables:
     company_expenses: dict[CompanyId, tuple[ExpenseId, ...]] = attrs.Factory(dict)
     waiting_on: dict[UserId, frozenset[ExpenseId]] = attrs.Factory(dict)
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
+    tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
 
 
@@ -115,6 +116,7 @@ class MemoryUnitOfWork:
         self.org = MemoryOrg(store, self._put)
         self.expenses = MemoryExpenses(store, self._put)
         self.idempotency = MemoryIdempotency(store, self._put)
+        self.tokens = MemoryTokens(store, self._put)
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
@@ -442,3 +444,20 @@ class MemoryIdempotency:
         if (user_id, key) in self._t.idempotency:
             raise IdempotencyKeyRace(key)
         self._put(self._t.idempotency, (user_id, key), (fingerprint, expense_id))
+
+
+class MemoryTokens:
+    def __init__(self, store: MemoryStore, put: Put) -> None:
+        self._t = store.tables
+        self._put = put
+
+    def add(self, token_id: str, user_id: UserId, secret_hash: str, at: datetime) -> None:
+        self._put(self._t.tokens, token_id, (secret_hash, user_id))
+
+    def holder(self, token_id: str) -> tuple[str, Member] | None:
+        found = self._t.tokens.get(token_id)
+        if found is None:
+            return None
+        secret_hash, user_id = found
+        user = self._t.users[user_id]
+        return secret_hash, Member(user, self._t.levels[user.hierarchy_level_id])

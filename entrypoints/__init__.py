@@ -1,0 +1,1 @@
+"""Entrypoints: the dependency-injector container, the HTTP API and the command line."""
