@@ -68,7 +68,8 @@ class Money:
         exact = value.quantize(CENT)
         if exact != value:
             raise InvalidAmount(raw, "amounts have at most 2 decimal places")
-        return cls(exact)
+        # "-0" is in range but must not come out as "-0.00".
+        return cls(exact.copy_abs())
 
     @classmethod
     def cents(cls, cents: int) -> Money:
