@@ -174,7 +174,14 @@ class TeamScope:
         if raw == ScopeKind.COMPANY_WIDE:
             return COMPANY_SCOPE
         prefix, _, team = raw.partition(":")
-        if prefix == ScopeKind.TEAM and team.isdigit() and int(team) > 0 and team[0] != "0":
+        # ASCII only: str.isdigit() also admits digits int() refuses ("²") or stores differently.
+        if (
+            prefix == ScopeKind.TEAM
+            and team.isascii()
+            and team.isdigit()
+            and int(team) > 0
+            and team[0] != "0"
+        ):
             return cls(ScopeKind.TEAM, TeamId(int(team)))
         raise InvalidTeamScope(raw)
 
