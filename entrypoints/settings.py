@@ -1,0 +1,142 @@
+"""Settings: everything an entrypoint may be told by its environment, typed and checked once.
+
+`Settings.from_env()` is called by the entrypoint (the CLI, the uvicorn worker factory), never at
+import time; the container takes the result as given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Final
+
+import attrs
+
+MEMORY_URL: Final = "memory://"
+DEFAULT_DATABASE_URL: Final = "sqlite:///./expense_tracker.db"
+LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class AuthMode(StrEnum):
+    """Who the API believes the caller is."""
+
+    DEMO = "demo"  # the actor id in the body or query, as the seed: anyone can be anyone
+    TOKEN = "token"  # noqa: S105 -- a mode name; the actor comes from a bearer token
+
+
+class InvalidSetting(ValueError):
+    """An environment variable holds something the service cannot run with."""
+
+
+def _within(low: int, high: int) -> list[Callable[[Any, Any, int], Any]]:
+    return [attrs.validators.ge(low), attrs.validators.le(high)]
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """How to run: where the data lives, where to listen, and who to trust."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=4000, validator=_within(1, 65535))
+    workers: int = attrs.field(default=1, validator=_within(1, 64))
+    auth_mode: AuthMode = AuthMode.DEMO
+    log_level: str = attrs.field(default="INFO", validator=attrs.validators.in_(LOG_LEVELS))
+    db_pool_size: int = attrs.field(default=10, validator=_within(1, 1000))
+    max_body_bytes: int = attrs.field(default=65536, validator=_within(1024, 10 * 1024 * 1024))
+
+    @property
+    def is_memory(self) -> bool:
+        """The data lives in this process only (`memory://`): lost on exit, one worker."""
+        return self.database_url == MEMORY_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read DATABASE_URL, HOST, PORT, WORKERS, AUTH_MODE, LOG_LEVEL, DB_POOL_SIZE and
+        MAX_BODY_BYTES; unset or blank variables keep their defaults.
+
+        Raises:
+            InvalidSetting: a variable that is not a number where one is due, or out of range.
+        """
+        env = os.environ if environ is None else environ
+
+        def read(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str) -> int | None:
+            raw = read(name)
+            if raw is None:
+                return None
+            try:
+                return int(raw)
+            except ValueError:
+                raise InvalidSetting(f"{name} must be a whole number, got {raw!r}") from None
+
+        given: dict[str, object] = {
+            "database_url": read("DATABASE_URL"),
+            "host": read("HOST"),
+            "port": number("PORT"),
+            "workers": number("WORKERS"),
+            "log_level": (read("LOG_LEVEL") or "").upper() or None,
+            "db_pool_size": number("DB_POOL_SIZE"),
+            "max_body_bytes": number("MAX_BODY_BYTES"),
+        }
+        mode = read("AUTH_MODE")
+        if mode is not None:
+            try:
+                given["auth_mode"] = AuthMode(mode.lower())
+            except ValueError:
+                raise InvalidSetting(f"AUTH_MODE must be 'demo' or 'token', got {mode!r}") from None
+        return cls.build(**{k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def build(cls, **values: Any) -> Settings:
+        """Settings from keyword values, with range errors as `InvalidSetting`.
+
+        Raises:
+            InvalidSetting: a value out of range (a port above 65535, zero workers...).
+        """
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise InvalidSetting(_explain(exc)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """These settings with some values changed, checked like the originals.
+
+        Raises:
+            InvalidSetting: a changed value is out of range.
+        """
+        return self.build(**{**attrs.asdict(self, recurse=False), **changes})
+
+
+ENV_NAMES: Final = {
+    "database_url": "DATABASE_URL",
+    "host": "HOST",
+    "port": "PORT",
+    "workers": "WORKERS",
+    "auth_mode": "AUTH_MODE",
+    "log_level": "LOG_LEVEL",
+    "db_pool_size": "DB_POOL_SIZE",
+    "max_body_bytes": "MAX_BODY_BYTES",
+}
+
+
+def _explain(exc: Exception) -> str:
+    # attrs validators say "'port' must be <= 65535: 70000"; name the variable instead.
+    message = str(exc.args[0]) if exc.args else str(exc)
+    for field, variable in ENV_NAMES.items():
+        message = message.replace(f"'{field}'", variable)
+    return message
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send log records to stderr at the configured level, one line each."""
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
