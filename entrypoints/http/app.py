@@ -1,0 +1,198 @@
+"""The Litestar application: routes, dependencies from the container, errors, docs and auth.
+
+`create_app(container)` builds an app on a container someone else configured (the CLI, tests);
+`app_from_env()` is the factory uvicorn's worker processes call with `--workers` > 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from decimal import Decimal
+from importlib import metadata
+from typing import Any, Final
+
+import msgspec
+from litestar import Controller, Litestar, Request, Response, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import Provide
+from litestar.enums import MediaType, ScopeType
+from litestar.exceptions import SerializationException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from entrypoints.container import Container, Database, container_for
+from entrypoints.http import schemas
+from entrypoints.http.auth import Caller, bearer_caller, demo_caller
+from entrypoints.http.controllers import ExpenseController, HealthController
+from entrypoints.http.errors import EXCEPTION_HANDLERS, REQUEST_ID_HEADER, REQUEST_ID_STATE
+from entrypoints.settings import AuthMode, Settings, configure_logging
+from expense_core.services import AccessService, ExpenseService
+
+log = logging.getLogger("expense_tracker.http")
+
+SERVICE: Final = "expense-tracker"
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_EXACT_JSON = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _version() -> str:
+    try:
+        return metadata.version(SERVICE)
+    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+        return "0.0.0"
+
+
+class ExactJsonRequest(Request[Any, Any, Any]):
+    """A request whose JSON numbers with a fraction or exponent become `Decimal`, exactly.
+
+    Litestar's own `json()` reads them as floats before a body is converted to its schema, so
+    100.000000000000000001 would arrive as 100.0; money must never pass through a float.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return _EXACT_JSON.decode(await self.body() or b"null")
+        except msgspec.DecodeError as exc:
+            raise SerializationException(f"the body is not valid JSON: {exc}") from None
+
+
+def request_ids(app: ASGIApp) -> ASGIApp:
+    """Give every request an id (the caller's X-Request-ID if sane), echoed in the response."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+class DocsController(Controller):
+    """The seed's documentation paths: Swagger UI at /docs, ReDoc at /redoc."""
+
+    include_in_schema = False
+    _swagger = SwaggerRenderPlugin()
+    _redoc = RedocRenderPlugin()
+
+    @get("/docs", media_type=MediaType.HTML, sync_to_thread=False)
+    def swagger(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(self._swagger.render(request, request.app.openapi_schema.to_schema()))
+
+    @get("/redoc", media_type=MediaType.HTML, sync_to_thread=False)
+    def redoc(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(self._redoc.render(request, request.app.openapi_schema.to_schema()))
+
+    @get("/openapi.json", media_type=MediaType.JSON, sync_to_thread=False)
+    def openapi(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return request.app.openapi_schema.to_schema()
+
+
+DESCRIPTION: Final = """\
+A B2B expense tracker with hierarchical, policy-driven, multi-step approval workflows.
+
+Errors are JSON `{"detail": ..., "code": ...}`: `detail` for people, `code` (stable) for programs.
+Amounts are JSON numbers (or decimal strings) with at most 2 decimal places, read exactly.
+
+**AUTH_MODE=demo** (the seed's contract): the actor is the id in the body or query; anyone can
+act as anyone. **AUTH_MODE=token**: send `Authorization: Bearer <token>` (issued with
+`expense-tracker token issue --user-id N`); the actor is the token's user, every read is confined
+to their company, and a body id naming someone else is refused (403).
+"""
+
+
+def _openapi(settings: Settings) -> OpenAPIConfig:
+    token = settings.auth_mode is AuthMode.TOKEN
+    return OpenAPIConfig(
+        title="Expense Tracker API",
+        version=_version(),
+        description=DESCRIPTION,
+        tags=[
+            Tag(name="expenses", description="Submit, decide on and read expenses."),
+            Tag(name="health", description="Liveness and readiness."),
+        ],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="A token from `expense-tracker token issue` (AUTH_MODE=token).",
+                )
+            }
+        ),
+        security=[{"bearer": []}] if token else None,
+        render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],
+    )
+
+
+def create_app(container: Container) -> Litestar:
+    """The API on the container's services; nothing is opened until a request needs it."""
+    settings = container.settings()
+    about = schemas.Healthy(
+        status="healthy", service=SERVICE, version=_version(), auth_mode=str(settings.auth_mode)
+    )
+
+    def expenses() -> ExpenseService:
+        return container.expenses()
+
+    def access() -> AccessService:
+        return container.access()
+
+    def database() -> Database:
+        return container.database()
+
+    caller: Provide
+    if settings.auth_mode is AuthMode.TOKEN:
+        caller = Provide(bearer_caller, sync_to_thread=True)
+    else:
+        caller = Provide(demo_caller, sync_to_thread=False)
+
+    def warn_if_demo() -> None:
+        if settings.auth_mode is AuthMode.DEMO:
+            log.warning(
+                "AUTH_MODE=demo: requests act as whatever user id they name; anyone can approve "
+                "anything. Never expose this server; set AUTH_MODE=token for real use."
+            )
+
+    def close_database() -> None:
+        container.shutdown_resources()
+
+    return Litestar(
+        route_handlers=[ExpenseController, HealthController, DocsController],
+        dependencies={
+            "expenses": Provide(expenses, sync_to_thread=False),
+            "access": Provide(access, sync_to_thread=False),
+            "database": Provide(database, sync_to_thread=False),
+            "caller": caller,
+            "about": Provide(lambda: about, sync_to_thread=False),
+        },
+        signature_namespace={"Caller": Caller},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_class=ExactJsonRequest,
+        request_max_body_size=settings.max_body_bytes,
+        middleware=[request_ids],
+        openapi_config=_openapi(settings),
+        on_startup=[warn_if_demo],
+        on_shutdown=[close_database],
+        logging_config=None,
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app a uvicorn worker process builds for itself from the environment."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return create_app(container_for(settings))

@@ -1,0 +1,78 @@
+"""Who is calling: in demo mode whoever the body says, in token mode the bearer token's holder.
+
+Demo mode (AUTH_MODE=demo) keeps the seed's contract: the actor is the id in the body or query
+and anyone can claim to be anyone. Token mode (AUTH_MODE=token) takes the actor from
+`Authorization: Bearer <token>`, scopes everything to the token's company, and refuses a body
+whose actor id names someone else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from litestar import Request
+
+from expense_core.errors import Forbidden, InvalidInput, Unauthenticated
+from expense_core.model import CompanyId, Member, UserId
+from expense_core.services import AccessService
+
+
+class ActorMismatch(Forbidden):
+    code = "actor_mismatch"
+
+    def __init__(self, field: str, claimed: int, holder: UserId) -> None:
+        super().__init__(f"{field} {claimed} is not the bearer token's user ({holder})")
+
+
+class ActorRequired(InvalidInput):
+    code = "actor_required"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} is required (AUTH_MODE=demo names the actor in the request)")
+
+
+@attrs.frozen
+class Caller:
+    """The authenticated caller, or nobody in particular (demo mode)."""
+
+    member: Member | None = None
+
+    @property
+    def company_id(self) -> CompanyId | None:
+        """The company every read and command is confined to; None in demo mode."""
+        return None if self.member is None else self.member.user.company_id
+
+    def actor(self, claimed: int | None, field: str) -> UserId:
+        """The user a request acts as: the token's holder, or the id the request names.
+
+        Raises:
+            ActorMismatch: a token is used and the request names someone else.
+            ActorRequired: demo mode and the request names nobody.
+        """
+        if self.member is None:
+            if claimed is None:
+                raise ActorRequired(field)
+            return UserId(claimed)
+        if claimed is not None and claimed != self.member.id:
+            raise ActorMismatch(field, claimed, self.member.id)
+        return self.member.id
+
+
+DEMO_CALLER = Caller()
+
+
+def demo_caller() -> Caller:
+    return DEMO_CALLER
+
+
+def bearer_caller(request: Request[Any, Any, Any], access: AccessService) -> Caller:
+    """The holder of the request's bearer token.
+
+    Raises:
+        Unauthenticated: no `Authorization: Bearer` header, or a token nobody holds.
+    """
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send 'Authorization: Bearer <token>' (AUTH_MODE=token)")
+    return Caller(access.authenticate(token.strip()))

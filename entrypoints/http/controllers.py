@@ -1,0 +1,354 @@
+"""Routes: each handler reads its request, calls one use case and maps the result back.
+
+Handlers are synchronous (the use cases are) and run in a worker thread; they never catch
+domain errors, which `errors.py` turns into responses.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from entrypoints.container import Database
+from entrypoints.http import schemas
+from entrypoints.http.auth import Caller
+from entrypoints.http.errors import documented
+from entrypoints.http.schemas import MAX_ID
+from expense_core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+    UnknownCompany,
+)
+from expense_core.model import CompanyId, ExpenseId, ExpenseStatus, PolicyId, UserId
+from expense_core.services import (
+    MAX_PAGE,
+    ApproveStep,
+    ExpenseService,
+    RejectExpense,
+    SubmitExpense,
+    WithdrawExpense,
+)
+
+ExpenseIdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="The expense's id.")]
+Cursor = Annotated[
+    int | None,
+    QueryParameter(
+        ge=1,
+        le=MAX_ID,
+        required=False,
+        description="The `next_cursor` of the previous page; omit it for the first page.",
+    ),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page size (1 to 100).")]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        description=(
+            "Makes the submission safe to retry: the same key with the same body answers with "
+            "the first response and creates nothing; with another body it is refused (409)."
+        ),
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+AUTH = (Unauthenticated,)  # every route that acts for someone answers 401 in token mode
+
+
+class ExpenseController(Controller):
+    """The seed's expense endpoints and their siblings."""
+
+    path = "/api"
+    tags = ["expenses"]  # noqa: RUF012 -- Litestar reads this class attribute
+
+    @post(
+        "/expenses",
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        summary="Submit an expense",
+        response_description="The stored expense and who approves each step.",
+        description=(
+            "Routes the expense to its approvers (one per policy step) and stores it pending. "
+            "Name the policy with `policy_id`, or give `category` and the one active policy of "
+            "that category whose range holds the amount is used."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def submit(
+        self,
+        data: JSONBody[schemas.SubmitBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[schemas.SubmitResponse]:
+        submitted = expenses.submit(
+            SubmitExpense(
+                user_id=caller.actor(data.user_id, "user_id"),
+                amount=schemas.parse_amount(data.amount),
+                description=data.description,
+                policy_id=None if data.policy_id is None else PolicyId(data.policy_id),
+                category=data.category,
+                company_id=caller.company_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+        headers = {REPLAYED_HEADER: "true"} if submitted.replayed else {}
+        return Response(
+            schemas.submit_response(submitted), status_code=HTTP_201_CREATED, headers=headers
+        )
+
+    @post(
+        "/expenses/approve",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Approve a step",
+        description=(
+            "The approver of the expense's current required step (or of a pending optional "
+            "step) approves it; the expense is approved when no required step is left pending."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def approve(
+        self,
+        data: JSONBody[schemas.ApproveBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.ApproveResponse:
+        decision = expenses.approve(
+            ApproveStep(
+                expense_id=ExpenseId(data.expense_id),
+                user_id=caller.actor(data.approver_id, "approver_id"),
+                comments=data.comments,
+                company_id=caller.company_id,
+            )
+        )
+        return schemas.approve_response(decision)
+
+    @post(
+        "/expenses/reject",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Reject an expense",
+        description=(
+            "The approver of the current required step rejects the expense with a reason; "
+            "the remaining steps are skipped."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def reject(
+        self,
+        data: JSONBody[schemas.RejectBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.RejectResponse:
+        decision = expenses.reject(
+            RejectExpense(
+                expense_id=ExpenseId(data.expense_id),
+                user_id=caller.actor(data.approver_id, "approver_id"),
+                reason=data.reason,
+                company_id=caller.company_id,
+            )
+        )
+        return schemas.reject_response(decision)
+
+    @post(
+        "/expenses/{expense_id:int}/withdraw",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Withdraw an expense",
+        description="The submitter withdraws a pending expense; its pending steps are skipped.",
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def withdraw(
+        self,
+        expense_id: ExpenseIdPath,
+        data: JSONBody[schemas.WithdrawBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.WithdrawResponse:
+        decision = expenses.withdraw(
+            WithdrawExpense(
+                expense_id=ExpenseId(expense_id),
+                user_id=caller.actor(data.user_id, "user_id"),
+                company_id=caller.company_id,
+            )
+        )
+        return schemas.withdraw_response(decision)
+
+    @get(
+        "/expenses/{expense_id:int}/status",
+        sync_to_thread=True,
+        summary="Expense status",
+        description="The expense with its approval steps, their approvers and decisions.",
+        responses=documented(*AUTH, NotFound),
+    )
+    def status(
+        self,
+        expense_id: ExpenseIdPath,
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.StatusResponse:
+        return schemas.status_response(expenses.status(ExpenseId(expense_id), caller.company_id))
+
+    @get(
+        "/expenses",
+        sync_to_thread=True,
+        summary="List expenses",
+        description=(
+            "A company's expenses, newest first, optionally of one submitter or one status. "
+            "In demo mode the company is `company_id`, or that of `user_id`; with a token it is "
+            "the token's."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound),
+    )
+    def list_expenses(
+        self,
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+        user_id: Annotated[
+            int | None,
+            QueryParameter(ge=1, le=MAX_ID, required=False, description="Only this submitter's."),
+        ] = None,
+        status: Annotated[
+            ExpenseStatus | None, QueryParameter(required=False, description="Only in this status.")
+        ] = None,
+        company_id: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1, le=MAX_ID, required=False, description="The company (demo mode only)."
+            ),
+        ] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> schemas.ExpensePage:
+        company = _listing_company(expenses, caller, company_id, user_id)
+        page = expenses.list_expenses(
+            company,
+            user_id=None if user_id is None else UserId(user_id),
+            status=status,
+            cursor=cursor,
+            limit=limit,
+        )
+        return schemas.expense_page(page)
+
+    @get(
+        "/approvals",
+        sync_to_thread=True,
+        summary="An approver's inbox",
+        description=(
+            "The steps the approver can act on now: each pending expense's current required "
+            "step, and pending optional steps; oldest expense first."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound),
+    )
+    def inbox(
+        self,
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+        approver_id: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1,
+                le=MAX_ID,
+                required=False,
+                description="The approver (required in demo mode; the token's user otherwise).",
+            ),
+        ] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> schemas.InboxPage:
+        approver = caller.actor(approver_id, "approver_id")
+        page = expenses.inbox(approver, caller.company_id, cursor=cursor, limit=limit)
+        return schemas.inbox_page(page)
+
+    @get(
+        "/expenses/{expense_id:int}/history",
+        sync_to_thread=True,
+        summary="Expense history",
+        description="Every change of the expense (submitted, approved, skipped...), oldest first.",
+        responses=documented(*AUTH, NotFound),
+    )
+    def history(
+        self,
+        expense_id: ExpenseIdPath,
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.HistoryResponse:
+        company = _expense_company(expenses, caller, ExpenseId(expense_id))
+        events = expenses.history(ExpenseId(expense_id), company)
+        return schemas.history_response(expense_id, events)
+
+    @get(
+        "/expenses/{expense_id:int}/approvers/explain",
+        sync_to_thread=True,
+        summary="Why these approvers",
+        description=(
+            "For each step, who today's organisation routes it to and why every other person "
+            "was passed over; `assigned_approver_id` is who the step was fixed to at submission."
+        ),
+        responses=documented(*AUTH, NotFound),
+    )
+    def explain(
+        self,
+        expense_id: ExpenseIdPath,
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> schemas.ExplainResponse:
+        company = _expense_company(expenses, caller, ExpenseId(expense_id))
+        return schemas.explain_response(expenses.explain(ExpenseId(expense_id), company))
+
+
+def _listing_company(
+    expenses: ExpenseService, caller: Caller, company_id: int | None, user_id: int | None
+) -> CompanyId:
+    if caller.company_id is not None:
+        if company_id is not None and company_id != caller.company_id:
+            raise UnknownCompany(company_id)
+        return caller.company_id
+    if company_id is not None:
+        return CompanyId(company_id)
+    if user_id is not None:
+        return expenses.company_of(UserId(user_id))
+    raise InvalidInput("name the company: give company_id or user_id (AUTH_MODE=demo)")
+
+
+def _expense_company(expenses: ExpenseService, caller: Caller, expense_id: ExpenseId) -> CompanyId:
+    if caller.company_id is not None:
+        return caller.company_id
+    # Demo mode reads any company's expense, as the seed's status page does.
+    return expenses.status(expense_id).company_id
+
+
+class HealthController(Controller):
+    """Is the process up, and can it reach its database."""
+
+    tags = ["health"]  # noqa: RUF012 -- Litestar reads this class attribute
+
+    @get("/", sync_to_thread=False, summary="Service health (the seed's check)")
+    def root(self, about: NamedDependency[schemas.Healthy]) -> schemas.Healthy:
+        return about
+
+    @get("/health/live", sync_to_thread=False, summary="Liveness: the process answers")
+    def live(self) -> schemas.Probe:
+        return schemas.Probe(status="alive")
+
+    @get(
+        "/health/ready",
+        sync_to_thread=True,
+        summary="Readiness: the database answers",
+        responses=documented(Unavailable),
+    )
+    def ready(self, database: NamedDependency[Database]) -> schemas.Probe:
+        database.ping()
+        return schemas.Probe(status="ready")
