@@ -1,0 +1,281 @@
+"""The `expense-tracker` command: serve the API, migrate the database, seed it, issue tokens.
+
+Configuration comes from the environment (see `Settings.from_env`). Exit codes: 0 done,
+1 refused or failed (an unknown user, an unreachable database...), 2 bad usage or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final
+
+from rich.console import Console
+from rich.table import Table
+
+from entrypoints.container import Container, container_for
+from entrypoints.settings import (
+    DEFAULT_DATABASE_URL,
+    MEMORY_URL,
+    InvalidSetting,
+    Settings,
+    configure_logging,
+)
+from expense_core import demo
+from expense_core.errors import DomainError
+from expense_core.model import UserId
+
+log = logging.getLogger("expense_tracker.cli")
+
+OK: Final = 0
+FAILED: Final = 1
+USAGE: Final = 2
+INTERRUPTED: Final = 130
+APP_FACTORY: Final = "entrypoints.http.app:app_from_env"
+
+ENVIRONMENT_HELP: Final = f"""\
+environment:
+  DATABASE_URL    where the data lives (default {DEFAULT_DATABASE_URL});
+                  postgresql+psycopg://user:pass@host/db, or {MEMORY_URL} (this process only)
+  HOST, PORT      where `serve` listens (default 127.0.0.1, 4000)
+  WORKERS         uvicorn worker processes (default 1)
+  AUTH_MODE       demo (actor named in the request, as the seed) or token (bearer tokens)
+  LOG_LEVEL       DEBUG, INFO (default), WARNING, ERROR
+  DB_POOL_SIZE    connections per process (default 10)
+  MAX_BODY_BYTES  largest request body accepted (default 65536)
+
+exit codes: 0 done, 1 refused or failed, 2 bad usage or settings
+"""
+
+Command = Callable[[argparse.Namespace, Settings, Console], int]
+
+
+class Usage(Exception):
+    """A command was asked for something it cannot do with these settings."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return USAGE
+    configure_logging(settings)
+    command: Command = args.command
+    try:
+        return command(args, settings, console)
+    except Usage as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return USAGE
+    except InvalidSetting as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return USAGE
+    except DomainError as exc:
+        console.print(f"[red]error:[/] {exc.message} [dim]({exc.code})[/]")
+        return FAILED
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as exc:
+        # Operators get the cause in one line; the traceback only with LOG_LEVEL=DEBUG.
+        log.debug("command failed", exc_info=exc)
+        console.print(f"[red]error:[/] {_one_line(exc)}")
+        return FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="expense-tracker",
+        description="Expense tracker: multi-step approval workflows behind a REST API.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the HTTP API",
+        description="Serve the HTTP API with uvicorn (Swagger UI at /docs, ReDoc at /redoc).",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve_parser.add_argument("--host", help="interface to listen on (default: HOST or 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 4000)")
+    serve_parser.add_argument(
+        "--workers", type=int, help="worker processes (default: WORKERS or 1)"
+    )
+    serve_parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help="install the seed's demo organisation first (handy with DATABASE_URL=memory://)",
+    )
+    serve_parser.set_defaults(command=serve)
+
+    db_parser = commands.add_parser("db", help="manage the database schema")
+    db_commands = db_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    upgrade_parser = db_commands.add_parser(
+        "upgrade",
+        help="create or migrate the schema to the newest version",
+        description="Create the tables, or migrate them to the newest version (idempotent).",
+    )
+    upgrade_parser.set_defaults(command=db_upgrade)
+
+    seed_parser = commands.add_parser("seed", help="load data")
+    seed_commands = seed_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    demo_parser = seed_commands.add_parser(
+        "demo",
+        help="install the seed's demo organisation (idempotent)",
+        description=(
+            "Install TechCorp Solutions: 7 people on a 7-level ladder (Alice Chen, CTO, ... "
+            "Grace Taylor, SDE3) and the Small Equipment, Large Equipment and Business Travel "
+            "policies. On an empty database the ids are the seed's (users 1-7, policies 1-3); "
+            "running it again changes nothing."
+        ),
+    )
+    demo_parser.set_defaults(command=seed_demo)
+
+    token_parser = commands.add_parser("token", help="manage API tokens (AUTH_MODE=token)")
+    token_commands = token_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    issue_parser = token_commands.add_parser(
+        "issue",
+        help="issue a bearer token for a user",
+        description=(
+            "Issue a bearer token for an active user. The token is printed once, alone on the "
+            "last line of the output; only its hash is stored."
+        ),
+    )
+    issue_parser.add_argument("--user-id", type=int, required=True, help="the token's user")
+    issue_parser.set_defaults(command=token_issue)
+    return parser
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    import uvicorn
+
+    from entrypoints.http import create_app
+
+    changes = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    if settings.is_memory and settings.workers > 1:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
+    container = container_for(settings)
+    database = container.database()
+    database.ping()
+    if args.seed_demo:
+        demo.install_demo(container.new_uow())
+    console.print(
+        f"serving on http://{settings.host}:{settings.port} "
+        f"([bold]{settings.auth_mode}[/] auth, {settings.workers} worker(s), "
+        f"docs at /docs)"
+    )
+    log_level = settings.log_level.lower()
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(container),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            log_config=None,
+            server_header=False,
+        )
+        return OK
+    # Each worker process builds its own app (and connection pool) from the environment.
+    container.shutdown_resources()
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=log_level,
+        log_config=None,
+        server_header=False,
+    )
+    return OK
+
+
+def db_upgrade(_: argparse.Namespace, settings: Settings, console: Console) -> int:
+    with _opened(settings) as container:
+        container.database().upgrade()
+    console.print(f"database schema is up to date ({_where(settings)})")
+    return OK
+
+
+def seed_demo(__: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: nothing to seed")
+    with _opened(settings) as container:
+        new_uow = container.new_uow()
+        company = demo.install_demo(new_uow)
+        with new_uow() as uow:
+            people = [uow.org.user_by_email(company.id, p[3]) for p in demo.PEOPLE]
+            policies = [
+                p
+                for category in dict.fromkeys(p[0] for p in demo.POLICIES)
+                for p in uow.org.policies(company.id, category)
+            ]
+    table = Table(title=f"{company.name} (company {company.id})")
+    table.add_column("user id", justify="right")
+    table.add_column("name")
+    table.add_column("level")
+    for user, person in zip(people, demo.PEOPLE, strict=True):
+        if user is not None:
+            table.add_row(str(user.id), user.name, person[1])
+    console.print(table)
+    for policy in sorted(policies, key=lambda p: p.id):
+        console.print(
+            f"policy {policy.id}: {policy.name} ({policy.category}, "
+            f"{policy.min_amount}-{policy.max_amount}, {len(policy.steps)} step(s))"
+        )
+    console.print(f"demo organisation is installed ({_where(settings)})")
+    return OK
+
+
+def token_issue(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: no token would work")
+    if args.user_id < 1:
+        raise Usage("--user-id must be a positive integer")
+    with _opened(settings) as container:
+        token = container.access().issue_token(UserId(args.user_id))
+    console.print(f"bearer token for user {args.user_id} (shown once; store it now):")
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+    return OK
+
+
+@contextlib.contextmanager
+def _opened(settings: Settings) -> Iterator[Container]:
+    """A container whose database is disposed of when the command is done."""
+    container = container_for(settings)
+    try:
+        yield container
+    finally:
+        container.shutdown_resources()
+
+
+def _where(settings: Settings) -> str:
+    url = settings.database_url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # Never print a password: keep the scheme and what follows the credentials.
+    return f"{scheme}://{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
+if __name__ == "__main__":
+    sys.exit(main())
