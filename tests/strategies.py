@@ -148,13 +148,14 @@ class BuiltOrg:
 
 
 @st.composite
-def org_plans(draw: st.DrawFn, max_users: int = 16) -> OrgPlan:
-    """One or two companies of 1-3 teams each; ladders with gaps; people at random rungs."""
+def org_plans(draw: st.DrawFn) -> OrgPlan:
+    """One or two companies of 1-3 teams each, with ladders of 2-7 rungs, some vacant, some held
+    by two people; senior people first, some inactive, some reporting to an earlier colleague."""
     companies = draw(st.integers(1, 2))
     teams: list[TeamPlan] = []
     for company in range(companies):
         for index in range(draw(st.integers(1, 3))):
-            ladder = draw(st.sets(st.integers(1, 10), min_size=1, max_size=7))
+            ladder = draw(st.sets(st.integers(1, 10), min_size=2, max_size=7))
             teams.append(
                 TeamPlan(
                     company=company,
@@ -164,28 +165,42 @@ def org_plans(draw: st.DrawFn, max_users: int = 16) -> OrgPlan:
                 )
             )
     users: list[UserPlan] = []
-    for _ in range(draw(st.integers(1, max_users))):
-        team = draw(st.integers(0, len(teams) - 1))
-        company = teams[team].company
-        colleagues = [i for i, u in enumerate(users) if u.company == company]
-        users.append(
-            UserPlan(
-                company=company,
-                team=team,
-                level=draw(st.sampled_from(teams[team].levels)),
-                active=draw(st.integers(0, 6)) > 0,
-                manager=draw(st.none() | st.sampled_from(colleagues)) if colleagues else None,
+    for team_index, team in enumerate(teams):
+        # Most rungs hold one person; some are vacant, some hold two.
+        rungs = [n for n in team.levels for _ in range(draw(st.sampled_from((1, 0, 2))))]
+        rungs = rungs or [team.levels[-1]]
+        for level in rungs:
+            colleagues = [i for i, u in enumerate(users) if u.company == team.company]
+            seniors = [i for i in colleagues if users[i].level < level] or colleagues
+            users.append(
+                UserPlan(
+                    company=team.company,
+                    team=team_index,
+                    level=level,
+                    active=draw(st.integers(0, 6)) < 6,  # simplest is active
+                    manager=(
+                        draw(st.none() | st.sampled_from(seniors) | st.sampled_from(colleagues))
+                        if colleagues
+                        else None
+                    ),
+                )
             )
-        )
     return OrgPlan(companies, tuple(teams), tuple(users))
 
 
-def step_plans(plan: OrgPlan, max_steps: int = 4) -> st.SearchStrategy[tuple[StepPlan, ...]]:
-    """1..max_steps steps at any level, in any scope (a team scope may name another company's)."""
+def step_plans(
+    plan: OrgPlan, near_level: int = 10, max_steps: int = 4
+) -> st.SearchStrategy[tuple[StepPlan, ...]]:
+    """1..max_steps steps in any scope (a team scope may name another company's team), their
+    levels mostly around `near_level` (the submitter's), where routing is most often possible."""
+    level = st.integers(max(1, near_level - 2), 10) | st.integers(1, 10)
+    scope = st.sampled_from(
+        (ScopeKind.SUBMITTER, ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE, ScopeKind.TEAM)
+    )
     step = st.builds(
         StepPlan,
-        required_level=st.integers(1, 10),
-        scope=st.sampled_from(ScopeKind),
+        required_level=level,
+        scope=scope,
         team=st.integers(0, len(plan.teams) - 1),
         is_required=st.booleans(),
     )

@@ -59,7 +59,7 @@ def test_money_refuses_what_is_not_exact_cents_in_range(value: Decimal) -> None:
 @pytest.mark.parametrize("value", [1.5, 2, "3.00"])
 def test_money_refuses_anything_but_a_decimal(value: object) -> None:
     with pytest.raises(InvalidAmount):
-        Money(value)  # type: ignore[arg-type] -- the wrong type is the point
+        Money(value)  # type: ignore[arg-type]  # the wrong type is the point
 
 
 @pytest.mark.parametrize(
@@ -119,12 +119,12 @@ def test_parse_accepts_ints_strings_and_decimals_as_two_place_amounts(
 )
 def test_parse_refuses_floats_non_numbers_extra_places_and_out_of_range(raw: object) -> None:
     with pytest.raises(InvalidAmount):
-        Money.parse(raw)  # type: ignore[arg-type] -- some of these types are the point
+        Money.parse(raw)  # type: ignore[arg-type]  # some of these types are the point
 
 
 def test_parse_refuses_a_float_even_when_it_is_a_whole_number_of_cents() -> None:
     with pytest.raises(InvalidAmount, match="never binary floats"):
-        Money.parse(0.5)  # type: ignore[arg-type] -- a float is the point
+        Money.parse(0.5)  # type: ignore[arg-type]  # a float is the point
 
 
 def test_parse_reads_negative_zero_as_plain_zero() -> None:

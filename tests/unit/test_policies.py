@@ -201,20 +201,22 @@ def test_min_may_equal_max_but_not_exceed_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("category", "name", "message"),
     [
-        ({"category": ""}, "category must be"),
-        ({"category": "   "}, "category must be"),
-        ({"category": "c" * 51}, "category must be"),
-        ({"name": ""}, "name must be"),
-        ({"name": "n" * 101}, "name must be"),
+        ("", "Meals", "category must be"),
+        ("   ", "Meals", "category must be"),
+        ("c" * 51, "Meals", "category must be"),
+        ("meals", "", "name must be"),
+        ("meals", " ", "name must be"),
+        ("meals", "n" * 101, "name must be"),
     ],
 )
 def test_new_policy_needs_a_category_and_a_name_within_limits(
-    changes: dict[str, str], message: str
+    category: str, name: str, message: str
 ) -> None:
+    new = attrs.evolve(policy(9, "0.00", "1.00"), category=category, name=name)
     with pytest.raises(InvalidPolicy, match=message):
-        check_new_policy(attrs.evolve(policy(9, "0.00", "1.00"), **changes), ())
+        check_new_policy(new, ())
 
 
 def test_category_and_name_at_their_limits_are_accepted() -> None:
