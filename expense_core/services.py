@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -77,8 +78,16 @@ class SubmitExpense:
 
     def fingerprint(self) -> str:
         """What makes two submissions the same request, for idempotency keys."""
-        text = "\x1f".join(
-            map(str, (self.user_id, self.policy_id, self.category, self.amount, self.description))
+        # JSON keeps None apart from "None" and separators apart from text; equal amounts
+        # ("4000" and "4000.00") print alike.
+        text = json.dumps(
+            [
+                self.user_id,
+                self.policy_id,
+                self.category,
+                f"{self.amount.value:.2f}",
+                self.description,
+            ]
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
