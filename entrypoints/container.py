@@ -15,7 +15,7 @@ from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.memory import MemoryStore, MemoryUnitOfWork
-from entrypoints.settings import Settings
+from entrypoints.settings import InvalidSetting, Settings
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
 
@@ -61,13 +61,21 @@ class MemoryDatabase:
 
 
 def database_for(settings: Settings) -> Database:
-    """Open the database DATABASE_URL names: `memory://`, or a SQLAlchemy URL."""
+    """Open the database DATABASE_URL names: `memory://`, or a SQLAlchemy URL (lazily: nothing
+    connects until a unit of work or a ping needs to).
+
+    Raises:
+        InvalidSetting: DATABASE_URL names a database the SQL adapter does not support.
+    """
     if settings.is_memory:
         return MemoryDatabase()
     # Imported here so that in-memory use never loads SQLAlchemy or a driver.
     from adapters.sql import SqlDatabase
 
-    return SqlDatabase.connect(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        return SqlDatabase.connect(settings.database_url, pool_size=settings.db_pool_size)
+    except ValueError as exc:
+        raise InvalidSetting(f"DATABASE_URL: {exc}") from None
 
 
 def open_database(settings: Settings) -> Iterator[Database]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 from litestar import Request
+from litestar.di import NamedDependency
 
 from expense_core.errors import Forbidden, InvalidInput, Unauthenticated
 from expense_core.model import CompanyId, Member, UserId
@@ -66,7 +67,9 @@ def demo_caller() -> Caller:
     return DEMO_CALLER
 
 
-def bearer_caller(request: Request[Any, Any, Any], access: AccessService) -> Caller:
+def bearer_caller(
+    request: Request[Any, Any, Any], access: NamedDependency[AccessService]
+) -> Caller:
     """The holder of the request's bearer token.
 
     Raises:
