@@ -1,0 +1,148 @@
+"""A SQL database behind the ports: the engine, its pool and per-dialect settings, migrations.
+
+PostgreSQL through psycopg 3, or an embedded SQLite file in WAL mode. Nothing connects until
+asked: `SqlDatabase.connect` only builds the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+
+from adapters.sql.link import is_unavailability
+from adapters.sql.uow import SqlUnitOfWork
+from expense_core.errors import Unavailable
+
+DEFAULT_URL: Final = "sqlite:///./expense_tracker.db"
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+SQLITE_BUSY_MS: Final = 10_000
+CONNECT_TIMEOUT_S: Final = 5
+# Any constant will do: it keeps two processes from migrating one database at once.
+MIGRATION_LOCK: Final = 4_000_001
+
+
+class SqlDatabase:
+    """One database: hands out units of work over a pool of connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def connect(
+        cls, url: str = DEFAULT_URL, *, pool_size: int = 10, echo: bool = False
+    ) -> SqlDatabase:
+        """Build the engine for a `postgresql+psycopg://` or `sqlite:///` URL; connect lazily.
+
+        Raises:
+            ValueError: another kind of database, or an in-memory SQLite one (each pooled
+                connection would see its own empty database).
+        """
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        options: dict[str, Any] = {
+            "poolclass": QueuePool,
+            "pool_size": pool_size,
+            # pool_size is the whole budget: past it, callers queue rather than open more.
+            "max_overflow": 0,
+            "pool_pre_ping": True,
+            "echo": echo,
+        }
+        if backend == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+            connect_args = {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                # The seed's naive TIMESTAMP columns hold UTC, CURRENT_TIMESTAMP defaults too.
+                "options": "-c timezone=UTC",
+            }
+            engine = create_engine(parsed, connect_args=connect_args, **options)
+        elif backend == "sqlite":
+            if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
+                raise ValueError(
+                    "use a SQLite file: each pooled connection would see its own in-memory database"
+                )
+            engine = create_engine(parsed, connect_args={"check_same_thread": False}, **options)
+            event.listen(engine, "connect", _configure_sqlite)
+        else:
+            raise ValueError(
+                f"unsupported database {parsed.drivername!r}: use PostgreSQL or SQLite"
+            )
+        return cls(engine)
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (the newest by default), in one transaction.
+
+        Raises:
+            Unavailable: the database cannot be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+                command.upgrade(alembic_config(conn), revision)
+                conn.commit()
+        except SQLAlchemyError as exc:
+            if is_unavailability(exc):
+                raise Unavailable from exc
+            raise
+
+    def ping(self) -> None:
+        """Raises: Unavailable when the database cannot be reached."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise Unavailable from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic configuration that migrates over `connection` with the shipped scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Migrate the database at `database_url` to the newest schema.
+
+    Raises:
+        Unavailable: the database cannot be reached.
+    """
+    db = SqlDatabase.connect(database_url, pool_size=1)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
+
+
+def _configure_sqlite(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    # The driver must not BEGIN on its own: a unit of work reads in autocommit and opens its
+    # transaction with BEGIN IMMEDIATE when it first means to write (see uow.py).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+    finally:
+        cursor.close()

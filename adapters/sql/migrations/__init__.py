@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL schema, shipped with the package and run by `upgrade()`."""

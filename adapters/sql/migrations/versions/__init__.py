@@ -1,0 +1,1 @@
+"""Revisions, oldest first; each file names its `down_revision`."""

@@ -1,0 +1,200 @@
+"""The schema as SQLAlchemy Core tables: the seed's tables column for column, plus our additions.
+
+Additions: `users.manager_id` and `users.role`; `company_id` on `approval_steps` and `approvals`
+(every tenant table carries its tenant, ready for distribution by company); and the tables
+`expense_events`, `idempotency_keys` and `api_tokens`. Constraints carry the names PostgreSQL
+gives the seed's unnamed ones. The migrations create all this; these tables are what queries
+are built from, and a test holds the two to each other.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from adapters.sql.sqltypes import MoneyType, UtcDateTime
+
+metadata = MetaData()
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("is_company_wide", Boolean, server_default=text("false")),
+    UniqueConstraint("company_id", "name", name="teams_company_id_name_key"),
+    Index("ix_teams_company_id", "company_id"),
+)
+
+hierarchy_levels = Table(
+    "hierarchy_levels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=False),
+    Column("level_number", Integer, nullable=False),
+    Column("level_name", String(100), nullable=False),
+    UniqueConstraint(
+        "company_id",
+        "team_id",
+        "level_number",
+        name="hierarchy_levels_company_id_team_id_level_number_key",
+    ),
+    Index("ix_hierarchy_levels_company_level", "company_id", "level_number"),
+    Index("ix_hierarchy_levels_team_level", "team_id", "level_number"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=False),
+    Column("email", String(100), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("hierarchy_level_id", Integer, ForeignKey("hierarchy_levels.id"), nullable=False),
+    Column("active", Boolean, server_default=text("true")),
+    Column("manager_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("role", String(20), nullable=False, server_default=text("'employee'")),
+    UniqueConstraint("company_id", "email", name="users_company_id_email_key"),
+    Index("ix_users_company_team", "company_id", "team_id"),
+    Index("ix_users_hierarchy_level", "hierarchy_level_id"),
+    Index("ix_users_team_hierarchy", "team_id", "hierarchy_level_id"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text),
+    # Server defaults differ by dialect (cents on SQLite); the migrations set them.
+    Column("min_amount", MoneyType, nullable=False),
+    Column("max_amount", MoneyType, nullable=False),
+    Column("created_at", UtcDateTime, server_default=text("CURRENT_TIMESTAMP")),
+    Column("active", Boolean, server_default=text("true")),
+    UniqueConstraint(
+        "company_id", "category", "min_amount", name="policies_company_id_category_min_amount_key"
+    ),
+    CheckConstraint("min_amount <= max_amount", name="policies_check"),
+    Index("ix_policies_company_category", "company_id", "category"),
+    Index("ix_policies_amount_range", "company_id", "min_amount", "max_amount"),
+)
+
+approval_steps = Table(
+    "approval_steps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy_id", Integer, ForeignKey("policies.id"), nullable=False),
+    Column("step_order", Integer, nullable=False),
+    Column("required_level", Integer, nullable=False),
+    Column("team_scope", String(20), nullable=False, server_default=text("'submitter'")),
+    Column("is_required", Boolean, server_default=text("true")),
+    Column("description", String(255)),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    UniqueConstraint("policy_id", "step_order", name="approval_steps_policy_id_step_order_key"),
+    CheckConstraint("step_order > 0", name="approval_steps_step_order_check"),
+    CheckConstraint("required_level BETWEEN 1 AND 10", name="approval_steps_required_level_check"),
+    Index("ix_approval_steps_policy_order", "policy_id", "step_order"),
+    Index("ix_approval_steps_level_scope", "required_level", "team_scope"),
+)
+
+expenses = Table(
+    "expenses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("policy_id", Integer, ForeignKey("policies.id"), nullable=False),
+    Column("amount", MoneyType, nullable=False),
+    Column("description", Text),
+    Column("status", String(20), server_default=text("'pending'")),
+    Column("submitted_at", UtcDateTime, server_default=text("CURRENT_TIMESTAMP")),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Index("ix_expenses_company_user_submitted", "company_id", "user_id", "submitted_at"),
+    Index("ix_expenses_company_status", "company_id", "status"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
+    Column("step_number", Integer, nullable=False),
+    Column("approver_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("approver_level_id", Integer, ForeignKey("hierarchy_levels.id"), nullable=False),
+    Column("required", Boolean, server_default=text("true")),
+    Column("status", String(20), server_default=text("'pending'")),
+    Column("approved_at", UtcDateTime, nullable=True),
+    Column("comments", Text),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    UniqueConstraint(
+        "expense_id",
+        "step_number",
+        "approver_id",
+        name="approvals_expense_id_step_number_approver_id_key",
+    ),
+    Index("ix_approvals_approver_status", "approver_id", "status"),
+    Index("ix_approvals_expense_step", "expense_id", "step_number"),
+)
+
+expense_events = Table(
+    "expense_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("step_number", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("approver_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("previous_approver_id", Integer, ForeignKey("users.id"), nullable=True),
+    Index("ix_expense_events_company_expense", "company_id", "expense_id", "id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    PrimaryKeyConstraint("user_id", "key", name="idempotency_keys_pkey"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    PrimaryKeyConstraint("token_id", name="api_tokens_pkey"),
+)
