@@ -1,0 +1,532 @@
+"""The organisation on SQL: companies, teams, levels, users, policies, and the approver pool.
+
+The approver pool is one query for all steps: the submitter's reporting chain (a recursive CTE)
+and, per step, the nearest eligible candidates (a LATERAL subquery with a LIMIT on PostgreSQL,
+a ranking window on SQLite). Duplicate names and emails are caught with ON CONFLICT DO NOTHING,
+which leaves the transaction usable, rather than by a failing INSERT.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    column,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.sql import Executable
+
+from adapters.sql.link import Link
+from adapters.sql.tables import (
+    approval_steps,
+    companies,
+    hierarchy_levels,
+    policies,
+    teams,
+    users,
+)
+from expense_core.approvers import ApproverPool
+from expense_core.errors import (
+    DuplicateEmail,
+    DuplicateName,
+    UnknownCompany,
+    UnknownLevel,
+    UnknownPolicy,
+    UnknownTeam,
+    UnknownUser,
+)
+from expense_core.model import (
+    ApprovalStep,
+    Company,
+    CompanyId,
+    HierarchyLevel,
+    LevelId,
+    Member,
+    Policy,
+    PolicyId,
+    Role,
+    ScopeKind,
+    Team,
+    TeamId,
+    TeamScope,
+    User,
+    UserId,
+)
+
+# --- statements, built once so their SQL text (and prepared statements) are reused ----------
+
+MEMBER_COLUMNS = (
+    users.c.id,
+    users.c.company_id,
+    users.c.team_id,
+    users.c.email,
+    users.c.name,
+    users.c.hierarchy_level_id,
+    users.c.active,
+    users.c.manager_id,
+    users.c.role,
+    hierarchy_levels.c.team_id.label("level_team_id"),
+    hierarchy_levels.c.level_number,
+    hierarchy_levels.c.level_name,
+)
+MEMBERS = users.join(
+    hierarchy_levels,
+    and_(
+        hierarchy_levels.c.id == users.c.hierarchy_level_id,
+        hierarchy_levels.c.company_id == users.c.company_id,
+    ),
+)
+
+_MEMBER = select(*MEMBER_COLUMNS).select_from(MEMBERS).where(users.c.id == bindparam("user_id"))
+_USER_BY_EMAIL = (
+    select(*MEMBER_COLUMNS)
+    .select_from(MEMBERS)
+    .where(users.c.company_id == bindparam("company_id"), users.c.email == bindparam("email"))
+)
+
+
+def _pool_statements() -> tuple[Executable, Executable]:
+    company = bindparam("company_id", type_=Integer)
+    submitter = bindparam("submitter_id", type_=Integer)
+    wanted = bindparam("wanted", type_=Integer)
+    # The reporting chain as a set; Python puts it in order. UNION (not ALL) ends any cycle.
+    manager = users.alias("manager")
+    chain = (
+        select(users.c.id, users.c.manager_id)
+        .where(users.c.id == bindparam("manager_id", type_=Integer), users.c.company_id == company)
+        .cte("chain", recursive=True)
+    )
+    chain = chain.union(
+        select(manager.c.id, manager.c.manager_id)
+        .join(chain, manager.c.id == chain.c.manager_id)
+        .where(manager.c.company_id == company)
+    )
+    in_chain = (
+        select(literal_column("'chain'").label("source"), *MEMBER_COLUMNS)
+        .select_from(chain.join(MEMBERS, users.c.id == chain.c.id))
+        .where(users.c.id != submitter)
+    )
+
+    def eligible(team: Any, top: Any) -> Any:
+        return and_(
+            users.c.company_id == company,
+            or_(team.is_(None), users.c.team_id == team),
+            hierarchy_levels.c.level_number <= top,
+            users.c.active.is_not(false()),
+            users.c.id != submitter,
+        )
+
+    nearest_first = (hierarchy_levels.c.level_number.desc(), users.c.id)
+
+    # PostgreSQL: per step, the nearest `wanted` candidates, found through an index and a LIMIT.
+    steps = (
+        func.unnest(
+            bindparam("teams", type_=ARRAY(Integer)), bindparam("tops", type_=ARRAY(Integer))
+        )
+        .table_valued(column("team", Integer), column("top", Integer))
+        .render_derived("step")
+    )
+    nearest = (
+        select(*MEMBER_COLUMNS)
+        .select_from(MEMBERS)
+        .where(eligible(steps.c.team, steps.c.top))
+        .order_by(*nearest_first)
+        .limit(wanted)
+        .lateral("nearest")
+    )
+    pg_candidates = (
+        select(literal_column("'candidate'"), *nearest.c).select_from(steps).join(nearest, true())
+    )
+
+    # SQLite has no LATERAL: rank every eligible member per step, keep the first `wanted`.
+    json_steps = func.json_each(bindparam("steps", type_=String)).table_valued(
+        "key", "value", name="step"
+    )
+    team = func.json_extract(json_steps.c.value, literal_column("'$[0]'"))
+    top = func.json_extract(json_steps.c.value, literal_column("'$[1]'"))
+    ranked = (
+        select(
+            *MEMBER_COLUMNS,
+            func.row_number()
+            .over(partition_by=json_steps.c.key, order_by=nearest_first)
+            .label("rank"),
+        )
+        .select_from(json_steps.join(MEMBERS, eligible(team, top)))
+        .subquery("ranked")
+    )
+    sqlite_candidates = select(
+        literal_column("'candidate'"), *(c for c in ranked.c if c.name != "rank")
+    ).where(ranked.c.rank <= wanted)
+    return union_all(in_chain, pg_candidates), union_all(in_chain, sqlite_candidates)
+
+
+_POOL_PG, _POOL_SQLITE = _pool_statements()
+
+POLICY_COLUMNS = (
+    policies.c.id,
+    policies.c.company_id,
+    policies.c.category,
+    policies.c.name,
+    policies.c.description,
+    policies.c.min_amount,
+    policies.c.max_amount,
+    policies.c.created_at,
+    policies.c.active,
+    approval_steps.c.id.label("step_id"),
+    approval_steps.c.step_order,
+    approval_steps.c.required_level,
+    approval_steps.c.team_scope,
+    approval_steps.c.is_required,
+    approval_steps.c.description.label("step_description"),
+)
+_WITH_STEPS = policies.outerjoin(
+    approval_steps,
+    and_(
+        approval_steps.c.policy_id == policies.c.id,
+        approval_steps.c.company_id == policies.c.company_id,
+    ),
+)
+_POLICY = (
+    select(*POLICY_COLUMNS)
+    .select_from(_WITH_STEPS)
+    .where(
+        policies.c.id == bindparam("policy_id"),
+        policies.c.company_id == bindparam("company_id"),
+    )
+    .order_by(approval_steps.c.step_order)
+)
+_POLICIES = (
+    select(*POLICY_COLUMNS)
+    .select_from(_WITH_STEPS)
+    .where(
+        policies.c.company_id == bindparam("company_id"),
+        policies.c.category == bindparam("category"),
+        policies.c.active.is_not(false()),
+    )
+    .order_by(policies.c.id, approval_steps.c.step_order)
+)
+_COMPANY = select(companies.c.id, companies.c.name).where(companies.c.id == bindparam("company_id"))
+_TEAM = select(teams).where(
+    teams.c.id == bindparam("team_id"), teams.c.company_id == bindparam("company_id")
+)
+_LEVEL = select(hierarchy_levels).where(
+    hierarchy_levels.c.id == bindparam("level_id"),
+    hierarchy_levels.c.company_id == bindparam("company_id"),
+)
+_ADD_COMPANY = insert(companies).returning(companies.c.id)
+_ADD_STEPS = insert(approval_steps).returning(approval_steps.c.id, sort_by_parameter_order=True)
+
+
+def _insert_unless_taken(table: Any, *returning: Any) -> tuple[Executable, Executable]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING, for PostgreSQL and for SQLite."""
+    return (
+        postgresql.insert(table).on_conflict_do_nothing().returning(*returning),
+        sqlite.insert(table).on_conflict_do_nothing().returning(*returning),
+    )
+
+
+_ADD_TEAM = _insert_unless_taken(teams, teams.c.id)
+_ADD_LEVEL = _insert_unless_taken(hierarchy_levels, hierarchy_levels.c.id)
+_ADD_USER = _insert_unless_taken(users, users.c.id)
+_ADD_POLICY = _insert_unless_taken(policies, policies.c.id)
+
+
+# --- rows to entities ------------------------------------------------------------------------
+
+
+def _user_from(row: Row[Any]) -> User:
+    return User(
+        id=UserId(row.id),
+        company_id=CompanyId(row.company_id),
+        team_id=TeamId(row.team_id),
+        email=row.email,
+        name=row.name,
+        hierarchy_level_id=LevelId(row.hierarchy_level_id),
+        # The seed's nullable flags read as their defaults.
+        active=row.active is not False,
+        manager_id=None if row.manager_id is None else UserId(row.manager_id),
+        role=Role(row.role),
+    )
+
+
+def member_from(row: Row[Any]) -> Member:
+    """A member from a row of `MEMBER_COLUMNS`."""
+    level = HierarchyLevel(
+        LevelId(row.hierarchy_level_id),
+        CompanyId(row.company_id),
+        TeamId(row.level_team_id),
+        row.level_number,
+        row.level_name,
+    )
+    return Member(_user_from(row), level)
+
+
+def _step_from(row: Row[Any]) -> ApprovalStep:
+    return ApprovalStep(
+        id=row.step_id,
+        step_order=row.step_order,
+        required_level=row.required_level,
+        team_scope=TeamScope.parse(row.team_scope),
+        is_required=row.is_required is not False,
+        description=row.step_description,
+    )
+
+
+def _policies_from(rows: Iterable[Row[Any]]) -> tuple[Policy, ...]:
+    """Policies from rows of `POLICY_COLUMNS`, one per step, grouped by policy in order."""
+    found: dict[int, tuple[Row[Any], list[ApprovalStep]]] = {}
+    for row in rows:
+        _, steps = found.setdefault(row.id, (row, []))
+        if row.step_id is not None:
+            steps.append(_step_from(row))
+    return tuple(
+        Policy(
+            id=PolicyId(row.id),
+            company_id=CompanyId(row.company_id),
+            category=row.category,
+            name=row.name,
+            description=row.description,
+            min_amount=row.min_amount,
+            max_amount=row.max_amount,
+            steps=tuple(steps),
+            active=row.active is not False,
+            created_at=row.created_at,
+        )
+        for row, steps in found.values()
+    )
+
+
+def _team_from(row: Row[Any]) -> Team:
+    return Team(TeamId(row.id), CompanyId(row.company_id), row.name, row.is_company_wide is True)
+
+
+def _level_from(row: Row[Any]) -> HierarchyLevel:
+    return HierarchyLevel(
+        LevelId(row.id),
+        CompanyId(row.company_id),
+        TeamId(row.team_id),
+        row.level_number,
+        row.level_name,
+    )
+
+
+# --- the repository --------------------------------------------------------------------------
+
+
+class SqlOrg:
+    """`OrgRepository` over the SQL tables."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    def member(self, user_id: UserId) -> Member:
+        row = self._link.read(_MEMBER, {"user_id": user_id}).first()
+        if row is None:
+            raise UnknownUser(user_id)
+        return member_from(row)
+
+    def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
+        # Each step's scope and most senior allowed level, as the memory adapter computes them.
+        scopes: list[tuple[int | None, int]] = []
+        for step in steps:
+            scope = step.team_scope
+            team = None if scope.kind is ScopeKind.COMPANY_WIDE else scope.team_id
+            if scope.kind is ScopeKind.SUBMITTER:
+                team = submitter.user.team_id
+            top = step.required_level
+            if scope.demands_seniority:
+                top = min(top, submitter.level_number - 1)
+            scopes.append((team, top))
+        params: dict[str, Any] = {
+            "company_id": submitter.user.company_id,
+            "submitter_id": submitter.id,
+            "manager_id": submitter.user.manager_id,
+            "wanted": len(steps),
+        }
+        if self._link.is_sqlite:
+            statement, params["steps"] = _POOL_SQLITE, json.dumps(scopes)
+        else:
+            statement = _POOL_PG
+            params["teams"] = [team for team, _ in scopes]
+            params["tops"] = [top for _, top in scopes]
+        rows = self._link.read(statement, params).all()
+        managers = {row.id: member_from(row) for row in rows if row.source == "chain"}
+        candidates = {row.id: member_from(row) for row in rows if row.source == "candidate"}
+        return ApproverPool(_chain(submitter, managers), tuple(candidates.values()))
+
+    def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
+        rows = self._link.read(_POLICY, {"company_id": company_id, "policy_id": policy_id})
+        found = _policies_from(rows)
+        if not found:
+            raise UnknownPolicy(policy_id)
+        return found[0]
+
+    def policies(self, company_id: CompanyId, category: str) -> tuple[Policy, ...]:
+        rows = self._link.read(_POLICIES, {"company_id": company_id, "category": category})
+        return _policies_from(rows)
+
+    def company(self, company_id: CompanyId) -> Company:
+        row = self._link.read(_COMPANY, {"company_id": company_id}).first()
+        if row is None:
+            raise UnknownCompany(company_id)
+        return Company(CompanyId(row.id), row.name)
+
+    def team(self, company_id: CompanyId, team_id: TeamId) -> Team:
+        row = self._link.read(_TEAM, {"company_id": company_id, "team_id": team_id}).first()
+        if row is None:
+            raise UnknownTeam(team_id)
+        return _team_from(row)
+
+    def level(self, company_id: CompanyId, level_id: LevelId) -> HierarchyLevel:
+        row = self._link.read(_LEVEL, {"company_id": company_id, "level_id": level_id}).first()
+        if row is None:
+            raise UnknownLevel(level_id)
+        return _level_from(row)
+
+    def user_by_email(self, company_id: CompanyId, email: str) -> User | None:
+        row = self._link.read(_USER_BY_EMAIL, {"company_id": company_id, "email": email}).first()
+        return None if row is None else _user_from(row)
+
+    def add_company(self, name: str) -> Company:
+        company_id = self._link.write(_ADD_COMPANY, {"name": name}).scalar_one()
+        return Company(CompanyId(company_id), name)
+
+    def add_team(self, team: Team) -> Team:
+        values = {
+            "company_id": team.company_id,
+            "name": team.name,
+            "is_company_wide": team.is_company_wide,
+        }
+        team_id = self._insert(_ADD_TEAM, values)
+        if team_id is None:
+            raise DuplicateName("team", team.name)
+        return Team(TeamId(team_id), team.company_id, team.name, team.is_company_wide)
+
+    def add_level(self, level: HierarchyLevel) -> HierarchyLevel:
+        values = {
+            "company_id": level.company_id,
+            "team_id": level.team_id,
+            "level_number": level.level_number,
+            "level_name": level.level_name,
+        }
+        level_id = self._insert(_ADD_LEVEL, values)
+        if level_id is None:
+            raise DuplicateName("level", f"{level.level_number} in team {level.team_id}")
+        return HierarchyLevel(
+            LevelId(level_id), level.company_id, level.team_id, level.level_number, level.level_name
+        )
+
+    def add_user(self, user: User) -> User:
+        values = {
+            "company_id": user.company_id,
+            "team_id": user.team_id,
+            "email": user.email,
+            "name": user.name,
+            "hierarchy_level_id": user.hierarchy_level_id,
+            "active": user.active,
+            "manager_id": user.manager_id,
+            "role": str(user.role),
+        }
+        user_id = self._insert(_ADD_USER, values)
+        if user_id is None:
+            raise DuplicateEmail(user.email)
+        return User(
+            id=UserId(user_id),
+            company_id=user.company_id,
+            team_id=user.team_id,
+            email=user.email,
+            name=user.name,
+            hierarchy_level_id=user.hierarchy_level_id,
+            active=user.active,
+            manager_id=user.manager_id,
+            role=user.role,
+        )
+
+    def add_policy(self, policy: Policy) -> Policy:
+        created_at = policy.created_at or datetime.now(UTC)
+        values = {
+            "company_id": policy.company_id,
+            "category": policy.category,
+            "name": policy.name,
+            "description": policy.description,
+            "min_amount": policy.min_amount,
+            "max_amount": policy.max_amount,
+            "created_at": created_at,
+            "active": policy.active,
+        }
+        policy_id = self._insert(_ADD_POLICY, values)
+        if policy_id is None:
+            # The seed's schema allows one policy per company, category and min_amount.
+            raise DuplicateName("policy", f"{policy.category} from {policy.min_amount}")
+        steps = [
+            {
+                "policy_id": policy_id,
+                "company_id": policy.company_id,
+                "step_order": s.step_order,
+                "required_level": s.required_level,
+                "team_scope": str(s.team_scope),
+                "is_required": s.is_required,
+                "description": s.description,
+            }
+            for s in policy.steps
+        ]
+        ids = self._link.write(_ADD_STEPS, steps).scalars().all() if steps else []
+        return Policy(
+            id=PolicyId(policy_id),
+            company_id=policy.company_id,
+            category=policy.category,
+            name=policy.name,
+            description=policy.description,
+            min_amount=policy.min_amount,
+            max_amount=policy.max_amount,
+            steps=tuple(
+                ApprovalStep(
+                    id=step_id,
+                    step_order=s.step_order,
+                    required_level=s.required_level,
+                    team_scope=s.team_scope,
+                    is_required=s.is_required,
+                    description=s.description,
+                )
+                for step_id, s in zip(ids, policy.steps, strict=True)
+            ),
+            active=policy.active,
+            created_at=created_at,
+        )
+
+    def _insert(
+        self, statements: tuple[Executable, Executable], values: dict[str, Any]
+    ) -> int | None:
+        statement = statements[1] if self._link.is_sqlite else statements[0]
+        found: int | None = self._link.write(statement, values).scalar()
+        return found
+
+
+def _chain(submitter: Member, managers: dict[int, Member]) -> tuple[Member, ...]:
+    """The reporting chain, nearest manager first, up to the first repeat (a cycle)."""
+    chain: list[Member] = []
+    seen = {submitter.id}
+    manager_id = submitter.user.manager_id
+    while manager_id is not None and manager_id not in seen and manager_id in managers:
+        manager = managers[manager_id]
+        seen.add(manager_id)
+        chain.append(manager)
+        manager_id = manager.user.manager_id
+    return tuple(chain)

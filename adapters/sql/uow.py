@@ -1,0 +1,35 @@
+"""The SQL unit of work: one connection, one transaction, every repository on it."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from sqlalchemy.engine import Engine
+
+from adapters.sql.access import SqlIdempotency, SqlTokens
+from adapters.sql.expenses import SqlExpenses
+from adapters.sql.link import Link
+from adapters.sql.org import SqlOrg
+
+
+class SqlUnitOfWork:
+    """Everything done through it is committed together or not at all.
+
+    It reads in autocommit until its first write, then holds one transaction (see `Link`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._link = Link(engine)
+        self.org = SqlOrg(self._link)
+        self.expenses = SqlExpenses(self._link)
+        self.idempotency = SqlIdempotency(self._link)
+        self.tokens = SqlTokens(self._link)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._link.close()
+
+    def commit(self) -> None:
+        self._link.commit()
