@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit run bench-memory clean
+.PHONY: install test lint typecheck unit run serve bench-memory clean
 
 install: $(STAMP)
 
@@ -25,6 +25,17 @@ lint: install
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
+
+## make run: migrate and seed the embedded database (DATABASE_URL to use another), serve on :4000
+run: install
+	$(BIN)/expense-tracker db upgrade
+	$(BIN)/expense-tracker seed demo
+	$(BIN)/expense-tracker serve
+
+## make serve: migrate the configured database and serve it as it is (no demo data)
+serve: install
+	$(BIN)/expense-tracker db upgrade
+	$(BIN)/expense-tracker serve
 
 ## make bench-memory: submit-and-approve cycles per second of the in-memory engine
 bench-memory: install
