@@ -1,0 +1,76 @@
+"""UnitOfWork: all or nothing, and what it sees of its own writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from expense_core.errors import UnknownCompany, UnknownExpense, UnknownTeam
+from expense_core.model import Team, TeamId
+from expense_core.ports import UnitOfWork
+from expense_core.services import ExpenseService, SubmitExpense
+from tests.contract.support import Org, money
+
+
+class Boom(Exception):
+    pass
+
+
+def test_nothing_survives_a_unit_of_work_left_uncommitted(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    expense = expenses.submit(
+        SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
+    ).expense
+    with new_uow() as uow:
+        company = uow.org.add_company("Ghost Ltd")
+        team = uow.org.add_team(Team(TeamId(0), org.id, "Ghosts"))
+        loaded = uow.expenses.get_for_update(org.id, expense.id)
+        new_id = uow.expenses.add(loaded, ())
+        uow.idempotency.remember(org.person(7), "ghost-key", "f" * 64, new_id)
+        uow.tokens.add("ghost0000000000t", org.person(7), "h" * 64, datetime.now(UTC))
+        assert uow.org.company(company.id) == company  # visible inside
+    with new_uow() as uow:
+        with pytest.raises(UnknownCompany):
+            uow.org.company(company.id)
+        with pytest.raises(UnknownTeam):
+            uow.org.team(org.id, team.id)
+        with pytest.raises(UnknownExpense):
+            uow.expenses.get(org.id, new_id)
+        assert uow.idempotency.recall(org.person(7), "ghost-key") is None
+        assert uow.tokens.holder("ghost0000000000t") is None
+        assert uow.expenses.get(org.id, expense.id) == expense
+
+
+def test_an_error_rolls_everything_back(new_uow: Callable[[], UnitOfWork], org: Org) -> None:
+    added: list[Team] = []
+
+    def doomed() -> None:
+        with new_uow() as uow:
+            added.append(uow.org.add_team(Team(TeamId(0), org.id, "Doomed")))
+            raise Boom
+
+    with pytest.raises(Boom):
+        doomed()
+    team = added[0]
+    with new_uow() as uow, pytest.raises(UnknownTeam):
+        uow.org.team(org.id, team.id)
+
+
+def test_what_is_committed_stays(new_uow: Callable[[], UnitOfWork], org: Org) -> None:
+    with new_uow() as uow:
+        team = uow.org.add_team(Team(TeamId(0), org.id, "Kept"))
+        uow.commit()
+    with new_uow() as uow:
+        assert uow.org.team(org.id, team.id) == team
+
+
+def test_a_read_only_unit_of_work_needs_no_commit(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    for _ in range(3):
+        with new_uow() as uow:
+            assert uow.org.company(org.id) == org.company
+            assert uow.org.member(org.person(7)).user == org.people[7]
