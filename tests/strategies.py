@@ -7,6 +7,7 @@ generated organisation obeys the rules a real one does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import attrs
@@ -147,42 +148,50 @@ class BuiltOrg:
         )
 
 
+# Strategies are built once: building one per draw costs more than the draw.
+_COMPANIES = st.integers(1, 2)
+_TEAMS = st.integers(1, 3)
+_LADDER = st.sets(st.integers(1, 10), min_size=2, max_size=7)
+_SEATS = st.sampled_from((1, 0, 2))  # most rungs hold one person; some are vacant, some two
+_ACTIVE = st.integers(0, 6).map(lambda n: n < 6)  # shrinks towards active
+_MANAGER = st.sampled_from(("none", "senior", "anyone"))
+_PICK = st.integers(0, 1 << 16)
+
+
 @st.composite
 def org_plans(draw: st.DrawFn) -> OrgPlan:
     """One or two companies of 1-3 teams each, with ladders of 2-7 rungs, some vacant, some held
     by two people; senior people first, some inactive, some reporting to an earlier colleague."""
-    companies = draw(st.integers(1, 2))
+    companies = draw(_COMPANIES)
     teams: list[TeamPlan] = []
     for company in range(companies):
-        for index in range(draw(st.integers(1, 3))):
-            ladder = draw(st.sets(st.integers(1, 10), min_size=2, max_size=7))
+        for index in range(draw(_TEAMS)):
             teams.append(
                 TeamPlan(
                     company=company,
                     name=f"team-{index}",
-                    levels=tuple(sorted(ladder)),
+                    levels=tuple(sorted(draw(_LADDER))),
                     is_company_wide=draw(st.booleans()),
                 )
             )
     users: list[UserPlan] = []
     for team_index, team in enumerate(teams):
-        # Most rungs hold one person; some are vacant, some hold two.
-        rungs = [n for n in team.levels for _ in range(draw(st.sampled_from((1, 0, 2))))]
-        rungs = rungs or [team.levels[-1]]
+        rungs = [n for n in team.levels for _ in range(draw(_SEATS))] or [team.levels[-1]]
         for level in rungs:
             colleagues = [i for i, u in enumerate(users) if u.company == team.company]
             seniors = [i for i in colleagues if users[i].level < level] or colleagues
+            manager = None
+            kind = draw(_MANAGER) if colleagues else "none"
+            if kind != "none":
+                pool = seniors if kind == "senior" else colleagues
+                manager = pool[draw(_PICK) % len(pool)]
             users.append(
                 UserPlan(
                     company=team.company,
                     team=team_index,
                     level=level,
-                    active=draw(st.integers(0, 6)) < 6,  # simplest is active
-                    manager=(
-                        draw(st.none() | st.sampled_from(seniors) | st.sampled_from(colleagues))
-                        if colleagues
-                        else None
-                    ),
+                    active=draw(_ACTIVE),
+                    manager=manager,
                 )
             )
     return OrgPlan(companies, tuple(teams), tuple(users))
@@ -193,6 +202,13 @@ def step_plans(
 ) -> st.SearchStrategy[tuple[StepPlan, ...]]:
     """1..max_steps steps in any scope (a team scope may name another company's team), their
     levels mostly around `near_level` (the submitter's), where routing is most often possible."""
+    return _step_plans(len(plan.teams), near_level, max_steps)
+
+
+@functools.cache
+def _step_plans(
+    teams: int, near_level: int, max_steps: int
+) -> st.SearchStrategy[tuple[StepPlan, ...]]:
     level = st.integers(max(1, near_level - 2), 10) | st.integers(1, 10)
     scope = st.sampled_from(
         (ScopeKind.SUBMITTER, ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE, ScopeKind.TEAM)
@@ -201,7 +217,7 @@ def step_plans(
         StepPlan,
         required_level=level,
         scope=scope,
-        team=st.integers(0, len(plan.teams) - 1),
+        team=st.integers(0, teams - 1),
         is_required=st.booleans(),
     )
     return st.lists(step, min_size=1, max_size=max_steps).map(tuple)
