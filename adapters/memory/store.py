@@ -50,6 +50,7 @@ from expense_core.model import (
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 
 _MISSING: Any = object()
+Ladder = tuple[list[tuple[int, int]], list[Member]]
 
 
 @attrs.define
@@ -76,7 +77,7 @@ class MemoryStore:
         self.lock = threading.RLock()
         self.tables = _Tables()
         # Sorted "nearest first" member lists per company and per team; rebuilt after user writes.
-        self._ladders: dict[tuple[str, int], tuple[list[tuple[int, int]], list[Member]]] = {}
+        self._ladders: dict[tuple[str, int], Ladder] | None = None
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
@@ -86,24 +87,29 @@ class MemoryStore:
         self.tables.counters[table] = value
         return value
 
-    def ladder(self, kind: str, key: int) -> tuple[list[tuple[int, int]], list[Member]]:
-        found = self._ladders.get((kind, key))
-        if found is None:
-            t = self.tables
-            members = sorted(
-                (
-                    Member(u, t.levels[u.hierarchy_level_id])
-                    for u in t.users.values()
-                    if (u.company_id if kind == "company" else u.team_id) == key
-                ),
-                key=lambda m: (-m.level_number, m.id),
-            )
-            found = ([(-m.level_number, m.id) for m in members], members)
-            self._ladders[(kind, key)] = found
-        return found
+    def ladder(self, kind: str, key: int) -> Ladder:
+        if self._ladders is None:
+            self._ladders = self._build_ladders()
+        return self._ladders.get((kind, key), ([], []))
+
+    def _build_ladders(self) -> dict[tuple[str, int], Ladder]:
+        # One pass over everyone builds every ladder: building them one by one would scan all
+        # users once per company and per team.
+        t = self.tables
+        ladders: dict[tuple[str, int], Ladder] = {}
+        everyone = sorted(
+            (Member(u, t.levels[u.hierarchy_level_id]) for u in t.users.values()),
+            key=lambda m: (-m.level_number, m.id),
+        )
+        for member in everyone:
+            for where in (("company", member.user.company_id), ("team", member.user.team_id)):
+                keys, members = ladders.setdefault(where, ([], []))
+                keys.append((-member.level_number, member.id))
+                members.append(member)
+        return ladders
 
     def forget_ladders(self) -> None:
-        self._ladders.clear()
+        self._ladders = None
 
 
 class MemoryUnitOfWork:
