@@ -284,6 +284,31 @@ def test_a_new_user_joins_approver_resolution(org: OrgService, expenses: Expense
     assert [m.id for m in submitted.approvers] == [second_manager.id, UserId(5)]
 
 
+def test_someone_joining_after_routing_began_is_routed_to_from_then_on(
+    org: OrgService, expenses: ExpenseService
+) -> None:
+    finance = org.create_team(TECHCORP, "Finance")
+    controller_level = org.create_level(TECHCORP, finance.id, 4, "Controller")
+    analyst_level = org.create_level(TECHCORP, finance.id, 7, "Analyst")
+    controller = org.create_user(
+        new_user(team_id=finance.id, hierarchy_level_id=controller_level.id, email="c@t.com")
+    )
+    analyst = org.create_user(
+        new_user(team_id=finance.id, hierarchy_level_id=analyst_level.id, email="a@t.com")
+    )
+
+    def first_approver() -> UserId:
+        command = SubmitExpense(user_id=analyst.id, category="equipment", amount=money("90.00"))
+        return expenses.submit(command).approvers[0].id
+
+    assert first_approver() == controller.id  # nobody at the Manager rung yet
+    manager_level = org.create_level(TECHCORP, finance.id, 6, "Finance Manager")
+    manager = org.create_user(
+        new_user(team_id=finance.id, hierarchy_level_id=manager_level.id, email="m@t.com")
+    )
+    assert first_approver() == manager.id
+
+
 # --- policies --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Load tests and benchmarks; run them, never import them from the application."""
