@@ -137,7 +137,11 @@ def run(service: ExpenseService, plan: Sequence[tuple[CompanyId, UserId, PolicyI
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_memory", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench_memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--users", type=int, default=10_000, help="people in the organisation")
     parser.add_argument("--expenses", type=int, default=20_000, help="cycles to time")
     parser.add_argument("--seed", type=int, default=1, help="seed for picking submitters")
