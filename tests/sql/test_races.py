@@ -1,0 +1,213 @@
+"""Racing decisions from many threads, each on its own connection, never break the workflow.
+
+For every expense, duplicate approvals of each step, a rejection and duplicate withdrawals race.
+Afterwards, for every expense: DESIGN §2's invariant holds (approved exactly when no required
+approval is pending and none is rejected), each group of duplicates has exactly one winner
+(none when the expense closed first), and the history holds exactly the winners' events, each
+decision's events together, in the order the decisions were made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+
+from adapters.sql import SqlDatabase
+from expense_core.errors import DomainError, Unavailable
+from expense_core.model import (
+    ApprovalStatus,
+    ApprovalStep,
+    EventKind,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    UserId,
+)
+from expense_core.services import (
+    ApproveStep,
+    ExpenseService,
+    RejectExpense,
+    SubmitExpense,
+    WithdrawExpense,
+)
+from expense_core.workflow import Decision
+from tests.contract.support import Org, add_policy, money, tech_corp
+
+
+class SharedClock:
+    """A clock safe to share between threads: every reading is a distinct, later instant."""
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+        self._start = datetime(2025, 8, 25, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._start + timedelta(microseconds=next(self._ticks))  # count() is atomic
+
+
+@attrs.frozen
+class Attempt:
+    expense_id: ExpenseId
+    actor: UserId
+    kind: str  # approve | reject | withdraw
+    group: str  # attempts of one group compete for one outcome
+
+
+@attrs.frozen
+class Outcome:
+    attempt: Attempt
+    decision: Decision | None
+    refusal: DomainError | None
+
+
+# Per expense: step 1 (Frank), step 2 (Eve) and the optional step 3 (David), each approved three
+# times at once; Frank's rejection races his approvals; Grace withdraws twice.
+ATTEMPTS = (
+    (6, "approve", "step 1"),
+    (6, "approve", "step 1"),
+    (6, "approve", "step 1"),
+    (6, "reject", "step 1"),
+    (5, "approve", "step 2"),
+    (5, "approve", "step 2"),
+    (4, "approve", "step 3"),
+    (4, "approve", "step 3"),
+    (7, "withdraw", "withdrawal"),
+    (7, "withdraw", "withdrawal"),
+)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("postgres", 240, 16), marks=pytest.mark.postgres, id="postgres"),
+        pytest.param(("sqlite", 40, 8), id="sqlite"),
+    ]
+)
+def race(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
+    dialect, expenses, threads = request.param
+    url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
+    db = SqlDatabase.connect(url, pool_size=threads)
+    yield db, expenses, threads
+    db.dispose()
+
+
+def test_racing_decisions_keep_every_expense_consistent(
+    race: tuple[SqlDatabase, int, int],
+) -> None:
+    db, how_many, threads = race
+    org = tech_corp(db.unit_of_work)
+    policy = add_policy(
+        db.unit_of_work,
+        org.id,
+        "race",
+        (
+            ApprovalStep(step_order=1, required_level=6),
+            ApprovalStep(step_order=2, required_level=5),
+            ApprovalStep(step_order=3, required_level=4, is_required=False),
+        ),
+    )
+    service = ExpenseService(db.unit_of_work, SharedClock())
+    ids = [
+        service.submit(
+            SubmitExpense(user_id=org.person(7), policy_id=policy.id, amount=money("50.00"))
+        ).expense.id
+        for _ in range(how_many)
+    ]
+    shuffle = random.Random(20250825).shuffle  # noqa: S311 -- test data, not secrets
+    attempts: list[Attempt] = []
+    for expense_id in ids:
+        mine = [Attempt(expense_id, org.person(w), kind, group) for w, kind, group in ATTEMPTS]
+        shuffle(mine)
+        attempts += mine  # one expense's attempts side by side: the threads fight over it
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        outcomes = list(pool.map(_attempt(service, org), attempts))
+
+    unexpected = [o.refusal for o in outcomes if isinstance(o.refusal, Unavailable)]
+    assert unexpected == []
+    by_expense: dict[ExpenseId, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_expense.setdefault(outcome.attempt.expense_id, []).append(outcome)
+    with db.unit_of_work() as uow:
+        for expense_id in ids:
+            expense = uow.expenses.get(org.id, expense_id)
+            history = uow.expenses.history(org.id, expense_id)
+            _check(expense, history, by_expense[expense_id])
+    kinds = Counter(o.decision is not None for o in outcomes)
+    assert kinds[True] >= how_many  # every expense saw at least one decision
+    assert len(outcomes) == how_many * len(ATTEMPTS)
+
+
+def _attempt(service: ExpenseService, org: Org) -> Callable[[Attempt], Outcome]:
+    def run(attempt: Attempt) -> Outcome:
+        try:
+            if attempt.kind == "approve":
+                decision = service.approve(
+                    ApproveStep(expense_id=attempt.expense_id, user_id=attempt.actor, comments="ok")
+                )
+            elif attempt.kind == "reject":
+                decision = service.reject(
+                    RejectExpense(expense_id=attempt.expense_id, user_id=attempt.actor, reason="no")
+                )
+            else:
+                decision = service.withdraw(
+                    WithdrawExpense(expense_id=attempt.expense_id, user_id=attempt.actor)
+                )
+        except DomainError as refusal:
+            return Outcome(attempt, None, refusal)
+        return Outcome(attempt, decision, None)
+
+    return run
+
+
+def _check(expense: Expense, history: tuple[ExpenseEvent, ...], outcomes: list[Outcome]) -> None:
+    status = {a.step_number: a.status for a in expense.approvals}
+    required = [a for a in expense.approvals if a.required]
+    # DESIGN §2: approved exactly when no required approval is pending and none is rejected;
+    # a withdrawal instead skips what is pending, so it is the one other way to settle.
+    settled = not any(a.is_pending for a in required)
+    rejected = any(a.status is ApprovalStatus.REJECTED for a in expense.approvals)
+    withdrawn = expense.status is ExpenseStatus.WITHDRAWN
+    assert (expense.status is ExpenseStatus.APPROVED) == (
+        settled and not rejected and not withdrawn
+    )
+    assert (expense.status is ExpenseStatus.APPROVED) == all(
+        a.status is ApprovalStatus.APPROVED for a in required
+    )
+    assert (expense.status is ExpenseStatus.REJECTED) == rejected
+    if withdrawn:
+        assert any(a.status is ApprovalStatus.SKIPPED for a in required)
+    if expense.is_terminal:
+        assert expense.completed_at is not None
+        assert not any(a.is_pending for a in expense.approvals)
+    else:
+        assert expense.completed_at is None
+        assert not settled
+
+    # Exactly one winner per group of duplicates, unless the expense closed before its turn.
+    won = Counter(o.attempt.group for o in outcomes if o.decision is not None)
+    decided = {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED}
+    assert won["step 1"] == (status[1] in decided)
+    assert won["step 2"] == (status[2] is ApprovalStatus.APPROVED)
+    assert won["step 3"] == (status[3] is ApprovalStatus.APPROVED)
+    assert won["withdrawal"] == (expense.status is ExpenseStatus.WITHDRAWN)
+    rejections = [o for o in outcomes if o.decision and o.attempt.kind == "reject"]
+    assert len(rejections) == (status[1] is ApprovalStatus.REJECTED)
+
+    # The history: the submission, then exactly the winners' events, each decision's together,
+    # in the order the decisions were made (each read the clock while holding the lock).
+    assert history[0].kind is EventKind.SUBMITTED
+    winners = sorted((o.decision for o in outcomes if o.decision), key=lambda d: d.events[0].at)
+    assert history[1:] == tuple(e for d in winners for e in d.events)
+    assert [e.at for e in history] == sorted(e.at for e in history)
+    skipped = {e.step_number for e in history if e.kind is EventKind.SKIPPED}
+    assert skipped == {n for n, s in status.items() if s is ApprovalStatus.SKIPPED}
+    if winners:
+        assert winners[-1].expense == expense

@@ -1,0 +1,186 @@
+"""Few round trips, identical SQL text, reads outside transactions: counted at the cursor.
+
+Every statement the adapter sends passes SQLAlchemy's `before_cursor_execute` event; the
+driver's own BEGIN and COMMIT (psycopg) do not, nor does the pool's liveness ping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+
+from adapters.sql import SqlDatabase
+from expense_core.model import CompanyId, ExpenseId
+from expense_core.services import (
+    ApproveStep,
+    ExpenseService,
+    RejectExpense,
+    SubmitExpense,
+    WithdrawExpense,
+)
+from tests.contract.support import TickingClock, money, tech_corp
+
+# Statements per use case. PostgreSQL: the bounds the design sets. SQLite has no data-modifying
+# CTEs and opens its transactions with an explicit BEGIN IMMEDIATE: it takes a few more.
+MOST = {
+    "postgres": {"submit": 4, "decide": 4, "status": 2},
+    "sqlite": {"submit": 7, "decide": 6, "status": 2},
+}
+
+
+class Recorder:
+    """The statements an engine sends, and whether each ran inside a transaction."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.statements: list[str] = []
+        self.in_transaction: list[bool] = []
+        self._sqlite = db.is_sqlite
+        event.listen(db.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Connection, _c: Any, statement: str, *_: Any) -> None:
+        driver = conn.connection.driver_connection
+        self.statements.append(statement)
+        self.in_transaction.append(
+            bool(driver.in_transaction) if self._sqlite else not driver.autocommit
+        )
+
+    def run(self, action: Callable[[], object]) -> list[str]:
+        self.statements.clear()
+        self.in_transaction.clear()
+        action()
+        return list(self.statements)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest) -> Iterator[SqlDatabase]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    database = SqlDatabase.connect(url, pool_size=1)
+    yield database
+    database.dispose()
+
+
+def _dialect(db: SqlDatabase) -> str:
+    return "sqlite" if db.is_sqlite else "postgres"
+
+
+@pytest.mark.parametrize("known_company", [False, True])
+def test_each_use_case_takes_few_statements(db: SqlDatabase, known_company: bool) -> None:
+    most = MOST[_dialect(db)]
+    org = tech_corp(db.unit_of_work)
+    expenses = ExpenseService(db.unit_of_work, TickingClock())
+    recorder = Recorder(db)
+    company = org.id if known_company else None
+    counts: dict[str, list[int]] = {"submit": [], "decide": [], "status": []}
+
+    def submit(policy: str, amount: str) -> ExpenseId:
+        ids: list[ExpenseId] = []
+
+        def go() -> None:
+            ids.append(
+                expenses.submit(
+                    SubmitExpense(
+                        user_id=org.person(7),
+                        policy_id=getattr(org, policy).id,
+                        amount=money(amount),
+                        company_id=company,
+                    )
+                ).expense.id
+            )
+
+        counts["submit"].append(len(recorder.run(go)))
+        return ids[0]
+
+    def decide(action: Callable[[], object]) -> None:
+        counts["decide"].append(len(recorder.run(action)))
+
+    def approve(expense_id: ExpenseId, who: int) -> Callable[[], object]:
+        command = ApproveStep(expense_id=expense_id, user_id=org.person(who), company_id=company)
+        return lambda: expenses.approve(command)
+
+    def status(expense_id: ExpenseId) -> Callable[[], object]:
+        return lambda: expenses.status(expense_id, company)
+
+    small = submit("small", "10.00")
+    large = submit("large", "2500.00")
+    travel = submit("travel", "99.00")
+    withdrawn = submit("large", "3000.00")
+    decide(approve(small, 6))
+    for who in (6, 5, 4):
+        decide(approve(large, who))
+    rejection = RejectExpense(
+        expense_id=travel, user_id=org.person(6), reason="no", company_id=company
+    )
+    decide(lambda: expenses.reject(rejection))
+    withdrawal = WithdrawExpense(expense_id=withdrawn, user_id=org.person(7), company_id=company)
+    decide(lambda: expenses.withdraw(withdrawal))
+    for expense_id in (small, large, travel, withdrawn):
+        counts["status"].append(len(recorder.run(status(expense_id))))
+
+    for use_case, bound in most.items():
+        assert max(counts[use_case]) <= bound, (use_case, counts[use_case])
+
+
+def test_the_sql_text_does_not_depend_on_how_many_steps(db: SqlDatabase) -> None:
+    org = tech_corp(db.unit_of_work)
+    expenses = ExpenseService(db.unit_of_work, TickingClock())
+    recorder = Recorder(db)
+
+    def submit(policy: str, amount: str) -> list[str]:
+        command = SubmitExpense(
+            user_id=org.person(7), policy_id=getattr(org, policy).id, amount=money(amount)
+        )
+        return recorder.run(lambda: expenses.submit(command))
+
+    one_step, three_steps = submit("small", "10.00"), submit("large", "2500.00")
+    assert one_step == three_steps
+    assert submit("small", "11.00") == one_step
+
+
+def test_reads_run_outside_transactions_and_decisions_inside_one(db: SqlDatabase) -> None:
+    org = tech_corp(db.unit_of_work)
+    expenses = ExpenseService(db.unit_of_work, TickingClock())
+    expense_id = expenses.submit(
+        SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
+    ).expense.id
+    recorder = Recorder(db)
+
+    recorder.run(lambda: expenses.status(expense_id, org.id))
+    recorder.run(lambda: expenses.list_expenses(org.id))
+    assert recorder.in_transaction == [False]
+    recorder.run(lambda: expenses.inbox(org.person(6)))
+    assert recorder.in_transaction == [False, False]  # the actor, then the inbox
+
+    approval = ApproveStep(expense_id=expense_id, user_id=org.person(6))
+    recorder.run(lambda: expenses.approve(approval))
+    # The actor is read in autocommit; the locking read and the writes share one transaction.
+    inside = [
+        in_transaction
+        for statement, in_transaction in zip(
+            recorder.statements, recorder.in_transaction, strict=True
+        )
+        if statement != "BEGIN IMMEDIATE"  # SQLite's: it opens the transaction
+    ]
+    assert inside[0] is False
+    assert all(inside[1:])
+
+
+@pytest.mark.postgres
+def test_repeated_statements_become_prepared_statements(postgres_url: str) -> None:
+    db = SqlDatabase.connect(postgres_url, pool_size=1)
+    try:
+        org = tech_corp(db.unit_of_work)
+        expenses = ExpenseService(db.unit_of_work, TickingClock())
+        expense_id = expenses.submit(
+            SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
+        ).expense.id
+        for _ in range(6):  # psycopg prepares a query after its fifth run on a connection
+            expenses.status(expense_id, CompanyId(org.id))
+        with db.engine.connect() as conn:  # the pool's only connection: the same session
+            prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
+            assert any("FROM expenses JOIN users AS submitter" in s for s in prepared)
+    finally:
+        db.dispose()
