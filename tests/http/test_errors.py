@@ -10,9 +10,10 @@ import pytest
 from litestar import get
 from litestar.testing import TestClient
 
-from entrypoints.container import Container
+from entrypoints.container import Container, container_for
 from entrypoints.http import create_app
 from entrypoints.http.errors import status_of
+from entrypoints.settings import Settings
 from expense_core import errors
 from expense_core.errors import DomainError, Unavailable
 from tests.http.conftest import Client
@@ -130,3 +131,27 @@ def test_error_bodies_carry_detail_and_code(
     assert set(response.json()) == {"detail", "code"}
     assert isinstance(response.json()["detail"], str)
     assert response.json()["detail"]
+
+
+UNREACHABLE = "postgresql+psycopg://nobody:secret@127.0.0.1:1/nothing"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/health/ready", None),
+        ("POST", "/api/expenses", {"user_id": 7, "policy_id": 1, "amount": 5}),
+        ("GET", "/api/expenses/1/status", None),
+    ],
+)
+def test_a_database_that_is_down_answers_503(method: str, path: str, body: object) -> None:
+    # The real SQL adapter, pointed at a port nothing listens on.
+    container = container_for(Settings(database_url=UNREACHABLE))
+    with TestClient(create_app(container)) as client:
+        response = client.request(method, path, json=body)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "secret" not in response.text
+    assert "psycopg" not in response.text
