@@ -98,7 +98,18 @@ def domain_error_response(request: Request[Any, Any, Any], exc: DomainError) -> 
     status = status_of(exc)
     if status == 500:
         return unexpected_error_response(request, exc)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    headers = None
+    if status == 503:
+        # The client hears only "retry"; operators need the cause, which stays in the log.
+        cause = exc.__cause__
+        log.warning(
+            "database unavailable (request %s, %s %s): %s",
+            request_id_of(request),
+            request.method,
+            request.url.path,
+            _first_line(cause) if cause is not None else exc.message,
+        )
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="expense-tracker"'}
     return _respond(status, ErrorBody(detail=exc.message, code=exc.code), headers)
@@ -121,6 +132,11 @@ def _describe(problem: Mapping[str, Any]) -> str:
         return f"body: {message}"
     where = getattr(source, "value", source) or "request"
     return f"{key} ({where}): {message}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

@@ -144,10 +144,12 @@ UNREACHABLE = "postgresql+psycopg://nobody:secret@127.0.0.1:1/nothing"
         ("GET", "/api/expenses/1/status", None),
     ],
 )
-def test_a_database_that_is_down_answers_503(method: str, path: str, body: object) -> None:
+def test_a_database_that_is_down_answers_503(
+    method: str, path: str, body: object, caplog: pytest.LogCaptureFixture
+) -> None:
     # The real SQL adapter, pointed at a port nothing listens on.
     container = container_for(Settings(database_url=UNREACHABLE))
-    with TestClient(create_app(container)) as client:
+    with TestClient(create_app(container)) as client, caplog.at_level(logging.WARNING):
         response = client.request(method, path, json=body)
 
     assert response.status_code == 503
@@ -155,3 +157,6 @@ def test_a_database_that_is_down_answers_503(method: str, path: str, body: objec
     assert int(response.headers["Retry-After"]) > 0
     assert "secret" not in response.text
     assert "psycopg" not in response.text
+    # Operators find the cause in the log, under the request's id.
+    request_id = response.headers["X-Request-ID"]
+    assert any(request_id in r.getMessage() for r in caplog.records), caplog.text

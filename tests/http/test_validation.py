@@ -318,3 +318,14 @@ def test_no_query_makes_a_server_error(client: Client, value: str, name: str, pa
     response = client.get(path, params={name: value})
 
     assert response.status_code < 500, response.text
+
+
+def test_a_chunked_body_over_the_limit_is_refused(client: Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"user_id": 7, "policy_id": 1, "amount": 5, "description": "'
+        yield from (b"x" * 1024 for _ in range(80))
+        yield b'"}'
+
+    response = client.post("/api/expenses", content=chunks(), headers=JSON)
+
+    assert response.status_code == 413
