@@ -295,15 +295,21 @@ _SQLITE_CLOSE = (
 
 # --- the status page, lists, inbox, history --------------------------------------------------
 
+
+def _same_tenant(target: Any, source: Any, reference: str) -> Any:
+    """Join `source.<reference>` to `target.id` within one company (colocated if distributed)."""
+    return and_(target.c.id == source.c[reference], target.c.company_id == source.c.company_id)
+
+
 _approver = users.alias("approver")
 _submitter = users.alias("submitter")
 
 
 @functools.cache
 def _view(any_company: bool) -> Executable:
-    named_approvals = approvals.join(_approver, _approver.c.id == approvals.c.approver_id).join(
-        hierarchy_levels, hierarchy_levels.c.id == approvals.c.approver_level_id
-    )
+    named_approvals = approvals.join(
+        _approver, _same_tenant(_approver, approvals, "approver_id")
+    ).join(hierarchy_levels, _same_tenant(hierarchy_levels, approvals, "approver_level_id"))
     where = expenses.c.id == bindparam("expense") if any_company else _THIS_EXPENSE
     return (
         select(
@@ -315,8 +321,8 @@ def _view(any_company: bool) -> Executable:
             hierarchy_levels.c.level_name,
         )
         .select_from(
-            expenses.join(_submitter, _submitter.c.id == expenses.c.user_id)
-            .join(policies, policies.c.id == expenses.c.policy_id)
+            expenses.join(_submitter, _same_tenant(_submitter, expenses, "user_id"))
+            .join(policies, _same_tenant(policies, expenses, "policy_id"))
             .outerjoin(named_approvals, _its_approvals())
         )
         .where(where)
@@ -377,8 +383,8 @@ def _inbox() -> Executable:
                     expenses.c.company_id == approvals.c.company_id,
                 ),
             )
-            .join(_submitter, _submitter.c.id == expenses.c.user_id)
-            .join(policies, policies.c.id == expenses.c.policy_id)
+            .join(_submitter, _same_tenant(_submitter, expenses, "user_id"))
+            .join(policies, _same_tenant(policies, expenses, "policy_id"))
         )
         .where(
             approvals.c.company_id == bindparam("company"),

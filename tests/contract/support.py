@@ -10,6 +10,7 @@ from decimal import Decimal
 import attrs
 
 from expense_core.model import (
+    SUBMITTER_SCOPE,
     ApprovalStep,
     Company,
     CompanyId,
@@ -75,7 +76,7 @@ class Org:
 def steps(*levels: int, scope: TeamScope | None = None) -> tuple[ApprovalStep, ...]:
     """Required steps asking for these levels, in order."""
     return tuple(
-        ApprovalStep(step_order=i, required_level=level, **({"team_scope": scope} if scope else {}))
+        ApprovalStep(step_order=i, required_level=level, team_scope=scope or SUBMITTER_SCOPE)
         for i, level in enumerate(levels, start=1)
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import attrs
 import pytest
 
 from expense_core.approvers import ineligibility, resolve_approvers
@@ -41,7 +42,7 @@ from tests.contract.support import Org, add_policy, money, steps, tech_corp
 NOBODY = 2_000_000_000  # an id no test ever creates
 
 
-def _user(org: Org, team: TeamId, level: LevelId, email: str, **kw: object) -> User:
+def _user(org: Org, team: TeamId, level: LevelId, email: str) -> User:
     return User(
         id=UserId(0),
         company_id=org.id,
@@ -49,7 +50,6 @@ def _user(org: Org, team: TeamId, level: LevelId, email: str, **kw: object) -> U
         email=email,
         name=email.split("@")[0].title(),
         hierarchy_level_id=level,
-        **kw,  # type: ignore[arg-type]  -- test shorthand for the optional fields
     )
 
 
@@ -113,16 +113,9 @@ def test_a_member_is_a_user_with_their_level(new_uow: Callable[[], UnitOfWork], 
 
 def test_a_user_reads_back_with_every_field(new_uow: Callable[[], UnitOfWork], org: Org) -> None:
     with new_uow() as uow:
+        zoe = _user(org, org.team.id, org.levels[7].id, "zoe@techcorp.example")
         added = uow.org.add_user(
-            _user(
-                org,
-                org.team.id,
-                org.levels[7].id,
-                "zoe@techcorp.example",
-                active=False,
-                manager_id=org.person(6),
-                role=Role.ADMIN,
-            )
+            attrs.evolve(zoe, active=False, manager_id=org.person(6), role=Role.ADMIN)
         )
         uow.commit()
     assert added.id > 0
@@ -248,20 +241,20 @@ def _crowded(new_uow: Callable[[], UnitOfWork]) -> tuple[Org, Team, dict[int, li
             )
     finance = service.create_team(org.id, "Finance", is_company_wide=True)
     for number in (2, 4, 6):
-        level = service.create_level(org.id, finance.id, number, f"Finance {number}")
+        rung = service.create_level(org.id, finance.id, number, f"Finance {number}")
         service.create_user(
             NewUser(
                 company_id=org.id,
                 team_id=finance.id,
                 email=f"finance-{number}@techcorp.example",
                 name=f"Finance {number}",
-                hierarchy_level_id=level.id,
+                hierarchy_level_id=rung.id,
             )
         )
     return org, finance, crowd
 
 
-def _everyone(uow: UnitOfWork, org: Org, ids: list[UserId]) -> list[Member]:
+def _members(uow: UnitOfWork, ids: list[UserId]) -> list[Member]:
     return [uow.org.member(i) for i in ids]
 
 
@@ -282,7 +275,7 @@ def test_the_pool_offers_each_step_its_nearest_eligible_members(
         finance_people = [
             uow.org.user_by_email(org.id, f"finance-{n}@techcorp.example") for n in (2, 4, 6)
         ]
-        people = _everyone(uow, org, people_ids + [u.id for u in finance_people if u])
+        people = _members(uow, people_ids + [u.id for u in finance_people if u])
     offered = {m.id for m in pool.everyone()}
     for step in policy_steps:
         eligible = sorted(

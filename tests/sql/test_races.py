@@ -211,3 +211,32 @@ def _check(expense: Expense, history: tuple[ExpenseEvent, ...], outcomes: list[O
     assert skipped == {n for n, s in status.items() if s is ApprovalStatus.SKIPPED}
     if winners:
         assert winners[-1].expense == expense
+
+
+def test_twin_submissions_with_one_key_store_one_expense(
+    race: tuple[SqlDatabase, int, int],
+) -> None:
+    db, _, threads = race
+    org = tech_corp(db.unit_of_work)
+    service = ExpenseService(db.unit_of_work, SharedClock())
+    keys = [f"twin-{k}" for k in range(20)]
+    commands = [
+        SubmitExpense(
+            user_id=org.person(7),
+            policy_id=org.small.id,
+            amount=money("10.00"),
+            idempotency_key=key,
+        )
+        for key in keys
+        for _ in range(threads)  # all twins of one key side by side
+    ]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(service.submit, commands))
+
+    for key in keys:
+        twins = [r for c, r in zip(commands, results, strict=True) if c.idempotency_key == key]
+        assert len({r.expense.id for r in twins}) == 1
+        assert sum(not r.replayed for r in twins) == 1
+    stored = service.list_expenses(org.id, limit=100).items
+    assert sorted(s.id for s in stored) == sorted({r.expense.id for r in results})
+    assert len(stored) == len(keys)

@@ -42,7 +42,7 @@ class Recorder:
         event.listen(db.engine, "before_cursor_execute", self._record)
 
     def _record(self, conn: Connection, _c: Any, statement: str, *_: Any) -> None:
-        driver = conn.connection.driver_connection
+        driver: Any = conn.connection.driver_connection
         self.statements.append(statement)
         self.in_transaction.append(
             bool(driver.in_transaction) if self._sqlite else not driver.autocommit

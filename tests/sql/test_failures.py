@@ -1,0 +1,125 @@
+"""A database that cannot serve raises `Unavailable`, never a driver's traceback; it recovers."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from adapters.sql import SqlDatabase, upgrade
+from expense_core.errors import Unavailable
+from expense_core.model import CompanyId, ExpenseId, UserId
+from expense_core.services import ExpenseService, SubmitExpense
+from tests.contract.support import TickingClock, money, tech_corp
+from tests.pg import PgServer
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens there once the probe is closed
+
+
+def test_an_unreachable_server_is_unavailable() -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nothing"
+    db = SqlDatabase.connect(url, pool_size=1)
+    try:
+        with pytest.raises(Unavailable):
+            db.ping()
+        with pytest.raises(Unavailable), db.unit_of_work() as uow:
+            uow.org.member(UserId(1))
+        with pytest.raises(Unavailable):
+            ExpenseService(db.unit_of_work, TickingClock()).status(ExpenseId(1))
+        with pytest.raises(Unavailable):
+            db.upgrade()
+    finally:
+        db.dispose()
+    with pytest.raises(Unavailable):
+        upgrade(url)
+
+
+@pytest.mark.postgres
+def test_a_missing_database_is_unavailable(postgres_server: PgServer) -> None:
+    db = SqlDatabase.connect(postgres_server.url("no_such_database"), pool_size=1)
+    try:
+        with pytest.raises(Unavailable):
+            db.ping()
+    finally:
+        db.dispose()
+
+
+def _terminate_sessions(url: str) -> int:
+    admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(killed[0]) if killed else 0
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_mid_work_is_unavailable_and_the_pool_recovers(
+    postgres_url: str,
+) -> None:
+    db = SqlDatabase.connect(postgres_url, pool_size=2)
+    try:
+        org = tech_corp(db.unit_of_work)
+        expenses = ExpenseService(db.unit_of_work, TickingClock())
+        with db.unit_of_work() as uow:
+            uow.org.member(org.person(7))
+            assert _terminate_sessions(postgres_url) >= 1
+            with pytest.raises(Unavailable):
+                uow.org.company(org.id)
+        # Idle pooled connections died too; the pre-ping replaces them unnoticed.
+        _terminate_sessions(postgres_url)
+        db.ping()
+        submitted = expenses.submit(
+            SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
+        )
+        assert expenses.status(submitted.expense.id, CompanyId(org.id)).amount == money("5.00")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_commit_that_cannot_reach_the_server_is_unavailable(postgres_url: str) -> None:
+    db = SqlDatabase.connect(postgres_url, pool_size=1)
+    try:
+        org = tech_corp(db.unit_of_work)
+        with db.unit_of_work() as uow:
+            uow.org.add_company("Lost Ltd")
+            _terminate_sessions(postgres_url)
+            with pytest.raises(Unavailable):
+                uow.commit()
+        with db.unit_of_work() as uow:
+            assert uow.org.company(org.id) == org.company
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://localhost/db",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///file:x?mode=memory&uri=true",
+    ],
+)
+def test_unsupported_databases_are_refused_up_front(url: str) -> None:
+    with pytest.raises(ValueError, match=r"SQLite file|unsupported"):
+        SqlDatabase.connect(url)
+
+
+def test_connecting_builds_an_engine_and_nothing_else(tmp_path: Path) -> None:
+    db = SqlDatabase.connect(f"sqlite:///{tmp_path}/never-created.db")
+    try:
+        assert db.engine.pool.status().endswith("Current Checked out connections: 0")
+        assert not (tmp_path / "never-created.db").exists()
+    finally:
+        db.dispose()
