@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import TypeAlias
 
 import attrs
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from entrypoints.container import Container, container_for
@@ -20,7 +22,7 @@ from expense_core.demo import install_demo
 from expense_core.model import ApprovalStep, CompanyId, Money, UserId
 from expense_core.services import NewPolicy, NewUser, OrgService
 
-Client = TestClient  # type: ignore[type-arg]  # the app type parameter adds nothing here
+Client: TypeAlias = TestClient[Litestar]
 
 
 def memory_container(auth_mode: AuthMode = AuthMode.DEMO) -> Container:

@@ -60,21 +60,21 @@ CASE_2_APPROVALS: Final = (
 )
 
 # API Response Formats: the documented bodies (timestamps are checked for their format).
-CREATED_1200: Final = {
+CREATED_1200: Final[dict[str, Any]] = {
     "message": "Expense created successfully",
     "expense_id": 1,
     "status": "pending",
     "amount": 1200.0,
     "approvals_required": [{"step": 1, "approver": "Frank Miller", "level": "Manager"}],
 }
-APPROVED_1: Final = {
+APPROVED_1: Final[dict[str, Any]] = {
     "message": "Approval submitted successfully",
     "expense_id": 1,
     "step_approved": 1,
     "expense_status": "approved",
     "pending_approvals": 0,
 }
-STATUS_1200: Final = {
+STATUS_1200: Final[dict[str, Any]] = {
     "id": 1,
     "amount": 1200.0,
     "description": "New MacBook Pro for development",
