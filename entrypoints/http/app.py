@@ -26,7 +26,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http import schemas
-from entrypoints.http.auth import Caller, bearer_caller, demo_caller
+from entrypoints.http.auth import bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
 from entrypoints.http.errors import EXCEPTION_HANDLERS, REQUEST_ID_HEADER, REQUEST_ID_STATE
 from entrypoints.settings import AuthMode, Settings, configure_logging
@@ -179,7 +179,6 @@ def create_app(container: Container) -> Litestar:
             "caller": caller,
             "about": Provide(lambda: about, sync_to_thread=False),
         },
-        signature_namespace={"Caller": Caller},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
