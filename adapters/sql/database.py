@@ -136,7 +136,7 @@ def upgrade(database_url: str) -> None:
 
 def _configure_sqlite(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     # The driver must not BEGIN on its own: a unit of work reads in autocommit and opens its
-    # transaction with BEGIN IMMEDIATE when it first means to write (see uow.py).
+    # transaction with BEGIN IMMEDIATE when it first means to write (see link.py).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:

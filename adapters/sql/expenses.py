@@ -64,6 +64,9 @@ from expense_core.model import (
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 
 NO_CURSOR = 2**31 - 1  # above every id: "before nothing" keeps one statement per filter shape
+# Constants are written into the SQL, where the planner sees them (not bound like values).
+PENDING = literal_column(f"'{ApprovalStatus.PENDING}'", String)
+assert ApprovalStatus.PENDING == ExpenseStatus.PENDING  # noqa: S101 -- one literal serves both
 
 # --- reading an expense with its approvals ---------------------------------------------------
 
@@ -353,7 +356,7 @@ def _inbox() -> Executable:
             earlier.c.expense_id == approvals.c.expense_id,
             earlier.c.company_id == approvals.c.company_id,
             earlier.c.required.is_not(false()),
-            earlier.c.status == ApprovalStatus.PENDING.value,
+            earlier.c.status == PENDING,
             earlier.c.step_number < approvals.c.step_number,
         )
         .exists()
@@ -389,8 +392,8 @@ def _inbox() -> Executable:
         .where(
             approvals.c.company_id == bindparam("company"),
             approvals.c.approver_id == bindparam("approver"),
-            approvals.c.status == ApprovalStatus.PENDING.value,
-            expenses.c.status == ExpenseStatus.PENDING.value,
+            approvals.c.status == PENDING,
+            expenses.c.status == PENDING,
             approvals.c.expense_id > bindparam("after"),
             # Optional steps never wait; a required one waits for every earlier required one.
             or_(approvals.c.required.is_(false()), not_(blocked)),
@@ -399,7 +402,7 @@ def _inbox() -> Executable:
     )
     return (
         select(actionable)
-        .where(actionable.c.nth == 1)
+        .where(actionable.c.nth == literal_column("1"))
         .order_by(actionable.c.expense_id)
         .limit(bindparam("limit"))
     )
@@ -690,6 +693,10 @@ class SqlExpenses:
             if events:
                 self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
         self._loaded[expense.id] = expense
+
+    def forget(self) -> None:
+        """Drop what was loaded: the unit of work is over, its locks with it."""
+        self._loaded.clear()
 
     def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         rows = self._link.read(_GET, {"company": company_id, "expense": expense_id}).all()

@@ -52,7 +52,7 @@ class Link:
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         """Run a statement that writes nothing; outside a transaction if none is open yet."""
-        return self._run(self._connection(), statement, params)
+        return self._run(self._connection(autocommit=True), statement, params)
 
     def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         """Run a statement inside the unit of work's transaction, opening it if need be."""
@@ -60,7 +60,7 @@ class Link:
 
     def begin(self) -> Connection:
         """Open the transaction (if not yet open): what a write or a locking read needs first."""
-        conn = self._connection()
+        conn = self._connection(autocommit=False)
         if self._in_transaction:
             return conn
         try:
@@ -99,18 +99,18 @@ class Link:
         finally:
             conn.close()
 
-    def _connection(self) -> Connection:
+    def _connection(self, *, autocommit: bool) -> Connection:
+        """The unit of work's connection; a fresh one starts in autocommit if asked to read."""
         if self._conn is not None:
             return self._conn
         try:
-            conn = self._engine.connect()
-            if not self.is_sqlite:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = self._engine.connect()
+            if autocommit and not self.is_sqlite:
+                self._conn.execution_options(isolation_level="AUTOCOMMIT")
                 self._autocommit = True
         except SQLAlchemyError as exc:
             _reraise(exc)
-        self._conn = conn
-        return conn
+        return self._conn
 
     @staticmethod
     def _run(conn: Connection, statement: Executable, params: Params) -> CursorResult[Any]:

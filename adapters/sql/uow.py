@@ -29,6 +29,7 @@ class SqlUnitOfWork:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.expenses.forget()
         self._link.close()
 
     def commit(self) -> None:
