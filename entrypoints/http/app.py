@@ -58,6 +58,8 @@ class ExactJsonRequest(Request[Any, Any, Any]):
             return _EXACT_JSON.decode(await self.body() or b"null")
         except msgspec.DecodeError as exc:
             raise SerializationException(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SerializationException("the body is nested too deeply") from None
 
 
 def request_ids(app: ASGIApp) -> ASGIApp:

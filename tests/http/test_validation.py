@@ -233,7 +233,22 @@ def test_a_body_just_under_the_limit_is_read(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"null", b"[]", b'"x"', b"1", b"\xff\xfe", b'{"user_id": 7,}', b"{'a': 1}", b"NaN"],
+    [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b'"x"',
+        b"1",
+        b"\xff\xfe",
+        b'{"user_id": 7,}',
+        b"{'a': 1}",
+        b"NaN",
+        b"[" * 30000 + b"]" * 30000,
+        b'{"a":' * 10000 + b"1" + b"}" * 10000,
+        b'{"user_id": 7, "policy_id": 1, "amount": 1' + b"0" * 30000 + b"}",
+    ],
+    ids=lambda raw: repr(raw[:24]),
 )
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_malformed_bodies_are_client_errors(client: Client, path: str, raw: bytes) -> None:
