@@ -65,8 +65,8 @@ from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxI
 
 NO_CURSOR = 2**31 - 1  # above every id: "before nothing" keeps one statement per filter shape
 # Constants are written into the SQL, where the planner sees them (not bound like values).
-PENDING = literal_column(f"'{ApprovalStatus.PENDING}'", String)
-assert ApprovalStatus.PENDING == ExpenseStatus.PENDING  # noqa: S101 -- one literal serves both
+STEP_PENDING = literal_column(f"'{ApprovalStatus.PENDING}'", String)
+EXPENSE_PENDING = literal_column(f"'{ExpenseStatus.PENDING}'", String)
 
 # --- reading an expense with its approvals ---------------------------------------------------
 
@@ -356,7 +356,7 @@ def _inbox() -> Executable:
             earlier.c.expense_id == approvals.c.expense_id,
             earlier.c.company_id == approvals.c.company_id,
             earlier.c.required.is_not(false()),
-            earlier.c.status == PENDING,
+            earlier.c.status == STEP_PENDING,
             earlier.c.step_number < approvals.c.step_number,
         )
         .exists()
@@ -392,8 +392,8 @@ def _inbox() -> Executable:
         .where(
             approvals.c.company_id == bindparam("company"),
             approvals.c.approver_id == bindparam("approver"),
-            approvals.c.status == PENDING,
-            expenses.c.status == PENDING,
+            approvals.c.status == STEP_PENDING,
+            expenses.c.status == EXPENSE_PENDING,
             approvals.c.expense_id > bindparam("after"),
             # Optional steps never wait; a required one waits for every earlier required one.
             or_(approvals.c.required.is_(false()), not_(blocked)),
