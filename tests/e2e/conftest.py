@@ -78,10 +78,12 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path
         if process.poll() is not None:
             pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base_url}/health/ready", timeout=1.0).status_code == 200:
-                return
+            ready = httpx.get(f"{base_url}/health/ready", timeout=1.0).status_code == 200
         except httpx.TransportError:
-            pass
+            ready = False
+        # Alive after answering: the answer came from this server, not another on the port.
+        if ready and process.poll() is None:
+            return
         time.sleep(0.1)  # polling for readiness, bounded by the deadline
     pytest.fail(f"the server was not ready within {READY_TIMEOUT_S}s:\n{log.read_text()}")
 

@@ -31,7 +31,9 @@ def schema(client: Client) -> dict[str, Any]:
     return dict(response.json())
 
 
-@pytest.mark.parametrize(("endpoint", "statuses"), ENDPOINTS.items(), ids=str)
+@pytest.mark.parametrize(
+    ("endpoint", "statuses"), ENDPOINTS.items(), ids=[f"{m} {p}" for m, p in ENDPOINTS]
+)
 def test_every_endpoint_and_its_errors_are_documented(
     schema: dict[str, Any], endpoint: tuple[str, str], statuses: set[str]
 ) -> None:
