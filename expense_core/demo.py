@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from expense_core.errors import UnknownCompany
+from expense_core.errors import StoreNotEmpty, UnknownCompany
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -63,14 +63,21 @@ POLICIES = (
 
 
 def install_demo(new_uow: Callable[[], UnitOfWork]) -> Company:
-    """Create the seed's demo organisation unless a company of that name already exists."""
+    """Create the seed's demo organisation unless it is already there.
+
+    Raises:
+        StoreNotEmpty: company 1 is some other company, so the seed's ids cannot hold.
+    """
     with new_uow() as uow:
         try:
             existing = uow.org.company(CompanyId(1))
         except UnknownCompany:
             existing = None
-    if existing is not None and existing.name == COMPANY:
-        return existing
+    if existing is not None:
+        if existing.name == COMPANY:
+            return existing
+        # The seed's ids (users 1-7, policies 1-3) only hold in a store that starts empty.
+        raise StoreNotEmpty(existing.name)
     org = OrgService(new_uow)
     company = org.create_company(COMPANY)
     team = org.create_team(company.id, TEAM)

@@ -250,6 +250,7 @@ class NoApproverForStep(Conflict):
     code = "no_approver_for_step"
 
     def __init__(self, step: int, required_level: int, scope: str) -> None:
+        self.step = step
         super().__init__(
             f"no eligible approver for step {step} (level {required_level} or more senior, "
             f"scope '{scope}')"
@@ -302,3 +303,12 @@ class IdempotencyKeyRace(Conflict):
 
     def __init__(self, key: str) -> None:
         super().__init__(f"a request with idempotency key '{key}' is already being processed")
+
+
+class StoreNotEmpty(Conflict):
+    code = "store_not_empty"
+
+    def __init__(self, company: str) -> None:
+        super().__init__(
+            f"the demo organisation needs an empty database; company 1 is already '{company}'"
+        )

@@ -44,11 +44,20 @@ def _exact_cents(_: object, __: attrs.Attribute[Decimal], value: Decimal) -> Non
         raise InvalidAmount(value)
 
 
+def _two_places(value: Decimal) -> Decimal:
+    # 4000, 4000.0 and 4000.00 are one amount: keep it with exactly two places when exact.
+    if type(value) is Decimal and value.is_finite() and -LIMIT <= value <= LIMIT:
+        exact = value.quantize(CENT)
+        if exact == value:
+            return exact
+    return value
+
+
 @attrs.frozen(order=True)
 class Money:
-    """A non-negative amount in exact cents; floats never get in."""
+    """A non-negative amount in exact cents, always with two places; floats never get in."""
 
-    value: Decimal = attrs.field(validator=_exact_cents)
+    value: Decimal = attrs.field(converter=_two_places, validator=_exact_cents)
 
     @classmethod
     def parse(cls, raw: Decimal | int | str) -> Money:
@@ -321,10 +330,10 @@ def with_expense_id(
 
 
 def check_text(field: str, value: str | None, *, required: bool = False) -> str | None:
-    """Trim a free-text field and hold it to the length limit.
+    """Hold a free-text field to the length limit; the text is kept as given.
 
     Raises:
-        InvalidText: longer than 2,000 characters, or empty when required.
+        InvalidText: longer than 2,000 characters, or empty (or blank) when required.
     """
     if value is None:
         if required:

@@ -15,6 +15,7 @@ from expense_core.errors import (
     InvalidOrgChange,
     InvalidPolicy,
     PolicyOverlap,
+    StoreNotEmpty,
     Unauthenticated,
     UnknownCompany,
     UnknownLevel,
@@ -391,3 +392,11 @@ def test_installing_the_demo_twice_changes_nothing(store: MemoryStore) -> None:
     company = install_demo(store.unit_of_work)
     assert company.id == TECHCORP
     assert (dict(store.tables.users), dict(store.tables.policies)) == before
+
+
+def test_the_demo_refuses_a_store_that_already_holds_another_company() -> None:
+    store = MemoryStore()
+    OrgService(store.unit_of_work).create_company("Initech")
+    with pytest.raises(StoreNotEmpty, match="Initech"):
+        install_demo(store.unit_of_work)
+    assert [c.name for c in store.tables.companies.values()] == ["Initech"]

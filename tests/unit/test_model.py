@@ -32,6 +32,11 @@ def test_money_keeps_exact_cents() -> None:
     assert str(amount) == "1200.10"
 
 
+@pytest.mark.parametrize("raw", ["4000", "4000.0", "4000.00", "4E3"])
+def test_money_holds_every_exact_amount_with_two_places(raw: str) -> None:
+    assert str(Money(Decimal(raw))) == "4000.00"
+
+
 def test_money_accepts_both_ends_of_its_range() -> None:
     assert Money(Decimal("0.00")) == ZERO
     assert Money(LIMIT).value == Decimal("9999999999.99")
