@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit run serve bench-memory clean
+.PHONY: install test lint typecheck unit run serve bench-memory reset clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ serve: install
 ## make bench-memory: submit-and-approve cycles per second of the in-memory engine
 bench-memory: install
 	$(BIN)/python -m loadtest.bench_memory
+
+## make reset: delete the embedded database, so the next `make run` starts from the seed's ids
+reset:
+	rm -f expense_tracker.db expense_tracker.db-wal expense_tracker.db-shm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
