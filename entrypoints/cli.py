@@ -11,11 +11,14 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Final
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
+from entrypoints import synthetic
 from entrypoints.container import Container, container_for
 from entrypoints.settings import (
     DEFAULT_DATABASE_URL,
@@ -144,6 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo_parser.set_defaults(command=seed_demo)
+    synthetic_parser = seed_commands.add_parser(
+        "synthetic",
+        help="add synthetic companies for load tests (each run adds new ones)",
+        description=(
+            "Add companies of product teams on 7-level ladders (CTO ... SDE3, everyone reporting "
+            "one rung up) plus a company-wide Finance team, with Small Equipment, Large "
+            "Equipment (manager, SEM, AD, Finance) and Business Travel policies; then submit "
+            "expenses across them, about half left pending. --plan writes what a load "
+            "generator needs (companies, submitters, policies) as JSON."
+        ),
+    )
+    synthetic_parser.add_argument(
+        "--companies", type=int, default=10, help="companies to add (default 10)"
+    )
+    synthetic_parser.add_argument(
+        "--users-per-company",
+        type=int,
+        default=500,
+        help=f"people in each company (default 500, at least {synthetic.MIN_USERS})",
+    )
+    synthetic_parser.add_argument(
+        "--expenses", type=int, default=1000, help="expenses to submit in all (default 1000)"
+    )
+    synthetic_parser.add_argument(
+        "--seed", type=int, default=1, help="random seed: same seed, same organisations"
+    )
+    synthetic_parser.add_argument("--plan", type=Path, help="write the load plan (JSON) here")
+    synthetic_parser.set_defaults(command=seed_synthetic)
 
     token_parser = commands.add_parser("token", help="manage API tokens (AUTH_MODE=token)")
     token_commands = token_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -242,6 +273,41 @@ def seed_demo(__: argparse.Namespace, settings: Settings, console: Console) -> i
             f"{policy.min_amount}-{policy.max_amount}, {len(policy.steps)} step(s))"
         )
     console.print(f"demo organisation is installed ({_where(settings)})")
+    return OK
+
+
+def seed_synthetic(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: nothing to seed")
+    if args.companies < 1 or args.expenses < 0 or args.users_per_company < synthetic.MIN_USERS:
+        raise Usage(
+            f"--companies must be at least 1, --users-per-company at least "
+            f"{synthetic.MIN_USERS} and --expenses at least 0"
+        )
+    total = synthetic.progress_steps(args.companies, args.users_per_company, args.expenses)
+    with _opened(settings) as container, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("seeding people, then expenses", total=total)
+        made = synthetic.seed(
+            container.new_uow(),
+            container.clock(),
+            companies=args.companies,
+            users_per_company=args.users_per_company,
+            expenses=args.expenses,
+            random_seed=args.seed,
+            advance=lambda n: progress.advance(task, n),
+        )
+    for company in made.companies:
+        console.print(
+            f"company {company.company_id}: {company.name}, {company.users} people, "
+            f"{len(company.submitters)} submitters, policies {sorted(company.policies.values())}"
+        )
+    if args.plan is not None:
+        made.write_plan(args.plan)
+        console.print(f"load plan written to {args.plan}")
+    console.print(
+        f"{len(made.companies)} synthetic companies and {made.expenses} expenses added "
+        f"({_where(settings)})"
+    )
     return OK
 
 
