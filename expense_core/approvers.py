@@ -134,6 +134,20 @@ def resolve_approvers(
     return tuple(routed)
 
 
+def resolve_step(
+    submitter: Member, step: ApprovalStep, pool: ApproverPool, taken: Mapping[UserId, int]
+) -> RoutedStep:
+    """Route one step again, four eyes against the approvers of the expense's other steps.
+
+    Raises:
+        NoApproverForStep: nobody eligible is left for the step.
+    """
+    chosen, rule = _choose(step, submitter, pool, pool.everyone(), taken)
+    if chosen is None:
+        raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
+    return RoutedStep(step, chosen, rule)
+
+
 def explain(
     submitter: Member, steps: Sequence[ApprovalStep], pool: ApproverPool
 ) -> tuple[StepExplanation, ...]:
