@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit run serve bench-memory reset clean
+.PHONY: install test lint typecheck unit run serve bench load bench-memory reset clean
 
 install: $(STAMP)
 
@@ -36,6 +36,25 @@ run: install
 serve: install
 	$(BIN)/expense-tracker db upgrade
 	$(BIN)/expense-tracker serve
+
+# make bench / make load options: SCENARIO=light|medium|heavy|spike WORKERS=2 DURATION=60
+# POOL=8 (connections per worker); TARGET=http://... drives a running server instead (PLAN=...).
+SCENARIO ?=
+WORKERS ?= 2
+DURATION ?=
+POOL ?=
+TARGET ?=
+PLAN ?=
+LOAD_OPTIONS = --workers $(WORKERS) $(if $(DURATION),--duration $(DURATION)) \
+	$(if $(POOL),--pool-size $(POOL)) $(if $(TARGET),--host $(TARGET)) $(if $(PLAN),--plan $(PLAN))
+
+## make bench: throwaway PostgreSQL + server + seed, the 50/30/20 mix (spike), one JSON line
+bench: install
+	$(BIN)/python -m loadtest.bench --scenario $(or $(SCENARIO),spike) $(LOAD_OPTIONS)
+
+## make load SCENARIO=medium: one of the seed's scenarios, HTML report in loadtest/reports/
+load: install
+	$(BIN)/python -m loadtest.bench --scenario $(or $(SCENARIO),medium) --html $(LOAD_OPTIONS)
 
 ## make bench-memory: submit-and-approve cycles per second of the in-memory engine
 bench-memory: install
