@@ -86,3 +86,23 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "expense_tracker.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+# --- the PostgreSQL tally: CI's log shows how many tests really ran on PostgreSQL -------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    ran = skipped = failed = 0
+    for outcome, reports in terminalreporter.stats.items():
+        for report in reports:
+            if "postgres" not in getattr(report, "keywords", {}):
+                continue
+            if outcome == "skipped":
+                skipped += 1
+            elif report.when == "call":
+                ran += 1
+                failed += outcome == "failed"
+    terminalreporter.write_line(
+        f"PostgreSQL: {ran} tests ran on the throwaway server ({failed} of them failed), "
+        f"{skipped} skipped"
+    )
