@@ -92,6 +92,15 @@ class UnknownPolicy(NotFound):
         super().__init__(f"policy {policy_id} does not exist")
 
 
+class UnknownManager(UnknownUser):
+    """A manager must be a user of the same company; another company's user is unknown."""
+
+    code = "unknown_manager"
+
+    def __init__(self, manager_id: int) -> None:
+        NotFound.__init__(self, f"manager: user {manager_id} does not exist in this company")
+
+
 class UnknownExpense(NotFound):
     code = "unknown_expense"
 
@@ -176,6 +185,13 @@ class ManagerCycle(InvalidInput):
         )
 
 
+class LevelOutsideTeam(InvalidInput):
+    code = "level_outside_team"
+
+    def __init__(self, level_id: int, team_id: int) -> None:
+        super().__init__(f"hierarchy level {level_id} is not a level of team {team_id}")
+
+
 # --- forbidden -------------------------------------------------------------------------------
 
 
@@ -211,6 +227,13 @@ class OptionalStepCannotReject(Forbidden):
         super().__init__(
             f"step {step} of expense {expense_id} is optional: its approver may approve, not reject"
         )
+
+
+class AdminOnly(Forbidden):
+    code = "admin_only"
+
+    def __init__(self, what: str = "the organisation") -> None:
+        super().__init__(f"only an admin of the company may change or read {what}")
 
 
 class InactiveUser(Forbidden):
@@ -311,4 +334,27 @@ class StoreNotEmpty(Conflict):
     def __init__(self, company: str) -> None:
         super().__init__(
             f"the demo organisation needs an empty database; company 1 is already '{company}'"
+        )
+
+
+class PendingApprovalsStranded(Conflict):
+    """A change would leave pending approvals with nobody eligible to take them over."""
+
+    code = "pending_approvals_stranded"
+
+    def __init__(self, user_id: int, stranded: tuple[tuple[int, int], ...]) -> None:
+        self.stranded = stranded
+        listed = ", ".join(f"expense {e} step {s}" for e, s in stranded)
+        super().__init__(
+            f"changing user {user_id} leaves pending approvals without an eligible approver "
+            f"({listed}); name an eligible replacement_approver_id"
+        )
+
+
+class ReplacementNotEligible(Conflict):
+    code = "replacement_not_eligible"
+
+    def __init__(self, replacement_id: int, expense_id: int, step: int, why: str) -> None:
+        super().__init__(
+            f"user {replacement_id} cannot take over step {step} of expense {expense_id}: {why}"
         )

@@ -99,7 +99,73 @@ class OrgRepository(Protocol):
         ...
 
     def add_policy(self, policy: Policy) -> Policy:
-        """Store a new policy and its steps; ids are ignored and the stored ones returned."""
+        """Store a new policy and its steps; ids are ignored and the stored ones returned.
+
+        Raises:
+            DuplicateName: an active policy of the company and category has the same
+                min_amount (the partial unique index of migration 0002).
+        """
+        ...
+
+    def company_of_team(self, team_id: TeamId) -> CompanyId:
+        """The company a team belongs to, whichever it is (demo mode only).
+
+        Raises:
+            UnknownTeam: no such team.
+        """
+        ...
+
+    def company_of_policy(self, policy_id: PolicyId) -> CompanyId:
+        """The company a policy belongs to, whichever it is (demo mode only).
+
+        Raises:
+            UnknownPolicy: no such policy.
+        """
+        ...
+
+    def teams(self, company_id: CompanyId) -> tuple[Team, ...]:
+        """The company's teams, by id."""
+        ...
+
+    def levels(self, company_id: CompanyId, team_id: TeamId) -> tuple[HierarchyLevel, ...]:
+        """A team's ladder, most senior (level 1) first."""
+        ...
+
+    def users(self, company_id: CompanyId, *, after: UserId | None, limit: int) -> tuple[User, ...]:
+        """At most `limit` of the company's users with an id above `after`, by id."""
+        ...
+
+    def update_user(self, user: User) -> User:
+        """Overwrite a stored user's fields (its id and company stay).
+
+        Raises:
+            UnknownUser: no such user in the user's company.
+            DuplicateEmail: another user of the company has this email.
+        """
+        ...
+
+    def company_policies(self, company_id: CompanyId) -> tuple[Policy, ...]:
+        """Every policy of the company, active or not, with its steps, by id."""
+        ...
+
+    def deactivate_policy(self, company_id: CompanyId, policy_id: PolicyId) -> None:
+        """Mark a policy inactive; it keeps routing the expenses it already routed.
+
+        Raises:
+            UnknownPolicy: no such policy in this company.
+        """
+        ...
+
+    def policy_in_use(self, company_id: CompanyId, policy_id: PolicyId) -> bool:
+        """Whether some expense was routed by the policy."""
+        ...
+
+    def pending_held_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        """Pending expenses in which the user holds a pending approval, by id."""
+        ...
+
+    def pending_submitted_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        """The user's own pending expenses, by id."""
         ...
 
 

@@ -274,6 +274,14 @@ class MemoryOrg:
         return user
 
     def add_policy(self, policy: Policy) -> Policy:
+        if policy.active and any(
+            p.active
+            and (p.company_id, p.category, p.min_amount)
+            == (policy.company_id, policy.category, policy.min_amount)
+            for p in self._t.policies.values()
+        ):
+            # As the SQL schema's partial unique index on active policies.
+            raise DuplicateName("policy", f"{policy.category} from {policy.min_amount}")
         policy_id = PolicyId(self._store.next_id("policies"))
         steps = tuple(
             attrs.evolve(s, id=self._store.next_id("approval_steps")) for s in policy.steps
@@ -286,6 +294,90 @@ class MemoryOrg:
         )
         self._put(self._t.policies, policy.id, policy)
         return policy
+
+    def company_of_team(self, team_id: TeamId) -> CompanyId:
+        team = self._t.teams.get(team_id)
+        if team is None:
+            raise UnknownTeam(team_id)
+        return team.company_id
+
+    def company_of_policy(self, policy_id: PolicyId) -> CompanyId:
+        policy = self._t.policies.get(policy_id)
+        if policy is None:
+            raise UnknownPolicy(policy_id)
+        return policy.company_id
+
+    def teams(self, company_id: CompanyId) -> tuple[Team, ...]:
+        return tuple(
+            sorted(
+                (t for t in self._t.teams.values() if t.company_id == company_id),
+                key=lambda t: t.id,
+            )
+        )
+
+    def levels(self, company_id: CompanyId, team_id: TeamId) -> tuple[HierarchyLevel, ...]:
+        return tuple(
+            sorted(
+                (
+                    lv
+                    for lv in self._t.levels.values()
+                    if lv.company_id == company_id and lv.team_id == team_id
+                ),
+                key=lambda lv: lv.level_number,
+            )
+        )
+
+    def users(self, company_id: CompanyId, *, after: UserId | None, limit: int) -> tuple[User, ...]:
+        found = sorted(
+            u.id
+            for u in self._t.users.values()
+            if u.company_id == company_id and (after is None or u.id > after)
+        )
+        return tuple(self._t.users[i] for i in found[:limit])
+
+    def update_user(self, user: User) -> User:
+        before = self._t.users.get(user.id)
+        if before is None or before.company_id != user.company_id:
+            raise UnknownUser(user.id)
+        if user.email != before.email:
+            if (user.company_id, user.email) in self._t.emails:
+                raise DuplicateEmail(user.email)
+            self._put(self._t.emails, (user.company_id, user.email), user.id)
+            self._put(self._t.emails, (user.company_id, before.email), _MISSING)
+            del self._t.emails[(user.company_id, before.email)]
+        self._put(self._t.users, user.id, user)
+        self._store.forget_ladders()
+        return user
+
+    def company_policies(self, company_id: CompanyId) -> tuple[Policy, ...]:
+        return tuple(p for _, p in sorted(self._t.policies.items()) if p.company_id == company_id)
+
+    def deactivate_policy(self, company_id: CompanyId, policy_id: PolicyId) -> None:
+        policy = self.policy(company_id, policy_id)
+        self._put(self._t.policies, policy_id, attrs.evolve(policy, active=False))
+
+    def policy_in_use(self, company_id: CompanyId, policy_id: PolicyId) -> bool:
+        return any(
+            self._t.expenses[e].policy_id == policy_id
+            for e in self._t.company_expenses.get(company_id, ())
+        )
+
+    def pending_held_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        return tuple(
+            sorted(
+                e
+                for e in self._t.waiting_on.get(user_id, frozenset())
+                if self._t.expenses[e].company_id == company_id
+                and not self._t.expenses[e].is_terminal
+            )
+        )
+
+    def pending_submitted_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        return tuple(
+            e
+            for e in self._t.company_expenses.get(company_id, ())
+            if self._t.expenses[e].user_id == user_id and not self._t.expenses[e].is_terminal
+        )
 
 
 class MemoryExpenses:

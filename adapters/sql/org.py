@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    exists,
     false,
     func,
     insert,
@@ -28,15 +29,19 @@ from sqlalchemy import (
     select,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from adapters.sql.link import Link
 from adapters.sql.tables import (
     approval_steps,
+    approvals,
     companies,
+    expenses,
     hierarchy_levels,
     policies,
     teams,
@@ -56,6 +61,7 @@ from expense_core.model import (
     ApprovalStep,
     Company,
     CompanyId,
+    ExpenseId,
     HierarchyLevel,
     LevelId,
     Member,
@@ -229,6 +235,86 @@ _TEAM = select(teams).where(
 _LEVEL = select(hierarchy_levels).where(
     hierarchy_levels.c.id == bindparam("level_id"),
     hierarchy_levels.c.company_id == bindparam("company_id"),
+)
+_COMPANY_POLICIES = (
+    select(*POLICY_COLUMNS)
+    .select_from(_WITH_STEPS)
+    .where(policies.c.company_id == bindparam("company_id"))
+    .order_by(policies.c.id, approval_steps.c.step_order)
+)
+_TEAM_COMPANY = select(teams.c.company_id).where(teams.c.id == bindparam("team_id"))
+_POLICY_COMPANY = select(policies.c.company_id).where(policies.c.id == bindparam("policy_id"))
+_TEAMS = select(teams).where(teams.c.company_id == bindparam("company_id")).order_by(teams.c.id)
+_LEVELS = (
+    select(hierarchy_levels)
+    .where(
+        hierarchy_levels.c.company_id == bindparam("company_id"),
+        hierarchy_levels.c.team_id == bindparam("team_id"),
+    )
+    .order_by(hierarchy_levels.c.level_number)
+)
+_USERS = (
+    select(*MEMBER_COLUMNS)
+    .select_from(MEMBERS)
+    .where(users.c.company_id == bindparam("company_id"), users.c.id > bindparam("after"))
+    .order_by(users.c.id)
+    .limit(bindparam("limit"))
+)
+_UPDATE_USER = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"), users.c.company_id == bindparam("b_company_id"))
+    .values(
+        team_id=bindparam("b_team_id"),
+        email=bindparam("b_email"),
+        name=bindparam("b_name"),
+        hierarchy_level_id=bindparam("b_hierarchy_level_id"),
+        active=bindparam("b_active"),
+        manager_id=bindparam("b_manager_id"),
+        role=bindparam("b_role"),
+    )
+)
+_DEACTIVATE_POLICY = (
+    update(policies)
+    .where(
+        policies.c.id == bindparam("b_policy_id"),
+        policies.c.company_id == bindparam("b_company_id"),
+    )
+    .values(active=False)
+)
+_POLICY_IN_USE = select(
+    exists().where(
+        expenses.c.company_id == bindparam("company_id"),
+        expenses.c.policy_id == bindparam("policy_id"),
+    )
+)
+_PENDING_HELD_BY = (
+    select(approvals.c.expense_id)
+    .distinct()
+    .select_from(
+        approvals.join(
+            expenses,
+            and_(
+                expenses.c.id == approvals.c.expense_id,
+                expenses.c.company_id == approvals.c.company_id,
+            ),
+        )
+    )
+    .where(
+        approvals.c.company_id == bindparam("company_id"),
+        approvals.c.approver_id == bindparam("user_id"),
+        approvals.c.status == literal_column("'pending'"),
+        expenses.c.status == literal_column("'pending'"),
+    )
+    .order_by(approvals.c.expense_id)
+)
+_PENDING_SUBMITTED_BY = (
+    select(expenses.c.id)
+    .where(
+        expenses.c.company_id == bindparam("company_id"),
+        expenses.c.user_id == bindparam("user_id"),
+        expenses.c.status == literal_column("'pending'"),
+    )
+    .order_by(expenses.c.id)
 )
 _ADD_COMPANY = insert(companies).returning(companies.c.id)
 _ADD_STEPS = insert(approval_steps).returning(approval_steps.c.id, sort_by_parameter_order=True)
@@ -473,7 +559,7 @@ class SqlOrg:
         }
         policy_id = self._insert(_ADD_POLICY, values)
         if policy_id is None:
-            # The seed's schema allows one policy per company, category and min_amount.
+            # One active policy per company, category and min_amount (migration 0002).
             raise DuplicateName("policy", f"{policy.category} from {policy.min_amount}")
         steps = [
             {
@@ -510,6 +596,78 @@ class SqlOrg:
             active=policy.active,
             created_at=created_at,
         )
+
+    def company_of_team(self, team_id: TeamId) -> CompanyId:
+        found = self._link.read(_TEAM_COMPANY, {"team_id": team_id}).scalar()
+        if found is None:
+            raise UnknownTeam(team_id)
+        return CompanyId(found)
+
+    def company_of_policy(self, policy_id: PolicyId) -> CompanyId:
+        found = self._link.read(_POLICY_COMPANY, {"policy_id": policy_id}).scalar()
+        if found is None:
+            raise UnknownPolicy(policy_id)
+        return CompanyId(found)
+
+    def teams(self, company_id: CompanyId) -> tuple[Team, ...]:
+        rows = self._link.read(_TEAMS, {"company_id": company_id})
+        return tuple(_team_from(row) for row in rows)
+
+    def levels(self, company_id: CompanyId, team_id: TeamId) -> tuple[HierarchyLevel, ...]:
+        rows = self._link.read(_LEVELS, {"company_id": company_id, "team_id": team_id})
+        return tuple(_level_from(row) for row in rows)
+
+    def users(self, company_id: CompanyId, *, after: UserId | None, limit: int) -> tuple[User, ...]:
+        params = {"company_id": company_id, "after": 0 if after is None else after, "limit": limit}
+        return tuple(_user_from(row) for row in self._link.read(_USERS, params))
+
+    def update_user(self, user: User) -> User:
+        current = self._link.read(_MEMBER, {"user_id": user.id}).first()
+        if current is None or current.company_id != user.company_id:
+            raise UnknownUser(user.id)
+        owner = self.user_by_email(user.company_id, user.email)
+        if owner is not None and owner.id != user.id:
+            raise DuplicateEmail(user.email)
+        values = {
+            "b_user_id": user.id,
+            "b_company_id": user.company_id,
+            "b_team_id": user.team_id,
+            "b_email": user.email,
+            "b_name": user.name,
+            "b_hierarchy_level_id": user.hierarchy_level_id,
+            "b_active": user.active,
+            "b_manager_id": user.manager_id,
+            "b_role": str(user.role),
+        }
+        try:
+            changed = self._link.write(_UPDATE_USER, values).rowcount
+        except IntegrityError:
+            # A concurrent twin took the email between the check and the update.
+            raise DuplicateEmail(user.email) from None
+        if changed != 1:
+            raise UnknownUser(user.id)
+        return user
+
+    def company_policies(self, company_id: CompanyId) -> tuple[Policy, ...]:
+        return _policies_from(self._link.read(_COMPANY_POLICIES, {"company_id": company_id}))
+
+    def deactivate_policy(self, company_id: CompanyId, policy_id: PolicyId) -> None:
+        params = {"b_company_id": company_id, "b_policy_id": policy_id}
+        if self._link.write(_DEACTIVATE_POLICY, params).rowcount != 1:
+            raise UnknownPolicy(policy_id)
+
+    def policy_in_use(self, company_id: CompanyId, policy_id: PolicyId) -> bool:
+        params = {"company_id": company_id, "policy_id": policy_id}
+        return bool(self._link.read(_POLICY_IN_USE, params).scalar())
+
+    def pending_held_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        rows = self._link.read(_PENDING_HELD_BY, {"company_id": company_id, "user_id": user_id})
+        return tuple(ExpenseId(i) for i in rows.scalars())
+
+    def pending_submitted_by(self, company_id: CompanyId, user_id: UserId) -> tuple[ExpenseId, ...]:
+        params = {"company_id": company_id, "user_id": user_id}
+        rows = self._link.read(_PENDING_SUBMITTED_BY, params)
+        return tuple(ExpenseId(i) for i in rows.scalars())
 
     def _insert(
         self, statements: tuple[Executable, Executable], values: dict[str, Any]

@@ -1,10 +1,12 @@
 """The schema as SQLAlchemy Core tables: the seed's tables column for column, plus our additions.
 
-Additions: `users.manager_id` and `users.role`; `company_id` on `approval_steps` and `approvals`
-(every tenant table carries its tenant, ready for distribution by company); and the tables
-`expense_events`, `idempotency_keys` and `api_tokens`. Constraints carry the names PostgreSQL
-gives the seed's unnamed ones. The migrations create all this; these tables are what queries
-are built from, and a test holds the two to each other.
+One deliberate change: the seed's UNIQUE (company_id, category, min_amount) on `policies` is a
+partial unique index on active policies instead (migration 0002). Additions: `users.manager_id`
+and `users.role`; `company_id` on `approval_steps` and `approvals` (every tenant table carries
+its tenant, ready for distribution by company); and the tables `expense_events`,
+`idempotency_keys` and `api_tokens`. Constraints carry the names PostgreSQL gives the seed's
+unnamed ones. The migrations create all this; these tables are what queries are built from, and
+a test holds the two to each other.
 """
 
 from __future__ import annotations
@@ -96,12 +98,20 @@ policies = Table(
     Column("max_amount", MoneyType, nullable=False),
     Column("created_at", UtcDateTime, server_default=text("CURRENT_TIMESTAMP")),
     Column("active", Boolean, server_default=text("true")),
-    UniqueConstraint(
-        "company_id", "category", "min_amount", name="policies_company_id_category_min_amount_key"
-    ),
     CheckConstraint("min_amount <= max_amount", name="policies_check"),
     Index("ix_policies_company_category", "company_id", "category"),
     Index("ix_policies_amount_range", "company_id", "min_amount", "max_amount"),
+    # The one deliberate change to the seed's schema (migration 0002): its UNIQUE (company_id,
+    # category, min_amount) binds active policies only, so a successor can take over a range.
+    Index(
+        "uq_policies_active_company_category_min_amount",
+        "company_id",
+        "category",
+        "min_amount",
+        unique=True,
+        postgresql_where=text("active IS NOT false"),
+        sqlite_where=text("active IS NOT false"),
+    ),
 )
 
 approval_steps = Table(

@@ -14,6 +14,7 @@ from expense_core.errors import (
     InactiveUser,
     InvalidOrgChange,
     InvalidPolicy,
+    LevelOutsideTeam,
     PolicyOverlap,
     StoreNotEmpty,
     Unauthenticated,
@@ -252,7 +253,7 @@ def test_a_user_needs_a_team_and_a_level_of_that_team(org: OrgService) -> None:
     with pytest.raises(UnknownLevel):
         org.create_user(new_user(hierarchy_level_id=LevelId(99)))
     finance = org.create_team(TECHCORP, "Finance")
-    with pytest.raises(UnknownLevel):
+    with pytest.raises(LevelOutsideTeam):
         org.create_user(new_user(team_id=finance.id))  # the Manager level is Technology's
 
 
