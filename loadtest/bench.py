@@ -1,12 +1,13 @@
 """The load runner: a throwaway PostgreSQL, the server, the seed's data, locust, one JSON object.
 
 Starts a PostgreSQL server (as the tests do), migrates a database, seeds the demo and synthetic
-companies (`seed synthetic --plan`), serves it with `--workers`, runs the 50/30/20 mix of
-`loadtest/locustfile.py` for a fixed time after the ramp-up (statistics start when every user
-is running), then prints ONE JSON object: throughput, p50/p95/p99 per endpoint and overall,
-failures, and CPU milliseconds per request of the server processes, of every PostgreSQL process
-of the cluster and of the load generator (this process). Writes a PNG of throughput and latency
-over time, and with --html locust's HTML report. Stops everything it started.
+companies (`seed synthetic --plan`), analyzes the tables, serves it with `--workers`, runs the
+50/30/20 mix of `loadtest/locustfile.py` for a fixed time after the ramp-up (statistics start
+when every user is running), then prints ONE JSON object: throughput, p50/p95/p99 per endpoint
+and overall, failures, and CPU milliseconds per request of the server processes, of every
+PostgreSQL process of the cluster and of the load generator (this process). Writes a PNG of
+throughput and latency over time, and with --html locust's HTML report. Stops everything it
+started.
 
     python -m loadtest.bench [--scenario spike] [--workers 2] [--duration 30] [--html]
 
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             database_url = stack.enter_context(_postgres())
             plan = str(REPORTS / "plan.json")
             _seed(database_url, args, plan)
+            _analyze(database_url)
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             env = _server_env(database_url, args.workers, pool_size, port)
@@ -139,6 +141,17 @@ def _seed(database_url: str, args: argparse.Namespace, plan: str) -> None:
         done = subprocess.run(step, env=env, capture_output=True, text=True, check=False)  # noqa: S603 -- our own command
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(step[1:3])} failed: {done.stderr.strip()}")
+
+
+def _analyze(database_url: str) -> None:
+    """Gather planner statistics over the freshly seeded tables, as autovacuum would within a
+    minute or so: without them every company looks three rows big and plans go wrong."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def _server_env(database_url: str, workers: int, pool_size: int, port: int) -> dict[str, str]:
