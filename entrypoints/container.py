@@ -103,7 +103,7 @@ class Container(containers.DeclarativeContainer):
     database = providers.Resource(open_database, settings=settings)
     new_uow = providers.Singleton(uow_factory_for, database=database)
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
-    org = providers.Singleton(OrgService, new_uow=new_uow)
+    org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
 
 

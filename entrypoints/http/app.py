@@ -26,11 +26,12 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http import schemas
+from entrypoints.http.admin import AdminController
 from entrypoints.http.auth import bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
 from entrypoints.http.errors import EXCEPTION_HANDLERS, REQUEST_ID_HEADER, REQUEST_ID_STATE
 from entrypoints.settings import AuthMode, Settings, configure_logging
-from expense_core.services import AccessService, ExpenseService
+from expense_core.services import AccessService, ExpenseService, OrgService
 
 log = logging.getLogger("expense_tracker.http")
 
@@ -125,6 +126,7 @@ def _openapi(settings: Settings) -> OpenAPIConfig:
         tags=[
             Tag(name="expenses", description="Submit, decide on and read expenses."),
             Tag(name="health", description="Liveness and readiness."),
+            Tag(name="admin", description="Companies, teams, levels, users and policies."),
         ],
         components=Components(
             security_schemes={
@@ -153,6 +155,9 @@ def create_app(container: Container) -> Litestar:
     def access() -> AccessService:
         return container.access()
 
+    def org() -> OrgService:
+        return container.org()
+
     def database() -> Database:
         return container.database()
 
@@ -173,10 +178,11 @@ def create_app(container: Container) -> Litestar:
         container.shutdown_resources()
 
     return Litestar(
-        route_handlers=[ExpenseController, HealthController, DocsController],
+        route_handlers=[ExpenseController, HealthController, DocsController, AdminController],
         dependencies={
             "expenses": Provide(expenses, sync_to_thread=False),
             "access": Provide(access, sync_to_thread=False),
+            "org": Provide(org, sync_to_thread=False),
             "database": Provide(database, sync_to_thread=False),
             "caller": caller,
             "about": Provide(lambda: about, sync_to_thread=False),
