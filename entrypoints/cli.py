@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from entrypoints import synthetic
+from entrypoints import orgfile, synthetic
 from entrypoints.container import Container, container_for
 from entrypoints.settings import (
     DEFAULT_DATABASE_URL,
@@ -29,7 +29,8 @@ from entrypoints.settings import (
 )
 from expense_core import demo
 from expense_core.errors import DomainError
-from expense_core.model import UserId
+from expense_core.model import CompanyId, UserId
+from expense_core.services import OrgFiles
 
 log = logging.getLogger("expense_tracker.cli")
 
@@ -188,6 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     issue_parser.add_argument("--user-id", type=int, required=True, help="the token's user")
     issue_parser.set_defaults(command=token_issue)
+
+    org_parser = commands.add_parser("org", help="import or export a whole organisation")
+    org_commands = org_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    import_parser = org_commands.add_parser(
+        "import",
+        help="create a company, its teams, levels, users and policies from a file",
+        description=(
+            "Read an organisation file (YAML, or JSON if it ends in .json; see "
+            "examples/org.yaml), check all of it, then write it in one transaction. What "
+            "already exists (the company by name, teams, levels, users by email, identical "
+            "policies) is kept, so a second run changes nothing."
+        ),
+    )
+    import_parser.add_argument("file", type=Path, help="the organisation file")
+    import_parser.set_defaults(command=org_import)
+    export_parser = org_commands.add_parser(
+        "export",
+        help="print a company as an organisation file",
+        description="Print a company in the format `org import` reads (YAML, or JSON).",
+    )
+    export_parser.add_argument("--company-id", type=int, required=True, help="the company")
+    export_parser.add_argument("--json", action="store_true", help="write JSON, not YAML")
+    export_parser.set_defaults(command=org_export)
     return parser
 
 
@@ -320,6 +344,31 @@ def token_issue(args: argparse.Namespace, settings: Settings, console: Console) 
         token = container.access().issue_token(UserId(args.user_id))
     console.print(f"bearer token for user {args.user_id} (shown once; store it now):")
     sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+    return OK
+
+
+def org_import(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: nothing to import")
+    plan = orgfile.load(args.file)
+    with _opened(settings) as container:
+        report = OrgFiles(container.new_uow()).import_org(plan)
+    verb = "created" if report.company_created else "found"
+    console.print(
+        f"company {report.company.id} ({report.company.name}) {verb}; created "
+        f"{report.teams} team(s), {report.levels} level(s), {report.users} user(s), "
+        f"{report.policies} polic{'y' if report.policies == 1 else 'ies'} ({_where(settings)})"
+    )
+    return OK
+
+
+def org_export(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if args.company_id < 1:
+        raise Usage("--company-id must be a positive integer")
+    with _opened(settings) as container:
+        plan = OrgFiles(container.new_uow()).export_org(CompanyId(args.company_id))
+    sys.stdout.write(orgfile.dump(plan, as_json=args.json))
     sys.stdout.flush()
     return OK
 

@@ -176,6 +176,12 @@ class InvalidOrgChange(InvalidInput):
     code = "invalid_org_change"
 
 
+class InvalidOrgFile(InvalidInput):
+    """An organisation file breaks a rule; the message names the entry."""
+
+    code = "invalid_org_file"
+
+
 class ManagerCycle(InvalidInput):
     code = "manager_cycle"
 
@@ -357,4 +363,16 @@ class ReplacementNotEligible(Conflict):
     def __init__(self, replacement_id: int, expense_id: int, step: int, why: str) -> None:
         super().__init__(
             f"user {replacement_id} cannot take over step {step} of expense {expense_id}: {why}"
+        )
+
+
+class OrgFileDisagrees(Conflict):
+    """An organisation file names something the database already holds differently."""
+
+    code = "org_file_disagrees"
+
+    def __init__(self, what: str, differences: str) -> None:
+        super().__init__(
+            f"{what} already exists with other values ({differences}); change it through the "
+            "API, or fix the file"
         )

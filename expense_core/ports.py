@@ -107,6 +107,10 @@ class OrgRepository(Protocol):
         """
         ...
 
+    def company_named(self, name: str) -> Company | None:
+        """The first company (by id) with exactly this name, if any."""
+        ...
+
     def company_of_team(self, team_id: TeamId) -> CompanyId:
         """The company a team belongs to, whichever it is (demo mode only).
 

@@ -295,6 +295,9 @@ class MemoryOrg:
         self._put(self._t.policies, policy.id, policy)
         return policy
 
+    def company_named(self, name: str) -> Company | None:
+        return next((c for _, c in sorted(self._t.companies.items()) if c.name == name), None)
+
     def company_of_team(self, team_id: TeamId) -> CompanyId:
         team = self._t.teams.get(team_id)
         if team is None:

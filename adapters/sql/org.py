@@ -242,6 +242,12 @@ _COMPANY_POLICIES = (
     .where(policies.c.company_id == bindparam("company_id"))
     .order_by(policies.c.id, approval_steps.c.step_order)
 )
+_COMPANY_NAMED = (
+    select(companies.c.id, companies.c.name)
+    .where(companies.c.name == bindparam("name"))
+    .order_by(companies.c.id)
+    .limit(1)
+)
 _TEAM_COMPANY = select(teams.c.company_id).where(teams.c.id == bindparam("team_id"))
 _POLICY_COMPANY = select(policies.c.company_id).where(policies.c.id == bindparam("policy_id"))
 _TEAMS = select(teams).where(teams.c.company_id == bindparam("company_id")).order_by(teams.c.id)
@@ -596,6 +602,10 @@ class SqlOrg:
             active=policy.active,
             created_at=created_at,
         )
+
+    def company_named(self, name: str) -> Company | None:
+        row = self._link.read(_COMPANY_NAMED, {"name": name}).first()
+        return None if row is None else Company(CompanyId(row.id), row.name)
 
     def company_of_team(self, team_id: TeamId) -> CompanyId:
         found = self._link.read(_TEAM_COMPANY, {"team_id": team_id}).scalar()

@@ -359,3 +359,13 @@ def test_money_in_policies_survives_listing(
     assert [i.policy.id for i in infos] == [org.small.id, org.large.id, org.travel.id]
     assert infos[0].policy.max_amount == Money(Decimal("1999.99"))
     assert not any(i.in_use for i in infos)
+
+
+def test_a_company_is_found_by_its_name(new_uow: Callable[[], UnitOfWork]) -> None:
+    with new_uow() as uow:
+        first = uow.org.add_company("Name Twins Ltd")
+        uow.org.add_company("Name Twins Ltd")
+        uow.commit()
+    with new_uow() as uow:
+        assert uow.org.company_named("Name Twins Ltd") == first
+        assert uow.org.company_named("name twins ltd") is None
