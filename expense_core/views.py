@@ -48,6 +48,8 @@ class ExpenseView:
     policy_id: PolicyId
     policy_name: str
     approvals: tuple[ApprovalView, ...]
+    # Which policy version routed it: a deactivated policy has been replaced by a successor.
+    policy_active: bool = True
 
     @property
     def pending_required(self) -> int:

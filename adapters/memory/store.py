@@ -443,6 +443,7 @@ class MemoryExpenses:
             user_name=t.users[expense.user_id].name,
             policy_id=expense.policy_id,
             policy_name=t.policies[expense.policy_id].name,
+            policy_active=t.policies[expense.policy_id].active,
             approvals=tuple(
                 ApprovalView(
                     step_number=a.step_number,

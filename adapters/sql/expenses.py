@@ -319,6 +319,7 @@ def _view(any_company: bool) -> Executable:
             *EXPENSE_COLUMNS,
             _submitter.c.name.label("user_name"),
             policies.c.name.label("policy_name"),
+            policies.c.active.label("policy_active"),
             *APPROVAL_COLUMNS,
             _approver.c.name.label("approver_name"),
             hierarchy_levels.c.level_name,
@@ -499,6 +500,7 @@ def _view_from(rows: Sequence[Row[Any]]) -> ExpenseView:
         user_name=first.user_name,
         policy_id=PolicyId(first.policy_id),
         policy_name=first.policy_name,
+        policy_active=first.policy_active is not False,
         approvals=tuple(
             ApprovalView(
                 step_number=r.step_number,

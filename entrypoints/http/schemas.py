@@ -212,6 +212,7 @@ class StatusResponse(Struct):
     user_id: int
     policy_id: int
     pending_approvals: int
+    policy_active: bool
 
 
 class ExpenseItem(Struct):
@@ -393,6 +394,7 @@ def status_response(view: ExpenseView) -> StatusResponse:
         user_id=view.user_id,
         policy_id=view.policy_id,
         pending_approvals=view.pending_required,
+        policy_active=view.policy_active,
     )
 
 

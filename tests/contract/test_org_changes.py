@@ -217,9 +217,13 @@ def test_a_policy_is_in_use_once_it_routed_an_expense(
 ) -> None:
     with new_uow() as uow:
         assert uow.org.policy_in_use(org.id, org.small.id) is False
-    _submit(expenses, org, 7, org.small, "100.00")
+    expense = _submit(expenses, org, 7, org.small, "100.00")
+    assert expenses.status(expense, org.id).policy_active is True
     info = org_service.deactivate_policy(org.small.id, org.id)
     assert (info.policy.active, info.in_use) == (False, True)
+    # The expense keeps the policy that routed it, and shows it is no longer the current one.
+    view = expenses.status(expense, org.id)
+    assert (view.policy_id, view.policy_active) == (org.small.id, False)
     with new_uow() as uow:
         assert uow.org.policy_in_use(org.id, org.small.id) is True
         assert uow.org.policy_in_use(org.id, org.large.id) is False

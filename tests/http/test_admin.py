@@ -215,7 +215,9 @@ def test_a_used_policy_is_replaced_by_its_successor(empty: Client) -> None:
     assert second["policy_id"] == successor["id"]
     # The first expense keeps the policy, and the approvers, it was routed with.
     status = ok(empty.get(f"/api/expenses/{first}/status"))
-    assert status["policy_id"] == acme.policy
+    assert (status["policy_id"], status["policy_active"]) == (acme.policy, False)
+    current = ok(empty.get(f"/api/expenses/{second['expense_id']}/status"))
+    assert (current["policy_id"], current["policy_active"]) == (successor["id"], True)
     deactivated = ok(empty.post(f"/api/policies/{successor['id']}/deactivate"))
     assert deactivated["active"] is False
     refused(empty.post("/api/expenses", json=body), 400, "no_policy_for")
