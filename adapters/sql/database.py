@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from adapters.sql.link import is_unavailability
+from adapters.sql.link import Link, is_unavailability
 from adapters.sql.uow import SqlUnitOfWork
 from expense_core.errors import Unavailable
 
@@ -52,7 +52,9 @@ class SqlDatabase:
             "pool_size": pool_size,
             # pool_size is the whole budget: past it, callers queue rather than open more.
             "max_overflow": 0,
-            "pool_pre_ping": True,
+            # No ping per checkout: a unit of work retries a statement that finds its pooled
+            # connection dead before anything ran on it (see link.py).
+            "pool_pre_ping": False,
             "echo": echo,
         }
         if backend == "postgresql":
@@ -102,11 +104,13 @@ class SqlDatabase:
 
     def ping(self) -> None:
         """Raises: Unavailable when the database cannot be reached."""
+        link = Link(self.engine)
         try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+            link.read(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise Unavailable from exc
+        finally:
+            link.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

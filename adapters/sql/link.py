@@ -6,6 +6,12 @@ query's round trips). The first write-intent statement opens the transaction: on
 the driver's own BEGIN, on SQLite `BEGIN IMMEDIATE`, which takes the write lock up front so a
 decision never reads a state it then cannot write over. Everything from there on, reads too,
 runs in that one transaction until commit or rollback.
+
+Pooled connections are not pinged at checkout (a round trip per unit of work). A connection
+that died while idle in the pool (a server restart, a killed backend) fails its first
+statement instead; nothing can have happened on it yet, so that statement runs once more on a
+fresh connection. The failure has invalidated the whole pool, so the connections that died
+with it are replaced as they are checked out, each without a failure.
 """
 
 from __future__ import annotations
@@ -49,14 +55,16 @@ class Link:
         self._conn: Connection | None = None
         self._autocommit = False
         self._in_transaction = False
+        # Nothing has run on the connection yet: a disconnect now may be retried.
+        self._first_use = False
 
     def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         """Run a statement that writes nothing; outside a transaction if none is open yet."""
-        return self._run(self._connection(autocommit=True), statement, params)
+        return self._run(statement, params, autocommit=True)
 
     def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
         """Run a statement inside the unit of work's transaction, opening it if need be."""
-        return self._run(self.begin(), statement, params)
+        return self._run(statement, params, autocommit=False)
 
     def begin(self) -> Connection:
         """Open the transaction (if not yet open): what a write or a locking read needs first."""
@@ -65,6 +73,7 @@ class Link:
             return conn
         try:
             if self.is_sqlite:
+                self._first_use = False
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             elif self._autocommit:
                 # Leave autocommit: nothing is pending (autocommit), so this commit sends nothing.
@@ -105,6 +114,7 @@ class Link:
             return self._conn
         try:
             self._conn = self._engine.connect()
+            self._first_use = True
             if autocommit and not self.is_sqlite:
                 self._conn.execution_options(isolation_level="AUTOCOMMIT")
                 self._autocommit = True
@@ -112,12 +122,31 @@ class Link:
             _reraise(exc)
         return self._conn
 
-    @staticmethod
-    def _run(conn: Connection, statement: Executable, params: Params) -> CursorResult[Any]:
+    def _run(self, statement: Executable, params: Params, *, autocommit: bool) -> CursorResult[Any]:
+        conn = self._connection(autocommit=True) if autocommit else self.begin()
+        retry, self._first_use = self._first_use, False
+        try:
+            return conn.execute(statement, params)
+        except DBAPIError as exc:
+            if not (retry and exc.connection_invalidated):
+                _reraise(exc)
+        except SQLAlchemyError as exc:
+            _reraise(exc)
+        # The connection died in the pool before this unit of work ran anything on it.
+        self._discard()
+        conn = self._connection(autocommit=True) if autocommit else self.begin()
+        self._first_use = False
         try:
             return conn.execute(statement, params)
         except SQLAlchemyError as exc:
             _reraise(exc)
+
+    def _discard(self) -> None:
+        """Give back a connection that was found dead, and start over without one."""
+        conn, self._conn = self._conn, None
+        self._autocommit = self._in_transaction = False
+        if conn is not None:
+            conn.close()
 
 
 def _reraise(exc: SQLAlchemyError) -> NoReturn:

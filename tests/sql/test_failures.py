@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from adapters.sql import SqlDatabase, upgrade
 from expense_core.errors import Unavailable
 from expense_core.model import CompanyId, ExpenseId, UserId
-from expense_core.services import ExpenseService, SubmitExpense
+from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
 from tests.contract.support import TickingClock, money, tech_corp
 from tests.pg import PgServer
 
@@ -75,13 +75,43 @@ def test_a_connection_lost_mid_work_is_unavailable_and_the_pool_recovers(
             assert _terminate_sessions(postgres_url) >= 1
             with pytest.raises(Unavailable):
                 uow.org.company(org.id)
-        # Idle pooled connections died too; the pre-ping replaces them unnoticed.
+        # Idle pooled connections died too; they are replaced unnoticed.
         _terminate_sessions(postgres_url)
         db.ping()
         submitted = expenses.submit(
             SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
         )
         assert expenses.status(submitted.expense.id, CompanyId(org.id)).amount == money("5.00")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_connections_that_died_in_the_pool_are_replaced_without_a_failure(
+    postgres_url: str,
+) -> None:
+    db = SqlDatabase.connect(postgres_url, pool_size=2)
+    try:
+        org = tech_corp(db.unit_of_work)
+        company = CompanyId(org.id)
+        expenses = ExpenseService(db.unit_of_work, TickingClock())
+        with db.unit_of_work() as one, db.unit_of_work() as two:
+            one.org.member(org.person(7))
+            two.org.member(org.person(7))
+        assert _terminate_sessions(postgres_url) == 2  # as a server restart would
+        db.ping()
+        submitted = expenses.submit(
+            SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
+        )
+        # A unit of work whose first statement writes (a decision that knows its company).
+        _terminate_sessions(postgres_url)
+        approver = submitted.approvers[0].id
+        expenses.approve(
+            ApproveStep(expense_id=submitted.expense.id, user_id=approver, company_id=company)
+        )
+        _terminate_sessions(postgres_url)
+        view = expenses.status(submitted.expense.id, company)
+        assert view.approvals[0].status == "approved"
     finally:
         db.dispose()
 
