@@ -188,6 +188,14 @@ class ExpenseRepository(Protocol):
         """
         ...
 
+    def get_for_update_by(self, actor_id: UserId, expense_id: ExpenseId) -> Expense | None:
+        """As `get_for_update`, in the company of an active user, found in the same step.
+
+        None when the user is unknown or inactive, or the expense is not in their company:
+        the caller tells these apart (they are rare) through `UnitOfWork.org`.
+        """
+        ...
+
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         """Write a decided expense (loaded with `get_for_update`) and append its events."""
         ...

@@ -36,6 +36,7 @@ from expense_core.errors import (
     PolicyOverlap,
     ReplacementNotEligible,
     Unauthenticated,
+    UnknownExpense,
     UnknownManager,
     UnknownUser,
 )
@@ -267,10 +268,17 @@ class ExpenseService:
         decide: Callable[[Expense, datetime], Decision],
     ) -> Decision:
         with self.new_uow() as uow:
-            company = (
-                company_id if company_id is not None else _actor(uow, user_id, None).user.company_id
-            )
-            expense = uow.expenses.get_for_update(company, expense_id)
+            if company_id is not None:
+                expense = uow.expenses.get_for_update(company_id, expense_id)
+            else:
+                # The actor's company and the expense in one step; on a miss, the actor decides
+                # the error as if looked up first (unknown, inactive), else the expense is not
+                # in their company.
+                found = uow.expenses.get_for_update_by(user_id, expense_id)
+                if found is None:
+                    _actor(uow, user_id, None)
+                    raise UnknownExpense(expense_id)
+                expense = found
             decision = decide(expense, self.clock.now())
             uow.expenses.save(decision.expense, decision.events)
             uow.commit()

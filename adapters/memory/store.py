@@ -403,6 +403,13 @@ class MemoryExpenses:
         # The unit of work already holds the store's lock: nobody else can decide meanwhile.
         return self.get(company_id, expense_id)
 
+    def get_for_update_by(self, actor_id: UserId, expense_id: ExpenseId) -> Expense | None:
+        actor = self._t.users.get(actor_id)
+        expense = self._t.expenses.get(expense_id)
+        if actor is None or not actor.active or expense is None:
+            return None
+        return expense if expense.company_id == actor.company_id else None
+
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         before = self.get(expense.company_id, expense.id)
         self._put(self._t.expenses, expense.id, expense)

@@ -101,24 +101,51 @@ def _its_approvals(expense: Any = expenses) -> Any:
 _THIS_EXPENSE = and_(
     expenses.c.id == bindparam("expense"), expenses.c.company_id == bindparam("company")
 )
-_GET = (
-    select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
-    .select_from(expenses.outerjoin(approvals, _its_approvals()))
-    .where(_THIS_EXPENSE)
-    .order_by(approvals.c.step_number)
+# The expense in the company of an active actor, found in the same statement: a decision
+# that names only its actor needs no round trip to look them up first.
+_ACTORS_COMPANY = (
+    select(users.c.company_id)
+    .where(users.c.id == bindparam("actor"), users.c.active.is_not(false()))
+    .scalar_subquery()
 )
+_ACTORS_EXPENSE = and_(
+    expenses.c.id == bindparam("expense"), expenses.c.company_id == _ACTORS_COMPANY
+)
+
+
+def _get(where: Any) -> Any:
+    return (
+        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
+        .select_from(expenses.outerjoin(approvals, _its_approvals()))
+        .where(where)
+        .order_by(approvals.c.step_number)
+    )
+
+
 # Locks the expense and its approval rows. Every decision on an expense runs this first, so
 # decisions on one expense queue here; a waiter gets the rows as the winner left them (READ
 # COMMITTED re-reads locked rows), never a snapshot taken before the lock was granted.
-_LOCK = (
-    select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
-    .select_from(expenses.join(approvals, _its_approvals()))
-    .where(_THIS_EXPENSE)
-    .order_by(approvals.c.step_number, approvals.c.approver_id)
-    .with_for_update()
-)
+def _lock(where: Any) -> Any:
+    return (
+        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
+        .select_from(expenses.join(approvals, _its_approvals()))
+        .where(where)
+        .order_by(approvals.c.step_number, approvals.c.approver_id)
+        .with_for_update()
+    )
+
+
 # An expense without approval rows (a policy stored without steps) needs no inner join.
-_LOCK_BARE = select(*EXPENSE_COLUMNS).where(_THIS_EXPENSE).with_for_update()
+def _lock_bare(where: Any) -> Any:
+    return select(*EXPENSE_COLUMNS).where(where).with_for_update()
+
+
+_GET = _get(_THIS_EXPENSE)
+_LOCK = _lock(_THIS_EXPENSE)
+_LOCK_BARE = _lock_bare(_THIS_EXPENSE)
+_GET_BY = _get(_ACTORS_EXPENSE)
+_LOCK_BY = _lock(_ACTORS_EXPENSE)
+_LOCK_BARE_BY = _lock_bare(_ACTORS_EXPENSE)
 
 # --- writing: PostgreSQL, one statement each -------------------------------------------------
 
@@ -647,16 +674,28 @@ class SqlExpenses:
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         params = {"company": company_id, "expense": expense_id}
+        expense = self._lock_one(params, _GET, _LOCK, _LOCK_BARE)
+        if expense is None:
+            raise UnknownExpense(expense_id)
+        return expense
+
+    def get_for_update_by(self, actor_id: UserId, expense_id: ExpenseId) -> Expense | None:
+        params = {"actor": actor_id, "expense": expense_id}
+        return self._lock_one(params, _GET_BY, _LOCK_BY, _LOCK_BARE_BY)
+
+    def _lock_one(
+        self, params: dict[str, Any], get: Executable, lock: Executable, lock_bare: Executable
+    ) -> Expense | None:
         self._link.begin()
         if self._link.is_sqlite:
             # BEGIN IMMEDIATE already holds the database's write lock.
-            rows = self._link.write(_GET, params).all()
+            rows = self._link.write(get, params).all()
         else:
-            rows = self._link.write(_LOCK, params).all()
+            rows = self._link.write(lock, params).all()
             if not rows:
-                rows = self._link.write(_LOCK_BARE, params).all()
+                rows = self._link.write(lock_bare, params).all()
         if not rows:
-            raise UnknownExpense(expense_id)
+            return None
         expense = _expense_from(rows)
         self._loaded[expense.id] = expense
         return expense

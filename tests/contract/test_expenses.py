@@ -209,6 +209,42 @@ def test_another_companys_expense_is_unknown(
         _approve(expenses, other, expense_id, 6)
 
 
+def test_get_for_update_by_finds_the_expense_in_an_active_actors_company_only(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    other = tech_corp(new_uow)
+    expense = _submit(expenses, org, 7, "300.00", "travel").expense
+    with new_uow() as uow:
+        # Anyone of the company finds it, not only its submitter and approvers.
+        for who in (7, 6, 1):
+            assert uow.expenses.get_for_update_by(org.person(who), expense.id) == expense
+    with new_uow() as uow:
+        assert uow.expenses.get_for_update_by(other.person(6), expense.id) is None
+        assert uow.expenses.get_for_update_by(UserId(2_000_000_000), expense.id) is None
+        assert uow.expenses.get_for_update_by(org.person(6), NOBODY) is None
+    with new_uow() as uow:
+        leaver = uow.org.member(org.person(2)).user
+        uow.org.update_user(attrs.evolve(leaver, active=False))
+        uow.commit()
+    with new_uow() as uow:
+        assert uow.expenses.get_for_update_by(org.person(2), expense.id) is None
+
+
+def test_get_for_update_by_then_save_round_trip(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    expense = _submit(expenses, org, 7, "300.00", "travel").expense
+    with new_uow() as uow:
+        loaded = uow.expenses.get_for_update_by(org.person(7), expense.id)
+        assert loaded == expense
+        step = attrs.evolve(loaded.approvals[0], comments="by hand")
+        changed = attrs.evolve(loaded, approvals=(step, *loaded.approvals[1:]))
+        uow.expenses.save(changed, ())
+        uow.commit()
+    with new_uow() as uow:
+        assert uow.expenses.get(org.id, expense.id) == changed
+
+
 def test_an_unknown_expense_is_unknown_everywhere(
     new_uow: Callable[[], UnitOfWork], org: Org
 ) -> None:
