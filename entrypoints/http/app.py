@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Controller, Litestar, Request, Response, get
 from litestar.datastructures import MutableScopeHeaders
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import SerializationException
 from litestar.openapi.config import OpenAPIConfig
@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http import schemas
 from entrypoints.http.admin import AdminController
-from entrypoints.http.auth import bearer_caller, demo_caller
+from entrypoints.http.auth import Caller, bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
 from entrypoints.http.errors import EXCEPTION_HANDLERS, REQUEST_ID_HEADER, REQUEST_ID_STATE
 from entrypoints.settings import AuthMode, Settings, configure_logging
@@ -157,13 +157,15 @@ def create_app(container: Container) -> Litestar:
         status="healthy", service=SERVICE, version=_version(), auth_mode=str(settings.auth_mode)
     )
 
-    def expenses() -> ExpenseService:
+    # Services are resolved after the caller, whom every route using them needs anyway:
+    # dependencies that do not depend on each other cost Litestar a task group per request.
+    def expenses(caller: NamedDependency[Caller]) -> ExpenseService:
         return container.expenses()
 
     def access() -> AccessService:
         return container.access()
 
-    def org() -> OrgService:
+    def org(caller: NamedDependency[Caller]) -> OrgService:
         return container.org()
 
     def database() -> Database:
