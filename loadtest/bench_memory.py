@@ -25,6 +25,7 @@ import attrs
 
 from adapters.clock import SystemClock
 from adapters.memory import MemoryStore
+from entrypoints.synthetic import LADDER, TEAM_SIZE
 from expense_core import (
     ApprovalStep,
     ApproveStep,
@@ -39,17 +40,6 @@ from expense_core import (
     UserId,
 )
 
-# (level number, title, people per team): a pyramid of 100 people a team.
-LADDER = (
-    (1, "CTO", 1),
-    (2, "VP", 2),
-    (3, "Director", 4),
-    (4, "AD", 8),
-    (5, "SEM", 15),
-    (6, "Manager", 25),
-    (7, "SDE3", 45),
-)
-TEAM_SIZE = sum(seats for _, _, seats in LADDER)
 TEAMS_PER_COMPANY = 5
 STEPS = (
     ApprovalStep(step_order=1, required_level=6, description="Manager approval"),

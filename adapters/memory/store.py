@@ -50,6 +50,7 @@ from expense_core.model import (
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 
 _MISSING: Any = object()
+_APPENDED: Any = object()
 Ladder = tuple[list[tuple[int, int]], list[Member]]
 
 
@@ -63,7 +64,8 @@ class _Tables:
     policies: dict[PolicyId, Policy] = attrs.Factory(dict)
     expenses: dict[ExpenseId, Expense] = attrs.Factory(dict)
     events: dict[ExpenseId, tuple[ExpenseEvent, ...]] = attrs.Factory(dict)
-    company_expenses: dict[CompanyId, tuple[ExpenseId, ...]] = attrs.Factory(dict)
+    # Ascending ids, appended to in place: copying the list per submission would grow with it.
+    company_expenses: dict[CompanyId, list[ExpenseId]] = attrs.Factory(dict)
     waiting_on: dict[UserId, frozenset[ExpenseId]] = attrs.Factory(dict)
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
@@ -120,13 +122,21 @@ class MemoryUnitOfWork:
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
         self._committed = False
         self.org = MemoryOrg(store, self._put)
-        self.expenses = MemoryExpenses(store, self._put)
+        self.expenses = MemoryExpenses(store, self._put, self._append)
         self.idempotency = MemoryIdempotency(store, self._put)
         self.tokens = MemoryTokens(store, self._put)
 
     def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
+
+    def _append(self, table: dict[Any, list[Any]], key: Any, value: Any) -> None:
+        listed = table.get(key)
+        if listed is None:
+            self._put(table, key, [value])
+        else:
+            listed.append(value)
+            self._undo.append((table, key, _APPENDED))
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
@@ -149,7 +159,9 @@ class MemoryUnitOfWork:
         if any(table is self._store.tables.users for table, _, _ in self._undo):
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
-            if old is _MISSING:
+            if old is _APPENDED:
+                table[key].pop()
+            elif old is _MISSING:
                 del table[key]
             else:
                 table[key] = old
@@ -384,18 +396,18 @@ class MemoryOrg:
 
 
 class MemoryExpenses:
-    def __init__(self, store: MemoryStore, put: Put) -> None:
+    def __init__(self, store: MemoryStore, put: Put, append: Put) -> None:
         self._store = store
         self._t = store.tables
         self._put = put
+        self._append = append
 
     def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
         expense_id = ExpenseId(self._store.next_id("expenses"))
         expense = attrs.evolve(expense, id=expense_id)
         self._put(self._t.expenses, expense_id, expense)
         self._put(self._t.events, expense_id, with_expense_id(events, expense_id))
-        listed = self._t.company_expenses.get(expense.company_id, ())
-        self._put(self._t.company_expenses, expense.company_id, (*listed, expense_id))
+        self._append(self._t.company_expenses, expense.company_id, expense_id)
         self._index_waiting(None, expense)
         return expense_id
 

@@ -44,6 +44,26 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
         assert uow.expenses.get(org.id, expense.id) == expense
 
 
+def test_an_uncommitted_expense_never_shows_in_the_company_list(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    expense = expenses.submit(
+        SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
+    ).expense
+
+    def listed() -> list[int]:
+        with new_uow() as uow:
+            found = uow.expenses.summaries(org.id, user_id=None, status=None, before=None, limit=50)
+        return [s.id for s in found]
+
+    before = listed()
+    with new_uow() as uow:
+        loaded = uow.expenses.get(org.id, expense.id)
+        uow.expenses.add(loaded, ())
+        uow.expenses.add(loaded, ())
+    assert listed() == before == [expense.id]
+
+
 def test_an_error_rolls_everything_back(new_uow: Callable[[], UnitOfWork], org: Org) -> None:
     added: list[Team] = []
 
