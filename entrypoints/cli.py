@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import Progress
@@ -50,6 +50,11 @@ environment:
   LOG_LEVEL       DEBUG, INFO (default), WARNING, ERROR
   DB_POOL_SIZE    connections per process (default 10)
   MAX_BODY_BYTES  largest request body accepted (default 65536)
+  MAX_IN_FLIGHT   requests a worker serves at once; more are answered 503 (default 64)
+  DB_POOL_TIMEOUT_MS       wait for a pooled connection before a 503 (default 5000)
+  DB_STATEMENT_TIMEOUT_MS  PostgreSQL statement timeout, 0 for none (default 15000)
+  DB_CONNECT_TIMEOUT_S     time to open a database connection (default 5)
+  SHUTDOWN_GRACE_S         after SIGTERM, time for requests in flight (default 20)
 
 exit codes: 0 done, 1 refused or failed, 2 bad usage or settings
 """
@@ -237,29 +242,21 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         f"([bold]{settings.auth_mode}[/] auth, {settings.workers} worker(s), "
         f"docs at /docs)"
     )
-    log_level = settings.log_level.lower()
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "server_header": False,
+        # After SIGTERM, requests in flight get this long; then the process exits regardless.
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+    }
     if settings.workers == 1:
-        uvicorn.run(
-            create_app(container),
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            log_config=None,
-            server_header=False,
-        )
+        uvicorn.run(create_app(container), **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=log_level,
-        log_config=None,
-        server_header=False,
-    )
+    uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, **options)
     return OK
 
 

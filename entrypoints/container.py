@@ -73,7 +73,13 @@ def database_for(settings: Settings) -> Database:
     from adapters.sql import SqlDatabase
 
     try:
-        return SqlDatabase.connect(settings.database_url, pool_size=settings.db_pool_size)
+        return SqlDatabase.connect(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout_s=settings.db_pool_timeout_ms / 1000,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
     except ValueError as exc:
         raise InvalidSetting(f"DATABASE_URL: {exc}") from None
 

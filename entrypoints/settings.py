@@ -46,6 +46,17 @@ class Settings:
     log_level: str = attrs.field(default="INFO", validator=attrs.validators.in_(LOG_LEVELS))
     db_pool_size: int = attrs.field(default=10, validator=_within(1, 1000))
     max_body_bytes: int = attrs.field(default=65536, validator=_within(1024, 10 * 1024 * 1024))
+    # How long a request waits for a pooled connection before it is answered 503.
+    db_pool_timeout_ms: int = attrs.field(default=5000, validator=_within(1, 600_000))
+    # PostgreSQL cancels a statement (lock waits included) that runs longer: 503, rolled back.
+    # 0 turns it off.
+    db_statement_timeout_ms: int = attrs.field(default=15_000, validator=_within(0, 3_600_000))
+    # How long opening a new connection may take (an unreachable host; a refusal is at once).
+    db_connect_timeout_s: int = attrs.field(default=5, validator=_within(2, 300))
+    # After SIGTERM: requests in flight get this long to finish before the process exits.
+    shutdown_grace_s: int = attrs.field(default=20, validator=_within(0, 3600))
+    # Requests one worker process serves at once; past it a request is answered 503 at once.
+    max_in_flight: int = attrs.field(default=64, validator=_within(1, 100_000))
 
     @property
     def is_memory(self) -> bool:
@@ -54,8 +65,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read DATABASE_URL, HOST, PORT, WORKERS, AUTH_MODE, LOG_LEVEL, DB_POOL_SIZE and
-        MAX_BODY_BYTES; unset or blank variables keep their defaults.
+        """Read the variables of `ENV_NAMES`; unset or blank variables keep their defaults.
 
         Raises:
             InvalidSetting: a variable that is not a number where one is due, or out of range.
@@ -83,6 +93,7 @@ class Settings:
             "log_level": (read("LOG_LEVEL") or "").upper() or None,
             "db_pool_size": number("DB_POOL_SIZE"),
             "max_body_bytes": number("MAX_BODY_BYTES"),
+            **{field: number(ENV_NAMES[field]) for field in NUMBERS},
         }
         mode = read("AUTH_MODE")
         if mode is not None:
@@ -122,7 +133,20 @@ ENV_NAMES: Final = {
     "log_level": "LOG_LEVEL",
     "db_pool_size": "DB_POOL_SIZE",
     "max_body_bytes": "MAX_BODY_BYTES",
+    "db_pool_timeout_ms": "DB_POOL_TIMEOUT_MS",
+    "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT_MS",
+    "db_connect_timeout_s": "DB_CONNECT_TIMEOUT_S",
+    "shutdown_grace_s": "SHUTDOWN_GRACE_S",
+    "max_in_flight": "MAX_IN_FLIGHT",
 }
+# Whole numbers read the same way, by their variable's name.
+NUMBERS: Final = (
+    "db_pool_timeout_ms",
+    "db_statement_timeout_ms",
+    "db_connect_timeout_s",
+    "shutdown_grace_s",
+    "max_in_flight",
+)
 
 
 def _explain(exc: Exception) -> str:

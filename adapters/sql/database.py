@@ -7,10 +7,8 @@ asked: `SqlDatabase.connect` only builds the engine.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,10 +18,14 @@ from adapters.sql.link import Link, is_unavailability
 from adapters.sql.uow import SqlUnitOfWork
 from expense_core.errors import Unavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 DEFAULT_URL: Final = "sqlite:///./expense_tracker.db"
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
 SQLITE_BUSY_MS: Final = 10_000
 CONNECT_TIMEOUT_S: Final = 5
+POOL_TIMEOUT_S: Final = 5.0
 # Any constant will do: it keeps two processes from migrating one database at once.
 MIGRATION_LOCK: Final = 4_000_001
 
@@ -37,9 +39,20 @@ class SqlDatabase:
 
     @classmethod
     def connect(
-        cls, url: str = DEFAULT_URL, *, pool_size: int = 10, echo: bool = False
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        pool_size: int = 10,
+        pool_timeout_s: float = POOL_TIMEOUT_S,
+        statement_timeout_ms: int = 0,
+        connect_timeout_s: int = CONNECT_TIMEOUT_S,
+        echo: bool = False,
     ) -> SqlDatabase:
         """Build the engine for a `postgresql+psycopg://` or `sqlite:///` URL; connect lazily.
+
+        A unit of work waits at most `pool_timeout_s` for a pooled connection and
+        `connect_timeout_s` to open one; on PostgreSQL a statement (lock waits included) runs at
+        most `statement_timeout_ms` (0: no limit). Each of these ends as `Unavailable`.
 
         Raises:
             ValueError: another kind of database, or an in-memory SQLite one (each pooled
@@ -52,6 +65,9 @@ class SqlDatabase:
             "pool_size": pool_size,
             # pool_size is the whole budget: past it, callers queue rather than open more.
             "max_overflow": 0,
+            # ...but not for ever: a request that cannot have a connection soon is answered
+            # "unavailable, retry" rather than left hanging behind an overloaded pool.
+            "pool_timeout": pool_timeout_s,
             # No ping per checkout: a unit of work retries a statement that finds its pooled
             # connection dead before anything ran on it (see link.py).
             "pool_pre_ping": False,
@@ -59,11 +75,11 @@ class SqlDatabase:
         }
         if backend == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-            connect_args = {
-                "connect_timeout": CONNECT_TIMEOUT_S,
-                # The seed's naive TIMESTAMP columns hold UTC, CURRENT_TIMESTAMP defaults too.
-                "options": "-c timezone=UTC",
-            }
+            # The seed's naive TIMESTAMP columns hold UTC, CURRENT_TIMESTAMP defaults too.
+            server_options = "-c timezone=UTC"
+            if statement_timeout_ms > 0:
+                server_options += f" -c statement_timeout={statement_timeout_ms}"
+            connect_args = {"connect_timeout": connect_timeout_s, "options": server_options}
             engine = create_engine(parsed, connect_args=connect_args, **options)
         elif backend == "sqlite":
             if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
@@ -87,6 +103,9 @@ class SqlDatabase:
         Raises:
             Unavailable: the database cannot be reached.
         """
+        # Imported here: Alembic takes a second to import, which a serving process never needs.
+        from alembic import command
+
         try:
             with self.engine.connect() as conn:
                 if self.is_sqlite:
@@ -95,6 +114,8 @@ class SqlDatabase:
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                     )
+                    # Requests are bounded by the statement timeout; a migration is not.
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                 command.upgrade(alembic_config(conn), revision)
                 conn.commit()
         except SQLAlchemyError as exc:
@@ -118,6 +139,8 @@ class SqlDatabase:
 
 def alembic_config(connection: Connection) -> Config:
     """An Alembic configuration that migrates over `connection` with the shipped scripts."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")

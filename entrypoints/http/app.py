@@ -10,13 +10,14 @@ import itertools
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from importlib import metadata
 from typing import Any, Final
 
 import msgspec
 from litestar import Controller, Litestar, Request, Response, get
-from litestar.datastructures import MutableScopeHeaders
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import SerializationException
@@ -30,7 +31,14 @@ from entrypoints.http import schemas
 from entrypoints.http.admin import AdminController
 from entrypoints.http.auth import Caller, bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
-from entrypoints.http.errors import EXCEPTION_HANDLERS, REQUEST_ID_HEADER, REQUEST_ID_STATE
+from entrypoints.http.errors import (
+    EXCEPTION_HANDLERS,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_STATE,
+    UNAVAILABLE_LOG_EVERY_S,
+    UNAVAILABLE_LOG_STATE,
+    Throttle,
+)
 from entrypoints.settings import AuthMode, Settings, configure_logging
 from expense_core.services import AccessService, ExpenseService, OrgService
 
@@ -90,6 +98,59 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_with_id)
 
     return middleware
+
+
+OVERLOADED_BODY: Final = msgspec.json.encode(
+    {"detail": "the server is busy; retry after the Retry-After seconds", "code": "overloaded"}
+)
+OVERLOADED_RETRY_AFTER_S: Final = 1
+# Answered even when every slot is taken: a supervisor probing liveness must not see a busy
+# worker as a dead one.
+UNLIMITED_PATHS: Final = frozenset({"/health/live"})
+
+
+def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
+    """Serve at most `limit` requests at once; answer any more 503 at once (`overloaded`).
+
+    A worker runs requests on a bounded thread pool over a bounded connection pool: past what
+    those serve, waiting only adds latency, so the excess is shed while it is cheap to shed.
+    """
+
+    # Litestar wraps each route in its own middleware: the count is the process's, shared.
+    in_flight = [0]
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or scope["path"] in UNLIMITED_PATHS:
+                await app(scope, receive, send)
+                return
+            if in_flight[0] >= limit:
+                await _overloaded(send)
+                return
+            in_flight[0] += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                in_flight[0] -= 1
+
+        return middleware
+
+    return wrap
+
+
+async def _overloaded(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(OVERLOADED_BODY)).encode()),
+                (b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": OVERLOADED_BODY, "more_body": False})
 
 
 class DocsController(Controller):
@@ -184,6 +245,11 @@ def create_app(container: Container) -> Litestar:
                 "anything. Never expose this server; set AUTH_MODE=token for real use."
             )
 
+    def warm_up() -> None:
+        # Build the database adapter (its imports, the engine) before the first request
+        # rather than during it; nothing connects yet, so a database that is down is no bar.
+        container.database()
+
     def close_database() -> None:
         container.shutdown_resources()
 
@@ -200,9 +266,10 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
-        middleware=[request_ids],
+        middleware=[request_ids, in_flight_limit(settings.max_in_flight)],
         openapi_config=_openapi(settings),
-        on_startup=[warn_if_demo],
+        on_startup=[warn_if_demo, warm_up],
+        state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database],
         logging_config=None,
     )

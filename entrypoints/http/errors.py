@@ -8,6 +8,8 @@ request id and answered 500 with nothing of its internals.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -34,6 +36,8 @@ log = logging.getLogger("expense_tracker.http")
 REQUEST_ID_STATE: Final = "request_id"
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 RETRY_AFTER_SECONDS: Final = 5
+UNAVAILABLE_LOG_EVERY_S: Final = 5.0
+UNAVAILABLE_LOG_STATE: Final = "unavailable_log"
 INVALID_REQUEST: Final = 422
 
 STATUS: Final = (
@@ -69,6 +73,29 @@ DESCRIPTIONS: Final = {
 }
 
 
+class Throttle:
+    """Says when to write a recurring log line again: at most once per interval.
+
+    Each app keeps its own (in its state, under `UNAVAILABLE_LOG_STATE`).
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval = interval_s
+        self._last = float("-inf")
+        self._quiet = 0
+        self._lock = threading.Lock()
+
+    def quieted(self) -> int | None:
+        """How many were kept quiet since the last line, if one is due now; else None."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self._interval:
+                self._quiet += 1
+                return None
+            quiet, self._quiet, self._last = self._quiet, 0, now
+        return quiet
+
+
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     """What went wrong, for people (`detail`) and for programs (`code`)."""
 
@@ -100,15 +127,20 @@ def domain_error_response(request: Request[Any, Any, Any], exc: DomainError) -> 
         return unexpected_error_response(request, exc)
     headers = None
     if status == 503:
-        # The client hears only "retry"; operators need the cause, which stays in the log.
+        # The client hears only "retry"; operators need the cause, which stays in the log:
+        # once per UNAVAILABLE_LOG_EVERY_S, since an outage under load fails every request.
         cause = exc.__cause__
-        log.warning(
-            "database unavailable (request %s, %s %s): %s",
-            request_id_of(request),
-            request.method,
-            request.url.path,
-            _first_line(cause) if cause is not None else exc.message,
-        )
+        throttle = request.app.state.get(UNAVAILABLE_LOG_STATE)
+        quiet = throttle.quieted() if isinstance(throttle, Throttle) else 0
+        if quiet is not None:
+            log.warning(
+                "database unavailable (request %s, %s %s): %s%s",
+                request_id_of(request),
+                request.method,
+                request.url.path,
+                _first_line(cause) if cause is not None else exc.message,
+                f" ({quiet} more 503s since the last report)" if quiet else "",
+            )
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="expense-tracker"'}

@@ -1,0 +1,70 @@
+"""The fault suite's setup: its own PostgreSQL cluster (stopped and started by the tests), a
+fresh migrated database per test with the demo organisation, and server processes on it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from adapters.sql import upgrade
+from tests import pg
+from tests.conftest import _in_ci
+from tests.faults.cluster import Cluster
+from tests.faults.support import Server, prepare, start_server
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Cluster]:
+    try:
+        made = Cluster.create()
+    except pg.PostgresUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"CI runs the fault suite, but no PostgreSQL cluster can be had: {exc}")
+        pytest.skip(f"!!! NO POSTGRESQL for the fault suite: {exc} !!!")
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+@pytest.fixture(scope="package")
+def template(cluster: Cluster) -> str:
+    name = cluster.create_database()
+    upgrade(cluster.url(name))
+    return name
+
+
+@attrs.frozen
+class Deployment:
+    """A fresh database with the demo organisation, and what serves it."""
+
+    cluster: Cluster
+    database: str
+    env: dict[str, str]
+    log: Path
+    servers: list[Server]
+
+    def serve(self, **settings: str) -> Server:
+        server = start_server(self.env, self.log, **settings)
+        self.servers.append(server)
+        return server
+
+
+@pytest.fixture
+def deployment(cluster: Cluster, template: str, tmp_path: Path) -> Iterator[Deployment]:
+    database = cluster.create_database(template=template)
+    made = Deployment(
+        cluster, database, prepare(cluster.url(database)), tmp_path / "server.log", []
+    )
+    yield made
+    for server in made.servers:
+        server.stop()
+    # Shown by pytest only when the test failed: what the server said meanwhile.
+    sys.stdout.write(f"--- server log\n{made.log.read_text(errors='replace')[-20000:]}")
+    if not (cluster.data / "postmaster.pid").exists():
+        cluster.start()  # a test that stopped it failed before starting it again
+    cluster.drop_database(database)
