@@ -8,15 +8,17 @@ from sqlalchemy import bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
-from adapters.sql.link import Link
+from adapters.sql.link import Link, Query
 from adapters.sql.org import MEMBER_COLUMNS, MEMBERS, member_from
 from adapters.sql.tables import api_tokens, idempotency_keys, users
 from expense_core.errors import IdempotencyKeyRace
 from expense_core.model import ExpenseId, Member, UserId
 
-_RECALL = select(idempotency_keys.c.fingerprint, idempotency_keys.c.expense_id).where(
-    idempotency_keys.c.user_id == bindparam("user_id"),
-    idempotency_keys.c.key == bindparam("key"),
+_RECALL = Query(
+    select(idempotency_keys.c.fingerprint, idempotency_keys.c.expense_id).where(
+        idempotency_keys.c.user_id == bindparam("user_id"),
+        idempotency_keys.c.key == bindparam("key"),
+    )
 )
 # A twin request's uncommitted key makes this wait for the twin's outcome, then do nothing.
 _REMEMBER: tuple[Executable, Executable] = (

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable
 
-from adapters.sql.link import Link
+from adapters.sql.link import Link, Query
 from adapters.sql.sqltypes import naive_utc
 from adapters.sql.tables import (
     approvals,
@@ -140,12 +140,12 @@ def _lock_bare(where: Any) -> Any:
     return select(*EXPENSE_COLUMNS).where(where).with_for_update()
 
 
-_GET = _get(_THIS_EXPENSE)
-_LOCK = _lock(_THIS_EXPENSE)
-_LOCK_BARE = _lock_bare(_THIS_EXPENSE)
-_GET_BY = _get(_ACTORS_EXPENSE)
-_LOCK_BY = _lock(_ACTORS_EXPENSE)
-_LOCK_BARE_BY = _lock_bare(_ACTORS_EXPENSE)
+_GET = Query(_get(_THIS_EXPENSE))
+_LOCK = Query(_lock(_THIS_EXPENSE))
+_LOCK_BARE = Query(_lock_bare(_THIS_EXPENSE))
+_GET_BY = Query(_get(_ACTORS_EXPENSE))
+_LOCK_BY = Query(_lock(_ACTORS_EXPENSE))
+_LOCK_BARE_BY = Query(_lock_bare(_ACTORS_EXPENSE))
 
 # --- writing: PostgreSQL, one statement each -------------------------------------------------
 
@@ -259,11 +259,11 @@ def _pg_add() -> Executable:
     )
 
 
-_PG_ADD = _pg_add()
+_PG_ADD = Query(_pg_add())
 
 
 @functools.cache
-def _pg_save(closes: bool) -> Executable:
+def _pg_save(closes: bool) -> Query:
     """Update the changed approvals, the expense if it changed, and append the events."""
     given = _approval_arrays()
     changed = (
@@ -294,7 +294,7 @@ def _pg_save(closes: bool) -> Executable:
         )
         ctes.append(closed)
     events = _event_rows(bindparam("expense", type_=Integer), bindparam("company", type_=Integer))
-    return select(literal_column("1")).add_cte(*ctes, events.cte("new_events"))
+    return Query(select(literal_column("1")).add_cte(*ctes, events.cte("new_events")))
 
 
 # --- writing: SQLite, a few statements in one transaction ------------------------------------
@@ -336,12 +336,12 @@ _submitter = users.alias("submitter")
 
 
 @functools.cache
-def _view(any_company: bool) -> Executable:
+def _view(any_company: bool) -> Query:
     named_approvals = approvals.join(
         _approver, _same_tenant(_approver, approvals, "approver_id")
     ).join(hierarchy_levels, _same_tenant(hierarchy_levels, approvals, "approver_level_id"))
     where = expenses.c.id == bindparam("expense") if any_company else _THIS_EXPENSE
-    return (
+    return Query(
         select(
             *EXPENSE_COLUMNS,
             _submitter.c.name.label("user_name"),
@@ -684,7 +684,7 @@ class SqlExpenses:
         return self._lock_one(params, _GET_BY, _LOCK_BY, _LOCK_BARE_BY)
 
     def _lock_one(
-        self, params: dict[str, Any], get: Executable, lock: Executable, lock_bare: Executable
+        self, params: dict[str, Any], get: Query, lock: Query, lock_bare: Query
     ) -> Expense | None:
         self._link.begin()
         if self._link.is_sqlite:

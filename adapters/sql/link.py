@@ -7,6 +7,12 @@ the driver's own BEGIN, on SQLite `BEGIN IMMEDIATE`, which takes the write lock 
 decision never reads a state it then cannot write over. Everything from there on, reads too,
 runs in that one transaction until commit or rollback.
 
+Statements that run on every request are wrapped in `Query`: on PostgreSQL each is compiled
+once and sent straight to psycopg as a prepared statement, skipping SQLAlchemy's per-execution
+machinery (cache-key generation, execution context, result metadata), which cost several times
+what the driver does. Their binds and results still pass through the columns' own types, and
+driver errors through SQLAlchemy's exception translation, so callers cannot tell the paths apart.
+
 Pooled connections are not pinged at checkout (a round trip per unit of work). A connection
 that died while idle in the pool (a server restart, a killed backend) fails its first
 statement instead; nothing can have happened on it yet, so that statement runs once more on a
@@ -16,10 +22,11 @@ with it are replaced as they are checked out, each without a failure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn, TypeAlias
+import collections
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, TypeAlias, overload
 
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -33,6 +40,105 @@ from sqlalchemy.sql import Executable
 from expense_core.errors import Unavailable
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Processor: TypeAlias = Callable[[Any], Any]
+
+
+class Query:
+    """A statement run on every request: on PostgreSQL, compiled once and prepared by the driver.
+
+    Elsewhere (SQLite) it runs as any other statement. Only for statements whose parameters are
+    all plain (no expanding IN lists) and given as one mapping.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: _Compiled | None = None
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        if self._compiled is None:
+            self._compiled = _Compiled(self.statement, dialect)
+        return self._compiled
+
+
+class _Compiled:
+    """The SQL text, bind defaults and processors, and row type of one `Query`."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        target: Any = statement
+        compiled: Any = target.compile(dialect=dialect)
+        if compiled.escaped_bind_names or compiled.positional:
+            raise ValueError("a Query needs plainly named parameters")
+        self.sql: str = compiled.string
+        self.defaults: dict[str, Any] = {}
+        self.bind_processors: list[tuple[str, Processor]] = []
+        for bind, name in compiled.bind_names.items():
+            if bind.expanding:
+                raise ValueError("a Query cannot expand IN lists")
+            if not bind.required:
+                self.defaults[name] = bind.effective_value
+            processor = bind.type.bind_processor(dialect)
+            if processor is not None:
+                self.bind_processors.append((name, processor))
+        # The result columns as the statement names them, with their types' processors.
+        columns = compiled._result_columns  # the compiler's own result map
+        self.result_processors: list[tuple[int, Processor]] = []
+        for position, column in enumerate(columns):
+            processor = column.type.result_processor(dialect, None)
+            if processor is not None:
+                self.result_processors.append((position, processor))
+        names = [column.keyname for column in columns]
+        self.row: Any = collections.namedtuple("Row", names, rename=True) if names else None
+
+    def params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        params = {**self.defaults, **given}
+        for name, processor in self.bind_processors:
+            params[name] = processor(params[name])
+        return params
+
+    def rows(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
+        row = self.row
+        if row is None:
+            return []
+        processors = self.result_processors
+        if not processors:
+            return [row._make(values) for values in fetched]
+        made = []
+        for values in fetched:
+            listed = list(values)
+            for position, processor in processors:
+                listed[position] = processor(listed[position])
+            made.append(row._make(listed))
+        return made
+
+
+class Rows:
+    """The rows a `Query` returned: the parts of SQLAlchemy's result API the adapter uses."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise ValueError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0][0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
 
 
 def is_unavailability(exc: SQLAlchemyError) -> bool:
@@ -58,11 +164,19 @@ class Link:
         # Nothing has run on the connection yet: a disconnect now may be retried.
         self._first_use = False
 
-    def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
+    @overload
+    def read(self, statement: Query, params: Mapping[str, Any] | None = None) -> Rows: ...
+    @overload
+    def read(self, statement: Executable, params: Params = None) -> CursorResult[Any]: ...
+    def read(self, statement: Executable | Query, params: Params = None) -> Any:
         """Run a statement that writes nothing; outside a transaction if none is open yet."""
         return self._run(statement, params, autocommit=True)
 
-    def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
+    @overload
+    def write(self, statement: Query, params: Mapping[str, Any] | None = None) -> Rows: ...
+    @overload
+    def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]: ...
+    def write(self, statement: Executable | Query, params: Params = None) -> Any:
         """Run a statement inside the unit of work's transaction, opening it if need be."""
         return self._run(statement, params, autocommit=False)
 
@@ -80,6 +194,10 @@ class Link:
                 conn.commit()
                 conn.execution_options(isolation_level=conn.default_isolation_level)
                 self._autocommit = False
+            if not conn.in_transaction():
+                # Said explicitly: a `Query` runs on the driver, which SQLAlchemy does not see
+                # begin, and its commit must not be skipped as a commit of nothing.
+                conn.begin()
         except SQLAlchemyError as exc:
             _reraise(exc)
         self._in_transaction = True
@@ -122,11 +240,11 @@ class Link:
             _reraise(exc)
         return self._conn
 
-    def _run(self, statement: Executable, params: Params, *, autocommit: bool) -> CursorResult[Any]:
+    def _run(self, statement: Executable | Query, params: Params, *, autocommit: bool) -> Any:
         conn = self._connection(autocommit=True) if autocommit else self.begin()
         retry, self._first_use = self._first_use, False
         try:
-            return conn.execute(statement, params)
+            return self._execute(conn, statement, params)
         except DBAPIError as exc:
             if not (retry and exc.connection_invalidated):
                 _reraise(exc)
@@ -137,9 +255,48 @@ class Link:
         conn = self._connection(autocommit=True) if autocommit else self.begin()
         self._first_use = False
         try:
-            return conn.execute(statement, params)
+            return self._execute(conn, statement, params)
         except SQLAlchemyError as exc:
             _reraise(exc)
+
+    def _execute(self, conn: Connection, statement: Executable | Query, params: Params) -> Any:
+        if not isinstance(statement, Query):
+            return conn.execute(statement, params)
+        if self.is_sqlite:
+            return conn.execute(statement.statement, params)
+        if not isinstance(params, Mapping | None):
+            raise TypeError("a Query takes one mapping of parameters")
+        return self._prepared(conn, statement.compiled(self._engine.dialect), params or {})
+
+    def _prepared(self, conn: Connection, compiled: _Compiled, given: Mapping[str, Any]) -> Rows:
+        """Run a compiled `Query` as a prepared statement on the pooled psycopg connection."""
+        driver: Any = conn.connection.driver_connection
+        params = compiled.params(given)
+        cursor = driver.cursor()
+        try:
+            if conn.dispatch.before_cursor_execute:  # listeners (tests count statements) see it
+                conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
+            cursor.execute(compiled.sql, params, prepare=True)
+            fetched = cursor.fetchall() if cursor.description is not None else []
+            return Rows(compiled.rows(fetched), cursor.rowcount)
+        except self._engine.dialect.loaded_dbapi.Error as exc:
+            dialect = self._engine.dialect
+            lost = dialect.is_disconnect(exc, driver, cursor)
+            if lost:
+                # As SQLAlchemy does on a disconnect: every connection of the pool older than
+                # this failure is replaced at its next checkout (a restart killed them all).
+                self._engine.pool._invalidate(conn.connection, exc)
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                compiled.sql,
+                params,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        finally:
+            cursor.close()
 
     def _discard(self) -> None:
         """Give back a connection that was found dead, and start over without one."""
