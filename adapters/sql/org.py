@@ -36,7 +36,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
-from adapters.sql.link import Link
+from adapters.sql.link import Link, Query
 from adapters.sql.tables import (
     approval_steps,
     approvals,
@@ -100,7 +100,9 @@ MEMBERS = users.join(
     ),
 )
 
-_MEMBER = select(*MEMBER_COLUMNS).select_from(MEMBERS).where(users.c.id == bindparam("user_id"))
+_MEMBER = Query(
+    select(*MEMBER_COLUMNS).select_from(MEMBERS).where(users.c.id == bindparam("user_id"))
+)
 _USER_BY_EMAIL = (
     select(*MEMBER_COLUMNS)
     .select_from(MEMBERS)
@@ -141,7 +143,11 @@ def _pool_statements() -> tuple[Executable, Executable]:
 
     nearest_first = (hierarchy_levels.c.level_number.desc(), users.c.id)
 
-    # PostgreSQL: per step, the nearest `wanted` candidates, found through an index and a LIMIT.
+    # PostgreSQL: per step, the nearest `wanted` candidates. The company's levels are walked
+    # from the most junior allowed one up (an index scan that the outer LIMIT stops early), and
+    # each level's members come through users.hierarchy_level_id, `wanted` at most: no scan of
+    # the company's users, and a plan simple enough to be cached (planning the scan it replaces
+    # cost more than running it).
     steps = (
         func.unnest(
             bindparam("teams", type_=ARRAY(Integer)), bindparam("tops", type_=ARRAY(Integer))
@@ -149,16 +155,39 @@ def _pool_statements() -> tuple[Executable, Executable]:
         .table_valued(column("team", Integer), column("top", Integer))
         .render_derived("step")
     )
+    level = hierarchy_levels.alias("level")
+    member = users.alias("member")
+    at_level = (
+        select(member)
+        .where(
+            member.c.hierarchy_level_id == level.c.id,
+            member.c.company_id == company,
+            or_(steps.c.team.is_(None), member.c.team_id == steps.c.team),
+            member.c.active.is_not(false()),
+            member.c.id != submitter,
+        )
+        .correlate(steps, level)
+        .order_by(member.c.id)
+        .limit(wanted)
+        .lateral("at_level")
+    )
     nearest = (
-        select(*MEMBER_COLUMNS)
-        .select_from(MEMBERS)
-        .where(eligible(steps.c.team, steps.c.top))
-        .order_by(*nearest_first)
+        select(
+            *(at_level.c[c.name] for c in users.columns),
+            level.c.team_id.label("level_team_id"),
+            level.c.level_number,
+            level.c.level_name,
+        )
+        .select_from(level.join(at_level, true()))
+        .where(level.c.company_id == company, level.c.level_number <= steps.c.top)
+        .order_by(level.c.level_number.desc(), at_level.c.id)
         .limit(wanted)
         .lateral("nearest")
     )
     pg_candidates = (
-        select(literal_column("'candidate'"), *nearest.c).select_from(steps).join(nearest, true())
+        select(literal_column("'candidate'"), *(nearest.c[c.name] for c in MEMBER_COLUMNS))
+        .select_from(steps)
+        .join(nearest, true())
     )
 
     # SQLite has no LATERAL: rank every eligible member per step, keep the first `wanted`.
@@ -183,7 +212,7 @@ def _pool_statements() -> tuple[Executable, Executable]:
     return union_all(in_chain, pg_candidates), union_all(in_chain, sqlite_candidates)
 
 
-_POOL_PG, _POOL_SQLITE = _pool_statements()
+_POOL_PG, _POOL_SQLITE = (Query(statement) for statement in _pool_statements())
 
 POLICY_COLUMNS = (
     policies.c.id,
@@ -209,7 +238,7 @@ _WITH_STEPS = policies.outerjoin(
         approval_steps.c.company_id == policies.c.company_id,
     ),
 )
-_POLICY = (
+_POLICY = Query(
     select(*POLICY_COLUMNS)
     .select_from(_WITH_STEPS)
     .where(
@@ -218,7 +247,7 @@ _POLICY = (
     )
     .order_by(approval_steps.c.step_order)
 )
-_POLICIES = (
+_POLICIES = Query(
     select(*POLICY_COLUMNS)
     .select_from(_WITH_STEPS)
     .where(
@@ -236,7 +265,7 @@ _LEVEL = select(hierarchy_levels).where(
     hierarchy_levels.c.id == bindparam("level_id"),
     hierarchy_levels.c.company_id == bindparam("company_id"),
 )
-_COMPANY_POLICIES = (
+_COMPANY_POLICIES = Query(
     select(*POLICY_COLUMNS)
     .select_from(_WITH_STEPS)
     .where(policies.c.company_id == bindparam("company_id"))
