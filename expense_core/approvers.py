@@ -94,6 +94,33 @@ def ineligibility(
     return None
 
 
+def may_approve(
+    step: ApprovalStep, submitter: Member, member: Member, taken: Mapping[UserId, int]
+) -> bool:
+    """Whether a member can approve a step for this submitter: `ineligibility` finds nothing.
+
+    The same rules in the same order, without building a reason: resolution asks this of
+    every person it considers.
+    """
+    user = member.user
+    asking = submitter.user
+    if user.id == asking.id or not user.active or user.company_id != asking.company_id:
+        return False
+    scope = step.team_scope
+    kind = scope.kind
+    if kind is ScopeKind.SUBMITTER:
+        if user.team_id != asking.team_id:
+            return False
+    elif kind is ScopeKind.TEAM and user.team_id != scope.team_id:
+        return False
+    level = member.level.level_number
+    if level > step.required_level:
+        return False
+    if kind is not ScopeKind.TEAM and level >= submitter.level.level_number:
+        return False
+    return user.id not in taken
+
+
 def _nearest_key(member: Member) -> tuple[int, int]:
     return (-member.level_number, member.id)
 
@@ -102,16 +129,23 @@ def _choose(
     step: ApprovalStep,
     submitter: Member,
     pool: ApproverPool,
-    people: Iterable[Member],
+    people: Iterable[Member] | None,
     taken: Mapping[UserId, int],
 ) -> tuple[Member | None, str]:
     for manager in pool.chain:
-        if ineligibility(step, submitter, manager, taken) is None:
+        if may_approve(step, submitter, manager, taken):
             return manager, CHAIN_RULE
-    eligible = [m for m in people if ineligibility(step, submitter, m, taken) is None]
-    if not eligible:
+    # Nearest level wins, ties to the lowest user id: the smallest (-level, id).
+    best: Member | None = None
+    best_level = best_id = 0
+    for m in pool.everyone() if people is None else people:
+        if may_approve(step, submitter, m, taken):
+            level, user_id = -m.level.level_number, m.user.id
+            if best is None or level < best_level or (level == best_level and user_id < best_id):
+                best, best_level, best_id = m, level, user_id
+    if best is None:
         return None, NOBODY_RULE
-    return min(eligible, key=_nearest_key), NEAREST_RULE
+    return best, NEAREST_RULE
 
 
 def resolve_approvers(
@@ -122,16 +156,28 @@ def resolve_approvers(
     Raises:
         NoApproverForStep: some step has no eligible candidate; names the first such step.
     """
-    people = pool.everyone()
+    people: tuple[Member, ...] | None = None
     taken: dict[UserId, int] = {}
     routed: list[RoutedStep] = []
-    for step in sorted(steps, key=lambda s: s.step_order):
+    for step in _in_order(steps):
         chosen, rule = _choose(step, submitter, pool, people, taken)
         if chosen is None:
             raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
-        taken[chosen.id] = step.step_order
+        if rule is NEAREST_RULE and people is None:
+            people = pool.everyone()
+        taken[chosen.user.id] = step.step_order
         routed.append(RoutedStep(step, chosen, rule))
     return tuple(routed)
+
+
+def _in_order(steps: Sequence[ApprovalStep]) -> Sequence[ApprovalStep]:
+    # Stored policies keep their steps in order; sort only when they are not.
+    previous = None
+    for step in steps:
+        if previous is not None and step.step_order < previous:
+            return sorted(steps, key=lambda s: s.step_order)
+        previous = step.step_order
+    return steps
 
 
 def resolve_step(
@@ -142,7 +188,7 @@ def resolve_step(
     Raises:
         NoApproverForStep: nobody eligible is left for the step.
     """
-    chosen, rule = _choose(step, submitter, pool, pool.everyone(), taken)
+    chosen, rule = _choose(step, submitter, pool, None, taken)
     if chosen is None:
         raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
     return RoutedStep(step, chosen, rule)

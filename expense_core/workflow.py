@@ -68,30 +68,34 @@ def submit(
         InvalidText: the description is longer than 2,000 characters.
     """
     check_expense_amount(amount)
-    expense = Expense(
-        id=NEW_EXPENSE,
-        company_id=submitter.user.company_id,
-        user_id=submitter.id,
-        policy_id=policy.id,
-        amount=amount,
-        description=check_text("description", description),
-        status=ExpenseStatus.PENDING,
-        submitted_at=at,
-        approvals=tuple(
+    approvals = tuple(
+        [
             Approval(
                 step_number=r.step.step_order,
-                approver_id=r.approver.id,
+                approver_id=r.approver.user.id,
                 approver_level_id=r.approver.level.id,
                 required=r.step.is_required,
             )
             for r in routing
-        ),
+        ]
     )
-    submitted = _event(expense, EventKind.SUBMITTED, submitter.id, at)
-    if expense.pending_required:
-        return Decision(expense, (submitted,))
+    expense = Expense(
+        id=NEW_EXPENSE,
+        company_id=submitter.user.company_id,
+        user_id=submitter.user.id,
+        policy_id=policy.id,
+        amount=amount,
+        description=check_text("description", description),
+        status=_OPEN,
+        submitted_at=at,
+        approvals=approvals,
+    )
+    submitted = _event(expense, EventKind.SUBMITTED, submitter.user.id, at)
+    for a in approvals:
+        if a.required:
+            return Decision(expense, (submitted,))
     # A policy of optional steps only needs nobody's approval.
-    closed, skipped = _close(expense, ExpenseStatus.APPROVED, submitter.id, at)
+    closed, skipped = _close(expense, ExpenseStatus.APPROVED, submitter.user.id, at)
     return Decision(closed, (submitted, *skipped))
 
 
@@ -108,12 +112,24 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
     """
     target = _actors_step(expense, actor)
     comment = check_text("comments", comment)
-    decided = _decide(expense, target, ApprovalStatus.APPROVED, comment, at)
-    event = _event(expense, EventKind.APPROVED, actor, at, target.step_number, comment)
-    if decided.pending_required:
-        return Decision(decided, (event,), target.step_number)
-    closed, skipped = _close(decided, ExpenseStatus.APPROVED, actor, at)
-    return Decision(closed, (event, *skipped), target.step_number)
+    decided = Approval(
+        step_number=target.step_number,
+        approver_id=target.approver_id,
+        approver_level_id=target.approver_level_id,
+        required=target.required,
+        status=ApprovalStatus.APPROVED,
+        approved_at=at,
+        comments=comment,
+    )
+    step = target.step_number
+    event = _event(expense, EventKind.APPROVED, actor, at, step, comment)
+    approvals = tuple([decided if a.step_number == step else a for a in expense.approvals])
+    for a in approvals:
+        if a.required and a.status is _WAITING:
+            return Decision(_with_approvals(expense, approvals), (event,), step)
+    # The last required step: the expense is approved, and optional steps left are skipped.
+    closed, skipped = _close(_with_approvals(expense, approvals), ExpenseStatus.APPROVED, actor, at)
+    return Decision(closed, (event, *skipped), step)
 
 
 def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
@@ -180,23 +196,34 @@ def reassign(
 
 
 def _actors_step(expense: Expense, actor: UserId) -> Approval:
-    if expense.is_terminal:
+    if expense.status is not _OPEN:
         raise ExpenseClosed(expense.id, expense.status)
     if actor == expense.user_id:
         raise SelfApproval(expense.id)
-    mine = [a for a in expense.approvals if a.approver_id == actor]
-    if not mine:
+    current = mine = first_pending = None
+    for a in expense.approvals:
+        waiting = a.status is _WAITING
+        if current is None and waiting and a.required:
+            current = a
+        if a.approver_id == actor:
+            if mine is None:
+                mine = a
+            if waiting and first_pending is None:
+                first_pending = a
+    if mine is None:
         raise NotYourStep(expense.id, actor)
-    pending = [a for a in mine if a.is_pending]
-    if not pending:
-        raise StepAlreadyDecided(expense.id, mine[0].step_number, mine[0].status)
-    current = expense.current_step
-    for approval in pending:
-        if not approval.required or approval == current:
-            return approval
+    if first_pending is None:
+        raise StepAlreadyDecided(expense.id, mine.step_number, mine.status)
+    for a in expense.approvals:
+        if (
+            a.approver_id == actor
+            and a.status is _WAITING
+            and (not a.required or a is current or a == current)
+        ):
+            return a
     # Only required steps after the current one remain: steps are sequential.
     assert current is not None  # noqa: S101 -- a pending expense always has a pending required step
-    raise StepNotReached(expense.id, pending[0].step_number, current.step_number)
+    raise StepNotReached(expense.id, first_pending.step_number, current.step_number)
 
 
 def _decide(
@@ -212,11 +239,31 @@ def _decide(
 
 
 def _replace(expense: Expense, approval: Approval) -> Expense:
-    return attrs.evolve(
-        expense,
-        approvals=tuple(
-            approval if a.step_number == approval.step_number else a for a in expense.approvals
-        ),
+    step = approval.step_number
+    return _with_approvals(
+        expense, tuple([approval if a.step_number == step else a for a in expense.approvals])
+    )
+
+
+def _with_approvals(
+    expense: Expense,
+    approvals: tuple[Approval, ...],
+    status: ExpenseStatus | None = None,
+    completed_at: datetime | None = None,
+) -> Expense:
+    # Spelled out rather than `attrs.evolve`, which costs several times more: every decision
+    # builds a new expense.
+    return Expense(
+        id=expense.id,
+        company_id=expense.company_id,
+        user_id=expense.user_id,
+        policy_id=expense.policy_id,
+        amount=expense.amount,
+        description=expense.description,
+        status=expense.status if status is None else status,
+        submitted_at=expense.submitted_at,
+        completed_at=expense.completed_at if completed_at is None else completed_at,
+        approvals=approvals,
     )
 
 
@@ -224,15 +271,25 @@ def _close(
     expense: Expense, status: ExpenseStatus, actor: UserId, at: datetime
 ) -> tuple[Expense, tuple[ExpenseEvent, ...]]:
     skipped = tuple(
-        _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
-        for a in expense.approvals
-        if a.is_pending
+        [
+            _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+            for a in expense.approvals
+            if a.status is _WAITING
+        ]
     )
-    approvals = tuple(
-        attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.is_pending else a
-        for a in expense.approvals
-    )
-    return attrs.evolve(expense, status=status, completed_at=at, approvals=approvals), skipped
+    approvals = expense.approvals
+    if skipped:
+        approvals = tuple(
+            [
+                attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.status is _WAITING else a
+                for a in approvals
+            ]
+        )
+    return _with_approvals(expense, approvals, status, at), skipped
+
+
+_OPEN = ExpenseStatus.PENDING
+_WAITING = ApprovalStatus.PENDING
 
 
 def _event(

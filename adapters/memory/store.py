@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import attrs
 
-from expense_core.approvers import ApproverPool, ineligibility
+from expense_core.approvers import ApproverPool, may_approve
 from expense_core.errors import (
     DuplicateEmail,
     DuplicateName,
@@ -28,6 +28,7 @@ from expense_core.errors import (
     UnknownUser,
 )
 from expense_core.model import (
+    ApprovalStatus,
     ApprovalStep,
     Company,
     CompanyId,
@@ -49,9 +50,21 @@ from expense_core.model import (
 )
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 
+# What an undo entry restores: a key that was missing, an item appended to a list, an item
+# added to or removed from a set.
 _MISSING: Any = object()
 _APPENDED: Any = object()
+_ADDED: Any = object()
+_REMOVED: Any = object()
+_PENDING = ApprovalStatus.PENDING
+# Pools remembered per store before they are all forgotten: one per submitter and policy.
+POOL_CACHE_LIMIT = 100_000
+
+Undo = list[tuple[Any, Any, Any]]
+# Ascending (-level_number, user id) keys beside their members: nearest level first.
 Ladder = tuple[list[tuple[int, int]], list[Member]]
+PoolKey = tuple[UserId, int]
+PoolEntry = tuple[Member, Sequence[ApprovalStep], ApproverPool]
 
 
 @attrs.define
@@ -66,10 +79,67 @@ class _Tables:
     events: dict[ExpenseId, tuple[ExpenseEvent, ...]] = attrs.Factory(dict)
     # Ascending ids, appended to in place: copying the list per submission would grow with it.
     company_expenses: dict[CompanyId, list[ExpenseId]] = attrs.Factory(dict)
-    waiting_on: dict[UserId, frozenset[ExpenseId]] = attrs.Factory(dict)
+    # Who holds a pending approval of which expenses; the sets change in place (undone on
+    # rollback), as copying them per decision would cost as much as they hold.
+    waiting_on: dict[UserId, set[ExpenseId]] = attrs.Factory(dict)
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
+
+
+class _OrgIndex:
+    """What approver resolution reads, derived from the tables and kept in step with them.
+
+    Members (users with their level) by id; per company and per team, the active members
+    nearest level first; and the pools already gathered, per submitter and policy steps,
+    forgotten whenever a user changes.
+    """
+
+    def __init__(self, tables: _Tables) -> None:
+        levels = tables.levels
+        self.members = {
+            u.id: Member(u, levels[u.hierarchy_level_id]) for u in tables.users.values()
+        }
+        self.ladders: dict[tuple[str, int], Ladder] = {}
+        # One pass over everyone builds every ladder: building them one by one would scan all
+        # users once per company and per team.
+        for member in sorted(
+            (m for m in self.members.values() if m.user.active),
+            key=lambda m: (-m.level.level_number, m.user.id),
+        ):
+            for where in self._rungs(member.user):
+                keys, members = self.ladders.setdefault(where, ([], []))
+                keys.append((-member.level.level_number, member.user.id))
+                members.append(member)
+        self.pools: dict[PoolKey, PoolEntry] = {}
+
+    @staticmethod
+    def _rungs(user: User) -> tuple[tuple[str, int], tuple[str, int]]:
+        return ("company", user.company_id), ("team", user.team_id)
+
+    def ladder(self, kind: str, key: int) -> Ladder:
+        return self.ladders.get((kind, key), ([], []))
+
+    def put(self, user: User, level: HierarchyLevel) -> None:
+        """Take in a stored user, new or changed."""
+        before = self.members.get(user.id)
+        if before is not None and before.user.active:
+            key = (-before.level.level_number, before.user.id)
+            for where in self._rungs(before.user):
+                keys, members = self.ladders[where]
+                i = bisect_left(keys, key)
+                del keys[i], members[i]
+        member = Member(user, level)
+        self.members[user.id] = member
+        if user.active:
+            key = (-level.level_number, user.id)
+            for where in self._rungs(user):
+                keys, members = self.ladders.setdefault(where, ([], []))
+                i = bisect_left(keys, key)
+                keys.insert(i, key)
+                members.insert(i, member)
+        # Anyone's pool may hold this user, in its chain or among its candidates.
+        self.pools.clear()
 
 
 class MemoryStore:
@@ -78,8 +148,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.tables = _Tables()
-        # Sorted "nearest first" member lists per company and per team; rebuilt after user writes.
-        self._ladders: dict[tuple[str, int], Ladder] | None = None
+        # Built on first use, then kept up to date by user writes; dropped on a rollback that
+        # touched users, and after anyone writes the tables directly.
+        self._org: _OrgIndex | None = None
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
@@ -89,29 +160,30 @@ class MemoryStore:
         self.tables.counters[table] = value
         return value
 
-    def ladder(self, kind: str, key: int) -> Ladder:
-        if self._ladders is None:
-            self._ladders = self._build_ladders()
-        return self._ladders.get((kind, key), ([], []))
+    def org_index(self) -> _OrgIndex:
+        index = self._org
+        if index is None:
+            index = self._org = _OrgIndex(self.tables)
+        return index
 
-    def _build_ladders(self) -> dict[tuple[str, int], Ladder]:
-        # One pass over everyone builds every ladder: building them one by one would scan all
-        # users once per company and per team.
-        t = self.tables
-        ladders: dict[tuple[str, int], Ladder] = {}
-        everyone = sorted(
-            (Member(u, t.levels[u.hierarchy_level_id]) for u in t.users.values()),
-            key=lambda m: (-m.level_number, m.id),
-        )
-        for member in everyone:
-            for where in (("company", member.user.company_id), ("team", member.user.team_id)):
-                keys, members = ladders.setdefault(where, ([], []))
-                keys.append((-member.level_number, member.id))
-                members.append(member)
-        return ladders
+    def ladder(self, kind: str, key: int) -> Ladder:
+        """Active members of a company or team ("company" or "team"), nearest level first."""
+        return self.org_index().ladder(kind, key)
 
     def forget_ladders(self) -> None:
-        self._ladders = None
+        """Drop what is derived from the users table; it is rebuilt when next needed."""
+        self._org = None
+
+    def took_in(self, user: User) -> None:
+        """Bring what is derived from the users table up to date with a stored user."""
+        index = self._org
+        if index is None:
+            return
+        level = self.tables.levels.get(user.hierarchy_level_id)
+        if level is None:
+            self._org = None  # the rebuild will say what is wrong, as the first build would
+        else:
+            index.put(user, level)
 
 
 class MemoryUnitOfWork:
@@ -119,24 +191,37 @@ class MemoryUnitOfWork:
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._undo: Undo = []
         self._committed = False
-        self.org = MemoryOrg(store, self._put)
-        self.expenses = MemoryExpenses(store, self._put, self._append)
-        self.idempotency = MemoryIdempotency(store, self._put)
-        self.tokens = MemoryTokens(store, self._put)
+        # Repositories are made when first asked for: most units of work use one or two.
+        self._org: MemoryOrg | None = None
+        self._expenses: MemoryExpenses | None = None
+        self._idempotency: MemoryIdempotency | None = None
+        self._tokens: MemoryTokens | None = None
 
-    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        self._undo.append((table, key, table.get(key, _MISSING)))
-        table[key] = value
+    @property
+    def org(self) -> MemoryOrg:
+        if self._org is None:
+            self._org = MemoryOrg(self._store, self._undo)
+        return self._org
 
-    def _append(self, table: dict[Any, list[Any]], key: Any, value: Any) -> None:
-        listed = table.get(key)
-        if listed is None:
-            self._put(table, key, [value])
-        else:
-            listed.append(value)
-            self._undo.append((table, key, _APPENDED))
+    @property
+    def expenses(self) -> MemoryExpenses:
+        if self._expenses is None:
+            self._expenses = MemoryExpenses(self._store, self._undo)
+        return self._expenses
+
+    @property
+    def idempotency(self) -> MemoryIdempotency:
+        if self._idempotency is None:
+            self._idempotency = MemoryIdempotency(self._store, self._undo)
+        return self._idempotency
+
+    @property
+    def tokens(self) -> MemoryTokens:
+        if self._tokens is None:
+            self._tokens = MemoryTokens(self._store, self._undo)
+        return self._tokens
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
@@ -156,11 +241,16 @@ class MemoryUnitOfWork:
         self._committed = True
 
     def rollback(self) -> None:
-        if any(table is self._store.tables.users for table, _, _ in self._undo):
+        users = self._store.tables.users
+        if any(table is users for table, _, _ in self._undo):
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
             if old is _APPENDED:
                 table[key].pop()
+            elif old is _ADDED:
+                table.discard(key)
+            elif old is _REMOVED:
+                table.add(key)
             elif old is _MISSING:
                 del table[key]
             else:
@@ -168,54 +258,86 @@ class MemoryUnitOfWork:
         self._undo.clear()
 
 
-Put = Callable[[dict[Any, Any], Any, Any], None]
+def _put(undo: Undo, table: dict[Any, Any], key: Any, value: Any) -> None:
+    undo.append((table, key, table.get(key, _MISSING)))
+    table[key] = value
 
 
 class MemoryOrg:
-    def __init__(self, store: MemoryStore, put: Put) -> None:
+    def __init__(self, store: MemoryStore, undo: Undo) -> None:
         self._store = store
         self._t = store.tables
-        self._put = put
+        self._undo = undo
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        _put(self._undo, table, key, value)
 
     def member(self, user_id: UserId) -> Member:
-        user = self._t.users.get(user_id)
-        if user is None:
+        member = self._store.org_index().members.get(user_id)
+        if member is None:
             raise UnknownUser(user_id)
-        return Member(user, self._t.levels[user.hierarchy_level_id])
+        return member
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
+        index = self._store.org_index()
+        # Stored policies hand out the same steps each time, and members come from the index:
+        # identity says the pool was gathered for this very submitter and steps.
+        key = (submitter.user.id, id(steps))
+        found = index.pools.get(key)
+        if found is not None and found[0] is submitter and found[1] is steps:
+            return found[2]
+        pool = self._gather(index, submitter, steps)
+        if len(index.pools) >= POOL_CACHE_LIMIT:
+            index.pools.clear()
+        index.pools[key] = (submitter, steps, pool)
+        return pool
+
+    def _gather(
+        self, index: _OrgIndex, submitter: Member, steps: Sequence[ApprovalStep]
+    ) -> ApproverPool:
+        members = index.members
         chain: list[Member] = []
-        seen = {submitter.id}
+        seen = {submitter.user.id}
         manager_id = submitter.user.manager_id
         while manager_id is not None and manager_id not in seen:
             seen.add(manager_id)
-            manager = self.member(manager_id)
+            manager = members.get(manager_id)
+            if manager is None:
+                raise UnknownUser(manager_id)
             chain.append(manager)
             manager_id = manager.user.manager_id
         wanted = len(steps)
         candidates: dict[UserId, Member] = {}
         for step in steps:
-            for member in self._nearest(submitter, step, wanted):
-                candidates.setdefault(member.id, member)
+            self._nearest(index, submitter, step, wanted, candidates)
         return ApproverPool(tuple(chain), tuple(candidates.values()))
 
-    def _nearest(self, submitter: Member, step: ApprovalStep, wanted: int) -> Iterator[Member]:
+    @staticmethod
+    def _nearest(
+        index: _OrgIndex,
+        submitter: Member,
+        step: ApprovalStep,
+        wanted: int,
+        into: dict[UserId, Member],
+    ) -> None:
+        """Add the `wanted` nearest members eligible for the step (before four eyes)."""
         scope = step.team_scope
         if scope.kind is ScopeKind.COMPANY_WIDE:
-            keys, members = self._store.ladder("company", submitter.user.company_id)
+            keys, members = index.ladder("company", submitter.user.company_id)
         else:
             team = submitter.user.team_id if scope.team_id is None else scope.team_id
-            keys, members = self._store.ladder("team", team)
+            keys, members = index.ladder("team", team)
         top = step.required_level
         if scope.demands_seniority:
-            top = min(top, submitter.level_number - 1)
+            top = min(top, submitter.level.level_number - 1)
         found = 0
         for i in range(bisect_left(keys, (-top, 0)), len(members)):
             if found >= wanted:
                 return
-            if ineligibility(step, submitter, members[i], {}) is None:
+            member = members[i]
+            if may_approve(step, submitter, member, {}):
                 found += 1
-                yield members[i]
+                into.setdefault(member.user.id, member)
 
     def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
         policy = self._t.policies.get(policy_id)
@@ -282,7 +404,7 @@ class MemoryOrg:
         user = attrs.evolve(user, id=UserId(self._store.next_id("users")))
         self._put(self._t.users, user.id, user)
         self._put(self._t.emails, (user.company_id, user.email), user.id)
-        self._store.forget_ladders()
+        self._store.took_in(user)
         return user
 
     def add_policy(self, policy: Policy) -> Policy:
@@ -361,7 +483,7 @@ class MemoryOrg:
             self._put(self._t.emails, (user.company_id, before.email), _MISSING)
             del self._t.emails[(user.company_id, before.email)]
         self._put(self._t.users, user.id, user)
-        self._store.forget_ladders()
+        self._store.took_in(user)
         return user
 
     def company_policies(self, company_id: CompanyId) -> tuple[Policy, ...]:
@@ -381,7 +503,7 @@ class MemoryOrg:
         return tuple(
             sorted(
                 e
-                for e in self._t.waiting_on.get(user_id, frozenset())
+                for e in self._t.waiting_on.get(user_id, ())
                 if self._t.expenses[e].company_id == company_id
                 and not self._t.expenses[e].is_terminal
             )
@@ -396,18 +518,23 @@ class MemoryOrg:
 
 
 class MemoryExpenses:
-    def __init__(self, store: MemoryStore, put: Put, append: Put) -> None:
+    def __init__(self, store: MemoryStore, undo: Undo) -> None:
         self._store = store
         self._t = store.tables
-        self._put = put
-        self._append = append
+        self._undo = undo
 
     def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
+        t, undo = self._t, self._undo
         expense_id = ExpenseId(self._store.next_id("expenses"))
-        expense = attrs.evolve(expense, id=expense_id)
-        self._put(self._t.expenses, expense_id, expense)
-        self._put(self._t.events, expense_id, with_expense_id(events, expense_id))
-        self._append(self._t.company_expenses, expense.company_id, expense_id)
+        expense = expense.with_id(expense_id)
+        _put(undo, t.expenses, expense_id, expense)
+        _put(undo, t.events, expense_id, with_expense_id(events, expense_id))
+        listed = t.company_expenses.get(expense.company_id)
+        if listed is None:
+            _put(undo, t.company_expenses, expense.company_id, [expense_id])
+        else:
+            listed.append(expense_id)
+            undo.append((t.company_expenses, expense.company_id, _APPENDED))
         self._index_waiting(None, expense)
         return expense_id
 
@@ -423,21 +550,38 @@ class MemoryExpenses:
         return expense if expense.company_id == actor.company_id else None
 
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+        t, undo = self._t, self._undo
         before = self.get(expense.company_id, expense.id)
-        self._put(self._t.expenses, expense.id, expense)
-        self._put(self._t.events, expense.id, (*self._t.events[expense.id], *events))
+        _put(undo, t.expenses, expense.id, expense)
+        _put(undo, t.events, expense.id, (*t.events[expense.id], *events))
         self._index_waiting(before, expense)
 
     def _index_waiting(self, before: Expense | None, after: Expense) -> None:
-        old = {a.approver_id for a in before.approvals if a.is_pending} if before else set()
-        new = {a.approver_id for a in after.approvals if a.is_pending}
-        for user_id in old - new:
-            self._put(self._t.waiting_on, user_id, self._waiting(user_id) - {after.id})
-        for user_id in new - old:
-            self._put(self._t.waiting_on, user_id, self._waiting(user_id) | {after.id})
+        expense_id = after.id
+        waiting_on, undo = self._t.waiting_on, self._undo
+        old = (
+            [a.approver_id for a in before.approvals if a.status is _PENDING]
+            if before is not None
+            else []
+        )
+        new = [a.approver_id for a in after.approvals if a.status is _PENDING]
+        for user_id in old:
+            if user_id not in new:
+                held = waiting_on.get(user_id)
+                if held is not None and expense_id in held:
+                    held.remove(expense_id)
+                    undo.append((held, expense_id, _REMOVED))
+        for user_id in new:
+            if user_id not in old:
+                held = waiting_on.get(user_id)
+                if held is None:
+                    _put(undo, waiting_on, user_id, {expense_id})
+                elif expense_id not in held:
+                    held.add(expense_id)
+                    undo.append((held, expense_id, _ADDED))
 
-    def _waiting(self, user_id: UserId) -> frozenset[ExpenseId]:
-        return self._t.waiting_on.get(user_id, frozenset())
+    def _waiting(self, user_id: UserId) -> set[ExpenseId]:
+        return self._t.waiting_on.get(user_id) or set()
 
     def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         expense = self._t.expenses.get(expense_id)
@@ -554,9 +698,9 @@ def _summary(e: Expense) -> ExpenseSummary:
 
 
 class MemoryIdempotency:
-    def __init__(self, store: MemoryStore, put: Put) -> None:
+    def __init__(self, store: MemoryStore, undo: Undo) -> None:
         self._t = store.tables
-        self._put = put
+        self._undo = undo
 
     def recall(self, user_id: UserId, key: str) -> tuple[str, ExpenseId] | None:
         return self._t.idempotency.get((user_id, key))
@@ -564,16 +708,16 @@ class MemoryIdempotency:
     def remember(self, user_id: UserId, key: str, fingerprint: str, expense_id: ExpenseId) -> None:
         if (user_id, key) in self._t.idempotency:
             raise IdempotencyKeyRace(key)
-        self._put(self._t.idempotency, (user_id, key), (fingerprint, expense_id))
+        _put(self._undo, self._t.idempotency, (user_id, key), (fingerprint, expense_id))
 
 
 class MemoryTokens:
-    def __init__(self, store: MemoryStore, put: Put) -> None:
+    def __init__(self, store: MemoryStore, undo: Undo) -> None:
         self._t = store.tables
-        self._put = put
+        self._undo = undo
 
     def add(self, token_id: str, user_id: UserId, secret_hash: str, at: datetime) -> None:
-        self._put(self._t.tokens, token_id, (secret_hash, user_id))
+        _put(self._undo, self._t.tokens, token_id, (secret_hash, user_id))
 
     def holder(self, token_id: str) -> tuple[str, Member] | None:
         found = self._t.tokens.get(token_id)

@@ -20,8 +20,10 @@ from expense_core.approvers import (
     ApproverPool,
     RoutedStep,
     explain,
+    ineligibility,
     resolve_approvers,
 )
+from expense_core.approvers import may_approve as engine_may_approve
 from expense_core.errors import NoApproverForStep
 from expense_core.model import ApprovalStep, Member, ScopeKind, UserId
 from tests.strategies import OrgPlan, StepPlan, build_org, org_plans, step_plans
@@ -206,3 +208,16 @@ def test_explain_chooses_like_resolution_and_judges_every_candidate(case: Case) 
     else:
         assert explained[expected - 1].chosen is None
         assert [s.chosen is not None for s in explained[: expected - 1]] == [True] * (expected - 1)
+
+
+@given(case=cases(), data=st.data())
+def test_the_quick_eligibility_check_agrees_with_the_reasons(
+    case: Case, data: st.DataObject
+) -> None:
+    people = (*case.everyone, case.submitter)
+    ids = [m.id for m in people]
+    taken = {user_id: n for n, user_id in enumerate(data.draw(st.sets(st.sampled_from(ids))))}
+    for step in case.steps:
+        for member in people:
+            why = ineligibility(step, case.submitter, member, taken)
+            assert engine_may_approve(step, case.submitter, member, taken) == (why is None)

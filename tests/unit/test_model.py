@@ -147,6 +147,29 @@ def test_amounts_order_by_value_not_by_text() -> None:
     assert Money.parse("9.99") < Money.parse("10.00") < Money.parse("100")
 
 
+@given(a=money(), b=money())
+def test_amounts_compare_as_their_values(a: Money, b: Money) -> None:
+    assert (a < b, a <= b, a > b, a >= b) == (
+        a.value < b.value,
+        a.value <= b.value,
+        a.value > b.value,
+        a.value >= b.value,
+    )
+
+
+@pytest.mark.parametrize("other", [Decimal("1.00"), 1, "1.00", None])
+def test_amounts_do_not_compare_with_other_kinds_of_value(other: object) -> None:
+    amount = Money(Decimal("1.00"))
+    for compare in (
+        lambda: amount < other,  # type: ignore[operator]  # the refusal is the point
+        lambda: amount <= other,  # type: ignore[operator]
+        lambda: amount > other,  # type: ignore[operator]
+        lambda: amount >= other,  # type: ignore[operator]
+    ):
+        with pytest.raises(TypeError):
+            compare()
+
+
 @given(cents=st.integers(0, LIMIT_CENTS))
 def test_parse_round_trips_every_amount_in_range(cents: int) -> None:
     amount = Money.cents(cents)

@@ -204,6 +204,24 @@ class OrgChanges(RuleBasedStateMachine):
                     assert why is None, f"expense {expense_id} step {approval.step_number}: {why}"
 
     @invariant()
+    def what_the_store_derives_matches_its_tables(self) -> None:
+        # The store keeps members, ladders and gathered pools in step with user changes (and
+        # rollbacks); a store reading the same tables afresh must see exactly the same.
+        fresh = MemoryStore()
+        fresh.tables = self.store.tables
+        for kind, key in [("company", TECHCORP), *(("team", t) for t in self.store.tables.teams)]:
+            assert self.store.ladder(kind, key) == fresh.ladder(kind, key)
+        with self.store.unit_of_work() as live, fresh.unit_of_work() as rebuilt:
+            policies = live.org.company_policies(TECHCORP)
+            for user_id in self.store.tables.users:
+                submitter = live.org.member(user_id)
+                assert submitter == rebuilt.org.member(user_id)
+                for policy in policies:
+                    assert live.org.approver_pool(
+                        submitter, policy.steps
+                    ) == rebuilt.org.approver_pool(rebuilt.org.member(user_id), policy.steps)
+
+    @invariant()
     def history_only_grows(self) -> None:
         for expense_id, seen in self.snapshot().items():
             before = self.histories[expense_id]

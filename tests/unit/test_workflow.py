@@ -34,6 +34,7 @@ from expense_core.model import (
     Policy,
     PolicyId,
     UserId,
+    with_expense_id,
 )
 from tests.unit.support import START, member
 from tests.unit.support import money as m
@@ -367,6 +368,17 @@ def test_reassignment_moves_a_pending_step_and_says_from_whom() -> None:
     with pytest.raises(NotYourStep):
         workflow.approve(decision.expense, MANAGER.id, None, T2)
     assert workflow.approve(decision.expense, other_manager.id, None, T2).step_number == 1
+
+
+def test_stamping_a_stored_id_changes_nothing_else() -> None:
+    moved = workflow.reassign(with_optional(), 1, member(16, 6), STRANGER, T1)
+    closed = workflow.reject(moved.expense, UserId(16), "over budget", T2)
+    assert closed.expense.completed_at == T2
+    assert closed.expense.with_id(ExpenseId(8)) == attrs.evolve(closed.expense, id=ExpenseId(8))
+    events = (*moved.events, *closed.events)
+    assert with_expense_id(events, ExpenseId(8)) == tuple(
+        attrs.evolve(e, expense_id=ExpenseId(8)) for e in events
+    )
 
 
 def test_reassignment_refuses_the_submitter_a_decided_step_and_a_closed_expense() -> None:
