@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -103,6 +104,9 @@ def request_ids(app: ASGIApp) -> ASGIApp:
 OVERLOADED_BODY: Final = msgspec.json.encode(
     {"detail": "the server is busy; retry after the Retry-After seconds", "code": "overloaded"}
 )
+SHUTTING_DOWN_BODY: Final = msgspec.json.encode(
+    {"detail": "the server is shutting down; retry the request", "code": "shutting_down"}
+)
 OVERLOADED_RETRY_AFTER_S: Final = 1
 # Answered even when every slot is taken: a supervisor probing liveness must not see a busy
 # worker as a dead one.
@@ -125,11 +129,25 @@ def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
                 await app(scope, receive, send)
                 return
             if in_flight[0] >= limit:
-                await _overloaded(send)
+                await _unavailable(send, OVERLOADED_BODY)
                 return
             in_flight[0] += 1
+            started = False
+
+            async def send_started(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
             try:
-                await app(scope, receive, send)
+                await app(scope, receive, send_started)
+            except asyncio.CancelledError:
+                # uvicorn cancels what is still running when the shutdown grace period ends:
+                # the client hears "retry" (elsewhere) rather than a 500. What the request did
+                # stays in its transaction, rolled back as the process and its connections go.
+                if started:
+                    raise
+                await _unavailable(send, SHUTTING_DOWN_BODY, close=True)
             finally:
                 in_flight[0] -= 1
 
@@ -138,19 +156,16 @@ def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
     return wrap
 
 
-async def _overloaded(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(OVERLOADED_BODY)).encode()),
-                (b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": OVERLOADED_BODY, "more_body": False})
+async def _unavailable(send: Send, body: bytes, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class DocsController(Controller):
