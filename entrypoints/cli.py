@@ -58,6 +58,8 @@ environment:
   DB_STATEMENT_TIMEOUT_MS  PostgreSQL statement timeout, 0 for none (default 15000)
   DB_CONNECT_TIMEOUT_S     time to open a database connection (default 5)
   SHUTDOWN_GRACE_S         after SIGTERM, time for requests in flight (default 20)
+  BODY_TIMEOUT_S           time for a request body to arrive whole, else 408 (default 10)
+  MAX_HEADER_BYTES         largest request line and headers, else 431 (default 16384)
 
 exit codes: 0 done, 1 refused or failed, 2 bad usage or settings
 """
@@ -230,6 +232,7 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
     import uvicorn
 
     from entrypoints.http import create_app
+    from entrypoints.http.protocol import BoundedHttpToolsProtocol
 
     changes = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
@@ -253,6 +256,8 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         "server_header": False,
         # After SIGTERM, requests in flight get this long; then the process exits regardless.
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        # uvicorn's httptools protocol, with a bound on the size of a request's headers.
+        "http": BoundedHttpToolsProtocol,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(container), **options)

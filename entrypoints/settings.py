@@ -57,6 +57,11 @@ class Settings:
     shutdown_grace_s: int = attrs.field(default=20, validator=_within(0, 3600))
     # Requests one worker process serves at once; past it a request is answered 503 at once.
     max_in_flight: int = attrs.field(default=64, validator=_within(1, 100_000))
+    # A request body must have arrived whole within this long (else 408 and the connection
+    # is closed): a slow client holds a connection, never a request slot, for ever.
+    body_timeout_s: int = attrs.field(default=10, validator=_within(1, 3600))
+    # The request line and headers together; past it 431 and the connection is closed.
+    max_header_bytes: int = attrs.field(default=16384, validator=_within(1024, 1024 * 1024))
 
     @property
     def is_memory(self) -> bool:
@@ -138,6 +143,8 @@ ENV_NAMES: Final = {
     "db_connect_timeout_s": "DB_CONNECT_TIMEOUT_S",
     "shutdown_grace_s": "SHUTDOWN_GRACE_S",
     "max_in_flight": "MAX_IN_FLIGHT",
+    "body_timeout_s": "BODY_TIMEOUT_S",
+    "max_header_bytes": "MAX_HEADER_BYTES",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (
@@ -146,6 +153,8 @@ NUMBERS: Final = (
     "db_connect_timeout_s",
     "shutdown_grace_s",
     "max_in_flight",
+    "body_timeout_s",
+    "max_header_bytes",
 )
 
 

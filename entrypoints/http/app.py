@@ -25,7 +25,15 @@ from litestar.exceptions import SerializationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http import schemas
@@ -71,6 +79,8 @@ class ExactJsonRequest(Request[Any, Any, Any]):
             raise SerializationException(f"the body is not valid JSON: {exc}") from None
         except RecursionError:
             raise SerializationException("the body is nested too deeply") from None
+        except UnicodeDecodeError:
+            raise SerializationException("the body is not valid UTF-8") from None
 
 
 def request_ids(app: ASGIApp) -> ASGIApp:
@@ -107,17 +117,24 @@ OVERLOADED_BODY: Final = msgspec.json.encode(
 SHUTTING_DOWN_BODY: Final = msgspec.json.encode(
     {"detail": "the server is shutting down; retry the request", "code": "shutting_down"}
 )
+BODY_TIMEOUT_BODY: Final = msgspec.json.encode(
+    {"detail": "the request body did not arrive in time", "code": "request_timeout"}
+)
 OVERLOADED_RETRY_AFTER_S: Final = 1
 # Answered even when every slot is taken: a supervisor probing liveness must not see a busy
 # worker as a dead one.
 UNLIMITED_PATHS: Final = frozenset({"/health/live"})
 
 
-def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
+def in_flight_limit(
+    limit: int, *, body_timeout_s: float, max_body_bytes: int
+) -> Callable[[ASGIApp], ASGIApp]:
     """Serve at most `limit` requests at once; answer any more 503 at once (`overloaded`).
 
     A worker runs requests on a bounded thread pool over a bounded connection pool: past what
     those serve, waiting only adds latency, so the excess is shed while it is cheap to shed.
+    A request takes its slot once its body is in: a client sending its body slowly holds only
+    its connection, and for `body_timeout_s` at most (then 408, connection closed).
     """
 
     # Litestar wraps each route in its own middleware: the count is the process's, shared.
@@ -128,8 +145,16 @@ def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
             if scope["type"] != ScopeType.HTTP or scope["path"] in UNLIMITED_PATHS:
                 await app(scope, receive, send)
                 return
+            try:
+                async with asyncio.timeout(body_timeout_s):
+                    body = await _read_body(receive, max_body_bytes)
+            except TimeoutError:
+                await _refuse(send, 408, BODY_TIMEOUT_BODY, close=True)
+                return
+            if body is None:
+                return  # the client is gone
             if in_flight[0] >= limit:
-                await _unavailable(send, OVERLOADED_BODY)
+                await _refuse(send, 503, OVERLOADED_BODY)
                 return
             in_flight[0] += 1
             started = False
@@ -140,14 +165,14 @@ def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
                 await send(message)
 
             try:
-                await app(scope, receive, send_started)
+                await app(scope, _replaying(body, receive), send_started)
             except asyncio.CancelledError:
                 # uvicorn cancels what is still running when the shutdown grace period ends:
                 # the client hears "retry" (elsewhere) rather than a 500. What the request did
                 # stays in its transaction, rolled back as the process and its connections go.
                 if started:
                     raise
-                await _unavailable(send, SHUTTING_DOWN_BODY, close=True)
+                await _refuse(send, 503, SHUTTING_DOWN_BODY, close=True)
             finally:
                 in_flight[0] -= 1
 
@@ -156,15 +181,48 @@ def in_flight_limit(limit: int) -> Callable[[ASGIApp], ASGIApp]:
     return wrap
 
 
-async def _unavailable(send: Send, body: bytes, *, close: bool = False) -> None:
+async def _read_body(receive: Receive, max_body_bytes: int) -> bytes | None:
+    """The whole body (or its first `max_body_bytes` + 1 bytes: Litestar refuses it, 413);
+    None if the client disconnected."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= max_body_bytes:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message["body"] if message["type"] == "http.request" else b""
+        parts.append(chunk)
+        size += len(chunk)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body read already, then defers to the server's."""
+    given = False
+
+    async def replay() -> ReceiveMessage:
+        nonlocal given
+        if not given:
+            given = True
+            whole: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+            return whole
+        return await receive()
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()),
     ]
+    if status == 503:
+        headers.append((b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()))
     if close:
         headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -281,7 +339,14 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
-        middleware=[request_ids, in_flight_limit(settings.max_in_flight)],
+        middleware=[
+            request_ids,
+            in_flight_limit(
+                settings.max_in_flight,
+                body_timeout_s=settings.body_timeout_s,
+                max_body_bytes=settings.max_body_bytes,
+            ),
+        ],
         openapi_config=_openapi(settings),
         on_startup=[warn_if_demo, warm_up],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),

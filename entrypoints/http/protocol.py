@@ -1,0 +1,86 @@
+"""uvicorn's HTTP protocol with a bound on the size of a request's head (line and headers).
+
+uvicorn's httptools protocol takes a request line and headers of any size: a client sending an
+endless header makes the worker buffer it all. Past MAX_HEADER_BYTES the request is answered
+431 and the connection closed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Final
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from entrypoints.settings import Settings
+
+TOO_LARGE_BODY: Final = (
+    b'{"detail": "the request line and headers are too large", "code": "headers_too_large"}'
+)
+TOO_LARGE: Final = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\nconnection: close\r\n"
+    b"content-length: " + str(len(TOO_LARGE_BODY)).encode() + b"\r\n\r\n" + TOO_LARGE_BODY
+)
+
+
+@functools.cache
+def max_header_bytes() -> int:
+    """MAX_HEADER_BYTES of this process's environment (uvicorn builds protocols by class)."""
+    return Settings.from_env().max_header_bytes
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: uvicorn then answers (`send_400_response`) and closes."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Counts a request's head twice: the bytes read while it is incomplete (so that an endless
+    header is cut off as it grows), and its parsed line and headers (exact, however few reads
+    brought them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._parsed_bytes = 0
+        self._in_head = True
+        self._too_large = False
+        self._limit = max_header_bytes()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes, self._parsed_bytes = True, 0, 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _parsed(self, size: int) -> None:
+        self._parsed_bytes += size
+        if self._parsed_bytes > self._limit:
+            self._too_large = True
+            raise HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._too_large:
+            super().send_400_response(msg)
+            return
+        self.transport.write(TOO_LARGE)
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after this read: every byte counted belongs to it.
+        if self._in_head and self._head_bytes > self._limit and not self.transport.is_closing():
+            self.transport.write(TOO_LARGE)
+            self.transport.close()
