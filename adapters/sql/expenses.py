@@ -9,13 +9,14 @@ has no data-modifying CTEs: there the same writes take a few statements in one t
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 from sqlalchemy import (
-    ARRAY,
+    JSON,
     Boolean,
     DateTime,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    cast,
     column,
     false,
     func,
@@ -150,33 +152,32 @@ _LOCK_BARE_BY = Query(_lock_bare(_ACTORS_EXPENSE))
 # --- writing: PostgreSQL, one statement each -------------------------------------------------
 
 
-def _array(name: str, item: Any) -> Any:
-    return bindparam(name, type_=ARRAY(item))
+def _rows_of(name: str, alias: str, *columns: Any) -> Any:
+    """Rows given as one JSON array of objects (`_json_rows`), typed by `columns`.
+
+    One parameter per set of rows: psycopg adapts a string in a microsecond, where the same
+    rows as one array per column took tens of microseconds per statement.
+    """
+    return (
+        func.json_to_recordset(cast(bindparam(name, type_=Text), JSON))
+        .table_valued(*columns)
+        .render_derived(alias, with_types=True)
+    )
 
 
 def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
-    """INSERT of the events given as arrays, in their order (their ids give history's order)."""
-    given = (
-        func.unnest(
-            _array("ev_kind", String),
-            _array("ev_at", DateTime),
-            _array("ev_actor", Integer),
-            _array("ev_step", Integer),
-            _array("ev_comment", Text),
-            _array("ev_approver", Integer),
-            _array("ev_previous", Integer),
-        )
-        .table_valued(
-            column("kind", String),
-            column("at", DateTime),
-            column("actor_id", Integer),
-            column("step_number", Integer),
-            column("comment", Text),
-            column("approver_id", Integer),
-            column("previous_approver_id", Integer),
-            with_ordinality="position",
-        )
-        .render_derived("event")
+    """INSERT of the events given as JSON, in their order (their ids give history's order)."""
+    given = _rows_of(
+        "events",
+        "event",
+        column("position", Integer),
+        column("kind", String),
+        column("at", DateTime),
+        column("actor_id", Integer),
+        column("step_number", Integer),
+        column("comment", Text),
+        column("approver_id", Integer),
+        column("previous_approver_id", Integer),
     )
     names = (
         "kind",
@@ -195,26 +196,16 @@ def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
 
 
 def _approval_arrays() -> Any:
-    return (
-        func.unnest(
-            _array("ap_step", Integer),
-            _array("ap_approver", Integer),
-            _array("ap_level", Integer),
-            _array("ap_required", Boolean),
-            _array("ap_status", String),
-            _array("ap_at", DateTime),
-            _array("ap_comments", Text),
-        )
-        .table_valued(
-            column("step_number", Integer),
-            column("approver_id", Integer),
-            column("approver_level_id", Integer),
-            column("required", Boolean),
-            column("status", String),
-            column("approved_at", DateTime),
-            column("comments", Text),
-        )
-        .render_derived("approval")
+    return _rows_of(
+        "approvals",
+        "approval",
+        column("step_number", Integer),
+        column("approver_id", Integer),
+        column("approver_level_id", Integer),
+        column("required", Boolean),
+        column("status", String),
+        column("approved_at", DateTime),
+        column("comments", Text),
     )
 
 
@@ -576,29 +567,42 @@ def _event_from(row: Row[Any]) -> ExpenseEvent:
 # --- entities to parameters ------------------------------------------------------------------
 
 
-def _approval_params(items: Iterable[Approval]) -> dict[str, list[Any]]:
-    rows = list(items)
-    return {
-        "ap_step": [a.step_number for a in rows],
-        "ap_approver": [a.approver_id for a in rows],
-        "ap_level": [a.approver_level_id for a in rows],
-        "ap_required": [a.required for a in rows],
-        "ap_status": [str(a.status) for a in rows],
-        "ap_at": [_naive(a.approved_at) for a in rows],
-        "ap_comments": [a.comments for a in rows],
-    }
+def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
+    rows = [
+        {
+            "step_number": a.step_number,
+            "approver_id": a.approver_id,
+            "approver_level_id": a.approver_level_id,
+            "required": a.required,
+            "status": str(a.status),
+            "approved_at": _iso(a.approved_at),
+            "comments": a.comments,
+        }
+        for a in items
+    ]
+    return {"approvals": json.dumps(rows)}
 
 
-def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, list[Any]]:
-    return {
-        "ev_kind": [str(e.kind) for e in events],
-        "ev_at": [naive_utc(e.at) for e in events],
-        "ev_actor": [e.actor_id for e in events],
-        "ev_step": [e.step_number for e in events],
-        "ev_comment": [e.comment for e in events],
-        "ev_approver": [e.approver_id for e in events],
-        "ev_previous": [e.previous_approver_id for e in events],
-    }
+def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, str]:
+    rows = [
+        {
+            "position": position,
+            "kind": str(e.kind),
+            "at": _iso(e.at),
+            "actor_id": e.actor_id,
+            "step_number": e.step_number,
+            "comment": e.comment,
+            "approver_id": e.approver_id,
+            "previous_approver_id": e.previous_approver_id,
+        }
+        for position, e in enumerate(events)
+    ]
+    return {"events": json.dumps(rows)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    """A timestamp as JSON gives it to a TIMESTAMP column: naive UTC, ISO 8601."""
+    return None if value is None else naive_utc(value).isoformat()
 
 
 def _event_rows_params(expense: Expense, events: Sequence[ExpenseEvent]) -> list[dict[str, Any]]:
@@ -616,10 +620,6 @@ def _event_rows_params(expense: Expense, events: Sequence[ExpenseEvent]) -> list
         }
         for e in events
     ]
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return None if value is None else naive_utc(value)
 
 
 # --- the repository --------------------------------------------------------------------------

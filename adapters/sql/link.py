@@ -41,6 +41,7 @@ from expense_core.errors import Unavailable
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 Processor: TypeAlias = Callable[[Any], Any]
+_CURSOR = "expense_tracker.cursor"
 
 
 class Query:
@@ -270,14 +271,18 @@ class Link:
 
     def _prepared(self, conn: Connection, compiled: _Compiled, given: Mapping[str, Any]) -> Rows:
         """Run a compiled `Query` as a prepared statement on the pooled psycopg connection."""
-        driver: Any = conn.connection.driver_connection
+        pooled = conn.connection
+        driver: Any = pooled.driver_connection
         params = compiled.params(given)
-        cursor = driver.cursor()
+        # One cursor per driver connection, kept with it: making one costs more than a query.
+        cursor = pooled.info.get(_CURSOR)
+        if cursor is None or cursor.connection is not driver:
+            cursor = pooled.info[_CURSOR] = driver.cursor()
         try:
             if conn.dispatch.before_cursor_execute:  # listeners (tests count statements) see it
                 conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
             cursor.execute(compiled.sql, params, prepare=True)
-            fetched = cursor.fetchall() if cursor.description is not None else []
+            fetched = cursor.fetchall() if compiled.row is not None else []
             return Rows(compiled.rows(fetched), cursor.rowcount)
         except self._engine.dialect.loaded_dbapi.Error as exc:
             dialect = self._engine.dialect
@@ -295,8 +300,6 @@ class Link:
                 connection_invalidated=lost,
                 dialect=dialect,
             ) from exc
-        finally:
-            cursor.close()
 
     def _discard(self) -> None:
         """Give back a connection that was found dead, and start over without one."""
