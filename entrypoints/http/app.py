@@ -235,15 +235,87 @@ class DocsController(Controller):
 
     @get("/docs", media_type=MediaType.HTML, sync_to_thread=False)
     def swagger(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        return Response(self._swagger.render(request, request.app.openapi_schema.to_schema()))
+        return Response(self._swagger.render(request, openapi_document(request.app)))
 
     @get("/redoc", media_type=MediaType.HTML, sync_to_thread=False)
     def redoc(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        return Response(self._redoc.render(request, request.app.openapi_schema.to_schema()))
+        return Response(self._redoc.render(request, openapi_document(request.app)))
 
     @get("/openapi.json", media_type=MediaType.JSON, sync_to_thread=False)
     def openapi(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return request.app.openapi_schema.to_schema()
+        return openapi_document(request.app)
+
+
+# OpenAPI links: what a client (or a stateful test) can do next with an answer's ids.
+_EXPENSE_ID = {"expense_id": "$response.body#/expense_id"}
+_READ_NEXT = {
+    "status": ("ApiExpensesExpenseIdStatusStatus", _EXPENSE_ID, None),
+    "history": ("ApiExpensesExpenseIdHistoryHistory", _EXPENSE_ID, None),
+}
+_FIRST_APPROVER = "$response.body#/approvals_required/0/approver_id"
+LINKS: Final[dict[tuple[str, str, str], dict[str, tuple[str, Any, Any]]]] = {
+    ("/api/expenses", "post", "201"): {
+        **_READ_NEXT,
+        "approve_first_step": (
+            "ApiExpensesApproveApprove",
+            None,
+            {"expense_id": "$response.body#/expense_id", "approver_id": _FIRST_APPROVER},
+        ),
+        "reject_at_first_step": (
+            "ApiExpensesRejectReject",
+            None,
+            {
+                "expense_id": "$response.body#/expense_id",
+                "approver_id": _FIRST_APPROVER,
+                "reason": "over budget",
+            },
+        ),
+        "withdraw": (
+            "ApiExpensesExpenseIdWithdrawWithdraw",
+            _EXPENSE_ID,
+            {"user_id": "$request.body#/user_id"},
+        ),
+        "explain_approvers": ("ApiExpensesExpenseIdApproversExplainExplain", _EXPENSE_ID, None),
+    },
+    ("/api/expenses/approve", "post", "200"): _READ_NEXT,
+    ("/api/expenses/reject", "post", "200"): _READ_NEXT,
+    ("/api/expenses/{expense_id}/withdraw", "post", "200"): _READ_NEXT,
+}
+
+
+def _closed_bodies() -> frozenset[str]:
+    """The wire schemas that refuse unknown fields (422), by name."""
+    return frozenset(
+        name
+        for name, value in vars(schemas).items()
+        if isinstance(value, type)
+        and issubclass(value, msgspec.Struct)
+        and value.__struct_config__.forbid_unknown_fields
+    )
+
+
+def openapi_document(app: Litestar) -> dict[str, Any]:
+    """The OpenAPI document, with the links from a submission to its decisions and reads, and
+    `additionalProperties: false` on the bodies that refuse unknown fields (as they do: a
+    client reading the document must not believe that extra fields are accepted)."""
+    document = app.openapi_schema.to_schema()
+    components = document.get("components", {}).get("schemas", {})
+    for name in _closed_bodies() & components.keys():
+        components[name]["additionalProperties"] = False
+    paths = document.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {
+                "operationId": operation,
+                **({"parameters": parameters} if parameters else {}),
+                **({"requestBody": body} if body else {}),
+            }
+            for name, (operation, parameters, body) in links.items()
+        }
+    return document
 
 
 DESCRIPTION: Final = """\

@@ -108,13 +108,13 @@ def prepare(database_url: str) -> dict[str, str]:
     return env
 
 
-def start_server(env: dict[str, str], log: Path, **settings: str) -> Server:
+def start_server(env: dict[str, str], log: Path, *serve_args: str, **settings: str) -> Server:
     """Serve with `settings` (WORKERS=2 ...) added to `env`; return once it is ready."""
     port = free_port()
     full = {**env, "PORT": str(port), "LOG_LEVEL": "WARNING", **settings}
     with log.open("ab") as sink:
         process = subprocess.Popen(  # noqa: S603 -- our own command
-            [*cli_command(), "serve"],
+            [*cli_command(), "serve", *serve_args],
             env=full,
             stdout=sink,
             stderr=subprocess.STDOUT,
