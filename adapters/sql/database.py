@@ -76,7 +76,9 @@ class SqlDatabase:
         if backend == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
             # The seed's naive TIMESTAMP columns hold UTC, CURRENT_TIMESTAMP defaults too.
-            server_options = "-c timezone=UTC"
+            # Generic plans: each hot statement is prepared once per connection, and planning
+            # the approver pool's lateral walk afresh on every call cost more than running it.
+            server_options = "-c timezone=UTC -c plan_cache_mode=force_generic_plan"
             if statement_timeout_ms > 0:
                 server_options += f" -c statement_timeout={statement_timeout_ms}"
             connect_args = {"connect_timeout": connect_timeout_s, "options": server_options}
