@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit run serve bench load bench-memory reset clean
+.PHONY: install test lint typecheck unit run serve bench load soak bench-memory reset clean
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ bench: install
 ## make load SCENARIO=medium: one of the seed's scenarios, HTML report in loadtest/reports/
 load: install
 	$(BIN)/python -m loadtest.bench --scenario $(or $(SCENARIO),medium) --html $(LOAD_OPTIONS)
+
+## make soak: 30 minutes of the mix (DURATION=seconds to change it); RSS of every server process
+## and database connections at start and end, throughput drift: under "soak" in the JSON line
+soak: install
+	$(BIN)/python -m loadtest.bench --scenario $(or $(SCENARIO),medium) --workers $(WORKERS) \
+		--soak $(or $(DURATION),1800) $(if $(POOL),--pool-size $(POOL))
 
 ## make bench-memory: submit-and-approve cycles per second of the in-memory engine
 bench-memory: install

@@ -10,6 +10,7 @@ throughput and latency over time, and with --html locust's HTML report. Stops ev
 started.
 
     python -m loadtest.bench [--scenario spike] [--workers 2] [--duration 30] [--html]
+    python -m loadtest.bench --scenario medium --workers 2 --soak 1800   # make soak
 
 With --host it drives a server that is already running (seeded with `seed demo`, and `--plan`
 for synthetic companies) and measures no CPU. Figures are locust's: the generator shares the
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -80,15 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--html", action="store_true", help="save locust's HTML report too")
     parser.add_argument("--host", help="drive this running server; start nothing")
     parser.add_argument("--plan", help="with --host: the server's load plan (seed synthetic)")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        metavar="SECONDS",
+        help="a soak run of SECONDS (make soak: 1800): adds RSS of each server process and "
+        'database connections at start and end, and throughput drift, under "soak"',
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     scenario = locustfile.SCENARIOS[args.scenario]
-    duration = args.duration or scenario.run_time
+    duration = args.soak or args.duration or scenario.run_time
     pool_size = args.pool_size or max(2, POOL_BUDGET // args.workers)
     REPORTS.mkdir(parents=True, exist_ok=True)
     tag = f"{args.scenario}-{args.workers}w"
     with contextlib.ExitStack() as stack:
+        database_url = None
         if args.host:
             url, plan, server_pids, postgres_pid = args.host, args.plan, None, None
         else:
@@ -102,15 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_pids = stack.enter_context(_server(env, args.workers, url))
             postgres_pid = _postmaster(database_url)
         locustfile.configure(args.scenario, plan)
-        result = _drive(url, scenario, duration, server_pids, postgres_pid)
+        probe = None
+        if args.soak:
+            root = server_pids[0] if server_pids else None
+            probe = lambda: _soak_probe(root, database_url)  # noqa: E731 -- bound here
+        result = _drive(url, scenario, duration, server_pids, postgres_pid, probe)
     figures = _figures(result, args, duration, pool_size)
+    if args.soak:
+        figures["soak"] = _soak_figures(result)
     figures["plot"] = str(_plot(result["series"], REPORTS / f"bench-{tag}.png", figures))
     if args.html:
         report = REPORTS / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}.html"
         report.write_text(result["html"])
         figures["html_report"] = str(report)
     print(json.dumps(figures))
-    return 0 if figures["failures"] == 0 else 1
+    healthy = figures["failures"] == 0 and figures.get("soak", {}).get("rss_growth_ok", True)
+    return 0 if healthy else 1
 
 
 # --- what is started, and stopped ------------------------------------------------------------
@@ -264,6 +280,7 @@ def _drive(
     duration: int,
     server_pids: list[int] | None,
     postgres_pid: int | None,
+    probe: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     env = Environment(user_classes=[locustfile.ExpenseUser], host=url, events=events)
     runner = env.create_local_runner()
@@ -280,9 +297,11 @@ def _drive(
     me = os.getpid()
     server_root = server_pids[0] if server_pids else None
     cpu_before = (_cpu(server_root), _cpu(postgres_pid), _cpu(me, descendants=False))
+    probed = [probe()] if probe else []
     window_start = time.monotonic()
     gevent.sleep(duration)
     cpu_after = (_cpu(server_root), _cpu(postgres_pid), _cpu(me, descendants=False))
+    probed += [probe()] if probe else []
     window = time.monotonic() - window_start
     runner.stop()
     stats = runner.stats
@@ -299,6 +318,7 @@ def _drive(
         "postgres_cpu": _spent(cpu_before[1], cpu_after[1]) if postgres_pid else None,
         "generator_cpu": _spent(cpu_before[2], cpu_after[2]),
         "html": html,
+        "probes": probed,
     }
 
 
@@ -324,6 +344,71 @@ def _sample(runner: Any, series: list[dict[str, float]], started: float) -> None
             }
         )
         last_requests, last_failures, last = requests, failures, now
+
+
+# --- soak: what must not creep over a long run -----------------------------------------------
+
+SOAK_RSS_GROWTH_LIMIT: Final = 0.10
+DRIFT_SHARE: Final = 0.1  # throughput of the first and the last tenth of the run are compared
+
+
+def _soak_probe(server_root: int | None, database_url: str | None) -> dict[str, Any]:
+    """RSS of each server process by pid, and the database's client connections, now."""
+    rss: dict[str, int] = {}
+    if server_root is not None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            top = psutil.Process(server_root)
+            for process in (top, *top.children(recursive=True)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    rss[str(process.pid)] = process.memory_info().rss
+    return {"rss": rss, "db_connections": _connections(database_url) if database_url else None}
+
+
+def _connections(database_url: str) -> int:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _soak_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """RSS per process at start and end (and growth), connections, throughput drift."""
+    start, end = result["probes"]
+    mib = 1 << 20
+    processes = {}
+    for pid in sorted(start["rss"].keys() | end["rss"].keys(), key=int):
+        before, after = start["rss"].get(pid), end["rss"].get(pid)
+        growth = None if not before or after is None else round((after - before) / before, 3)
+        processes[pid] = {
+            "rss_start_mib": None if before is None else round(before / mib, 1),
+            "rss_end_mib": None if after is None else round(after / mib, 1),
+            "growth": growth,
+        }
+    series = [s for s in result["series"] if s["t"] >= result["ramp_ends"]]
+    share = max(1, int(len(series) * DRIFT_SHARE))
+    first = sum(s["rps"] for s in series[:share]) / share if series else 0.0
+    last = sum(s["rps"] for s in series[-share:]) / share if series else 0.0
+    growths = [p["growth"] for p in processes.values() if p["growth"] is not None]
+    return {
+        "processes": processes,
+        # A process that was replaced (or died) shows only at one end: that is a finding too.
+        "same_processes": start["rss"].keys() == end["rss"].keys(),
+        "rss_growth_max": max(growths, default=None),
+        "rss_growth_ok": bool(growths)
+        and max(growths) < SOAK_RSS_GROWTH_LIMIT
+        and start["rss"].keys() == end["rss"].keys(),
+        "db_connections_start": start["db_connections"],
+        "db_connections_end": end["db_connections"],
+        "rps_first_tenth": round(first, 1),
+        "rps_last_tenth": round(last, 1),
+        "throughput_drift": round((last - first) / first, 3) if first else None,
+    }
 
 
 def _latencies(entry: Any) -> dict[str, float]:
