@@ -40,7 +40,10 @@ def cli_command() -> list[str]:
 
 def environment(**values: str) -> dict[str, str]:
     """This process's environment without any of our settings, plus `values`."""
-    ours = ("DATABASE_URL", "HOST", "PORT", "WORKERS", "AUTH_MODE", "LOG_LEVEL", "DB_POOL_SIZE")
+    ours = ("DATABASE_URL", "HOST", "PORT", "WORKERS", "AUTH_MODE", "LOG_LEVEL", "DB_POOL_SIZE",
+            "DB_POOL_TIMEOUT_MS", "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_S",
+            "MAX_IN_FLIGHT", "MAX_BODY_BYTES", "BODY_TIMEOUT_S", "MAX_HEADER_BYTES",
+            "SHUTDOWN_GRACE_S")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     return {**env, "LOG_LEVEL": "WARNING", **values}
 

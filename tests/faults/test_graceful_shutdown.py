@@ -3,11 +3,12 @@ exits within its grace period (SHUTDOWN_GRACE_S), even when a request would outl
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
@@ -29,9 +30,8 @@ def _submit(server: Server, count: int) -> list[tuple[int, int]]:
     """(expense id, approver of step 1) of `count` new one-step expenses."""
     made = []
     with server.client() as client:
-        for n in range(count):
-            body = {**submission(__import__("random").Random(n)), "amount": "100.00"}
-            body["category"] = "equipment"
+        for _ in range(count):
+            body = {**submission(random.Random()), "category": "equipment", "amount": "100.00"}  # noqa: S311 -- test data
             answer = client.post("/api/expenses", json=body)
             assert answer.status_code == 201, answer.text
             created = answer.json()
@@ -82,10 +82,10 @@ def _approve_all(
     return answers, threads
 
 
-def _until(condition: object, seconds: float) -> bool:
+def _until(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.05)  # polling, bounded by the deadline
     return False
