@@ -28,6 +28,11 @@ class ApproverPool:
 
     chain: tuple[Member, ...] = ()
     candidates: tuple[Member, ...] = ()
+    # What `resolve_approvers` last made of this pool, per steps: a store that hands out the
+    # same pool again for the same submitter and steps gets the same routing back for free.
+    _routed: dict[int, tuple[Member, tuple[ApprovalStep, ...], tuple[RoutedStep, ...]]] = (
+        attrs.field(factory=dict, init=False, eq=False, repr=False)
+    )
 
     def everyone(self) -> tuple[Member, ...]:
         seen: dict[UserId, Member] = {m.id: m for m in self.chain}
@@ -156,6 +161,10 @@ def resolve_approvers(
     Raises:
         NoApproverForStep: some step has no eligible candidate; names the first such step.
     """
+    # Frozen members and a tuple of frozen steps: the same objects route the same way.
+    memo = pool._routed.get(id(steps)) if type(steps) is tuple else None
+    if memo is not None and memo[0] is submitter and memo[1] is steps:
+        return memo[2]
     people: tuple[Member, ...] | None = None
     taken: dict[UserId, int] = {}
     routed: list[RoutedStep] = []
@@ -167,7 +176,10 @@ def resolve_approvers(
             people = pool.everyone()
         taken[chosen.user.id] = step.step_order
         routed.append(RoutedStep(step, chosen, rule))
-    return tuple(routed)
+    result = tuple(routed)
+    if type(steps) is tuple:
+        pool._routed[id(steps)] = (submitter, steps, result)
+    return result
 
 
 def _in_order(steps: Sequence[ApprovalStep]) -> Sequence[ApprovalStep]:

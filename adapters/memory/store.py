@@ -189,15 +189,16 @@ class MemoryStore:
 class MemoryUnitOfWork:
     """One serialisable transaction over a `MemoryStore`."""
 
+    # Repositories are made when first asked for: most units of work use one or two.
+    _org: MemoryOrg | None = None
+    _expenses: MemoryExpenses | None = None
+    _idempotency: MemoryIdempotency | None = None
+    _tokens: MemoryTokens | None = None
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._undo: Undo = []
         self._committed = False
-        # Repositories are made when first asked for: most units of work use one or two.
-        self._org: MemoryOrg | None = None
-        self._expenses: MemoryExpenses | None = None
-        self._idempotency: MemoryIdempotency | None = None
-        self._tokens: MemoryTokens | None = None
 
     @property
     def org(self) -> MemoryOrg:
@@ -322,12 +323,27 @@ class MemoryOrg:
     ) -> None:
         """Add the `wanted` nearest members eligible for the step (before four eyes)."""
         scope = step.team_scope
-        if scope.kind is ScopeKind.COMPANY_WIDE:
-            keys, members = index.ladder("company", submitter.user.company_id)
+        kind = scope.kind
+        user = submitter.user
+        if kind is ScopeKind.COMPANY_WIDE:
+            keys, members = index.ladder("company", user.company_id)
         else:
-            team = submitter.user.team_id if scope.team_id is None else scope.team_id
+            team = user.team_id if scope.team_id is None else scope.team_id
             keys, members = index.ladder("team", team)
         top = step.required_level
+        if kind is ScopeKind.SUBMITTER or kind is ScopeKind.COMPANY_WIDE:
+            top = min(top, submitter.level.level_number - 1)
+            # The ladder already holds only active people of the scope, and the bisection only
+            # those senior enough: what is left to check is who they are and their company.
+            found = 0
+            for i in range(bisect_left(keys, (-top, 0)), len(members)):
+                if found >= wanted:
+                    return
+                member = members[i]
+                if member.user.id != user.id and member.user.company_id == user.company_id:
+                    found += 1
+                    into.setdefault(member.user.id, member)
+            return
         if scope.demands_seniority:
             top = min(top, submitter.level.level_number - 1)
         found = 0
@@ -551,20 +567,29 @@ class MemoryExpenses:
 
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         t, undo = self._t, self._undo
-        before = self.get(expense.company_id, expense.id)
-        _put(undo, t.expenses, expense.id, expense)
-        _put(undo, t.events, expense.id, (*t.events[expense.id], *events))
+        expense_id = expense.id
+        before = t.expenses.get(expense_id)
+        if before is None or before.company_id != expense.company_id:
+            raise UnknownExpense(expense_id)
+        t.expenses[expense_id] = expense
+        undo.append((t.expenses, expense_id, before))
+        history = t.events[expense_id]
+        t.events[expense_id] = (*history, *events)
+        undo.append((t.events, expense_id, history))
         self._index_waiting(before, expense)
 
     def _index_waiting(self, before: Expense | None, after: Expense) -> None:
         expense_id = after.id
         waiting_on, undo = self._t.waiting_on, self._undo
-        old = (
-            [a.approver_id for a in before.approvals if a.status is _PENDING]
-            if before is not None
-            else []
-        )
-        new = [a.approver_id for a in after.approvals if a.status is _PENDING]
+        old = []
+        if before is not None:
+            for a in before.approvals:
+                if a.status is _PENDING:
+                    old.append(a.approver_id)
+        new = []
+        for a in after.approvals:
+            if a.status is _PENDING:
+                new.append(a.approver_id)
         for user_id in old:
             if user_id not in new:
                 held = waiting_on.get(user_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from expense_core.approvers import (
@@ -44,9 +46,7 @@ def pool(*members: Member, chain: tuple[Member, ...] = ()) -> ApproverPool:
     return ApproverPool(chain=chain, candidates=members)
 
 
-def chosen(
-    submitter: Member, plan: tuple[ApprovalStep, ...], candidates: ApproverPool
-) -> list[int]:
+def chosen(submitter: Member, plan: Sequence[ApprovalStep], candidates: ApproverPool) -> list[int]:
     return [r.approver.id for r in resolve_approvers(submitter, plan, candidates)]
 
 
@@ -283,3 +283,23 @@ def test_explain_agrees_with_resolution() -> None:
     routed = resolve_approvers(GRACE, plan, candidates)
     assert [e.chosen for e in explained] == [r.approver for r in routed]
     assert [e.rule for e in explained] == [r.rule for r in routed]
+
+
+# --- one pool, many resolutions --------------------------------------------------------------
+
+
+def test_a_pool_resolves_each_submitter_and_each_set_of_steps_on_its_own() -> None:
+    shared = pool(*LADDER)
+    plan = steps(6, 5)
+    assert chosen(GRACE, plan, shared) == [6, 5]
+    assert chosen(FRANK, plan, shared) == [5, 4]
+    assert chosen(GRACE, steps(4), shared) == [4]
+    assert chosen(GRACE, plan, shared) == [6, 5]
+
+
+def test_steps_in_a_list_are_read_afresh_each_time() -> None:
+    shared = pool(*LADDER)
+    plan = list(steps(6, 5))
+    assert chosen(GRACE, plan, shared) == [6, 5]
+    plan[1] = ApprovalStep(step_order=2, required_level=3)
+    assert chosen(GRACE, plan, shared) == [6, 3]
