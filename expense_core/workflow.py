@@ -37,6 +37,9 @@ from expense_core.model import (
     Policy,
     UserId,
     check_text,
+    make_approval,
+    make_event,
+    make_expense,
 )
 from expense_core.policies import check_expense_amount
 
@@ -70,25 +73,29 @@ def submit(
     check_expense_amount(amount)
     approvals = tuple(
         [
-            Approval(
-                step_number=r.step.step_order,
-                approver_id=r.approver.user.id,
-                approver_level_id=r.approver.level.id,
-                required=r.step.is_required,
+            make_approval(
+                r.step.step_order,
+                r.approver.user.id,
+                r.approver.level.id,
+                r.step.is_required,
+                _WAITING,
+                None,
+                None,
             )
             for r in routing
         ]
     )
-    expense = Expense(
-        id=NEW_EXPENSE,
-        company_id=submitter.user.company_id,
-        user_id=submitter.user.id,
-        policy_id=policy.id,
-        amount=amount,
-        description=check_text("description", description),
-        status=_OPEN,
-        submitted_at=at,
-        approvals=approvals,
+    expense = make_expense(
+        NEW_EXPENSE,
+        submitter.user.company_id,
+        submitter.user.id,
+        policy.id,
+        amount,
+        check_text("description", description),
+        _OPEN,
+        at,
+        None,
+        approvals,
     )
     submitted = _event(expense, EventKind.SUBMITTED, submitter.user.id, at)
     for a in approvals:
@@ -112,14 +119,14 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
     """
     target = _actors_step(expense, actor)
     comment = check_text("comments", comment)
-    decided = Approval(
-        step_number=target.step_number,
-        approver_id=target.approver_id,
-        approver_level_id=target.approver_level_id,
-        required=target.required,
-        status=ApprovalStatus.APPROVED,
-        approved_at=at,
-        comments=comment,
+    decided = make_approval(
+        target.step_number,
+        target.approver_id,
+        target.approver_level_id,
+        target.required,
+        ApprovalStatus.APPROVED,
+        at,
+        comment,
     )
     step = target.step_number
     event = _event(expense, EventKind.APPROVED, actor, at, step, comment)
@@ -251,19 +258,18 @@ def _with_approvals(
     status: ExpenseStatus | None = None,
     completed_at: datetime | None = None,
 ) -> Expense:
-    # Spelled out rather than `attrs.evolve`, which costs several times more: every decision
-    # builds a new expense.
-    return Expense(
-        id=expense.id,
-        company_id=expense.company_id,
-        user_id=expense.user_id,
-        policy_id=expense.policy_id,
-        amount=expense.amount,
-        description=expense.description,
-        status=expense.status if status is None else status,
-        submitted_at=expense.submitted_at,
-        completed_at=expense.completed_at if completed_at is None else completed_at,
-        approvals=approvals,
+    # Not `attrs.evolve`, which costs several times more: every decision builds a new expense.
+    return make_expense(
+        expense.id,
+        expense.company_id,
+        expense.user_id,
+        expense.policy_id,
+        expense.amount,
+        expense.description,
+        expense.status if status is None else status,
+        expense.submitted_at,
+        expense.completed_at if completed_at is None else completed_at,
+        approvals,
     )
 
 
@@ -300,12 +306,6 @@ def _event(
     step_number: int | None = None,
     comment: str | None = None,
 ) -> ExpenseEvent:
-    return ExpenseEvent(
-        expense_id=expense.id,
-        company_id=expense.company_id,
-        kind=kind,
-        at=at,
-        actor_id=actor,
-        step_number=step_number,
-        comment=comment,
+    return make_event(
+        expense.id, expense.company_id, kind, at, actor, step_number, comment, None, None
     )

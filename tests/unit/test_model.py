@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,11 +18,25 @@ from expense_core.model import (
     MAX_AMOUNT,
     SUBMITTER_SCOPE,
     ZERO,
+    Approval,
+    ApprovalStatus,
+    CompanyId,
+    EventKind,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    LevelId,
     Money,
+    PolicyId,
     ScopeKind,
     TeamId,
     TeamScope,
+    UserId,
     check_text,
+    make_approval,
+    make_event,
+    make_expense,
 )
 from tests.strategies import LIMIT_CENTS, money
 
@@ -260,3 +277,63 @@ def test_required_text_must_not_be_blank() -> None:
     with pytest.raises(InvalidText, match="must not be empty"):
         check_text("reason", "  \n", required=True)
     assert check_text("reason", " no ", required=True) == " no "
+
+
+# --- builders --------------------------------------------------------------------------------
+
+AT, LATER = datetime(2025, 8, 25, 10, 30, tzinfo=UTC), datetime(2025, 8, 26, 9, 0, tzinfo=UTC)
+APPROVAL = Approval(
+    step_number=2,
+    approver_id=UserId(5),
+    approver_level_id=LevelId(6),
+    required=False,
+    status=ApprovalStatus.APPROVED,
+    approved_at=AT,
+    comments="fine",
+)
+EXPENSE = Expense(
+    id=ExpenseId(3),
+    company_id=CompanyId(4),
+    user_id=UserId(7),
+    policy_id=PolicyId(8),
+    amount=Money(Decimal("12.34")),
+    description="desk",
+    status=ExpenseStatus.APPROVED,
+    submitted_at=AT,
+    completed_at=LATER,
+    approvals=(APPROVAL,),
+)
+EVENT = ExpenseEvent(
+    expense_id=ExpenseId(3),
+    company_id=CompanyId(4),
+    kind=EventKind.REASSIGNED,
+    at=LATER,
+    actor_id=UserId(9),
+    step_number=2,
+    comment="moved",
+    approver_id=UserId(10),
+    previous_approver_id=UserId(5),
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "build"),
+    [(APPROVAL, make_approval), (EXPENSE, make_expense), (EVENT, make_event)],
+)
+def test_the_builders_make_the_very_values_their_classes_make(
+    value: Approval | Expense | ExpenseEvent, build: Callable[..., object]
+) -> None:
+    built = build(*attrs.astuple(value, recurse=False))
+    assert type(built) is type(value)
+    assert built == value
+    assert hash(built) == hash(value)
+    assert repr(built) == repr(value)
+    assert attrs.evolve(built) == value
+    first = attrs.fields(type(value))[0].name
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(built, first, None)
+    assert getattr(built, first) == getattr(value, first)
+
+
+def test_an_expense_takes_a_stored_id_and_keeps_the_rest() -> None:
+    assert EXPENSE.with_id(ExpenseId(42)) == attrs.evolve(EXPENSE, id=ExpenseId(42))
