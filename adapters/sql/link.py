@@ -193,7 +193,7 @@ class Link:
             elif self._autocommit:
                 # Leave autocommit: nothing is pending (autocommit), so this commit sends nothing.
                 conn.commit()
-                conn.execution_options(isolation_level=conn.default_isolation_level)
+                _driver(conn).autocommit = False
                 self._autocommit = False
             if not conn.in_transaction():
                 # Said explicitly: a `Query` runs on the driver, which SQLAlchemy does not see
@@ -222,7 +222,12 @@ class Link:
         self._in_transaction = False
         try:
             conn.rollback()
-        except SQLAlchemyError:
+            if self._autocommit:
+                # Back to the driver's default for whoever checks the connection out next
+                # (migrations, scripts); a unit of work sets the mode it starts in itself.
+                self._autocommit = False
+                _driver(conn).autocommit = False
+        except (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error):
             pass  # a lost connection: the server rolls back on its own
         finally:
             conn.close()
@@ -235,7 +240,9 @@ class Link:
             self._conn = self._engine.connect()
             self._first_use = True
             if autocommit and not self.is_sqlite:
-                self._conn.execution_options(isolation_level="AUTOCOMMIT")
+                # Set on psycopg itself: SQLAlchemy's isolation_level="AUTOCOMMIT" costs as much
+                # again, and resetting it when the connection goes back to the pool too.
+                _driver(self._conn).autocommit = True
                 self._autocommit = True
         except SQLAlchemyError as exc:
             _reraise(exc)
@@ -307,6 +314,11 @@ class Link:
         self._autocommit = self._in_transaction = False
         if conn is not None:
             conn.close()
+
+
+def _driver(conn: Connection) -> Any:
+    """The psycopg connection under a SQLAlchemy one."""
+    return conn.connection.driver_connection
 
 
 def _reraise(exc: SQLAlchemyError) -> NoReturn:
