@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -354,21 +354,3 @@ def expense_count(cluster: Cluster, database: str) -> int:
     with cluster.connect(database) as conn:
         row = conn.execute("SELECT count(*) FROM expenses").fetchone()
     return int(str(row[0])) if row else 0
-
-
-@contextlib.contextmanager
-def every(seconds: float, action: Callable[[], None]) -> Iterator[threading.Event]:
-    """Run `action` every `seconds` in a thread until the block ends."""
-    done = threading.Event()
-
-    def loop() -> None:
-        while not done.wait(seconds):
-            action()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield done
-    finally:
-        done.set()
-        thread.join()
