@@ -138,10 +138,11 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(
     assert broken_invariants(deployment.cluster, deployment.database) == {}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_exits_within_the_grace_period_when_a_request_outlasts_it(
-    deployment: Deployment,
+    deployment: Deployment, workers: int
 ) -> None:
-    server = deployment.serve(WORKERS="2", SHUTDOWN_GRACE_S=str(GRACE_S))
+    server = deployment.serve(WORKERS=str(workers), SHUTDOWN_GRACE_S=str(GRACE_S))
     made = _submit(server, 2)
     with _locked(deployment, [e for e, _ in made]):
         answers, threads = _approve_all(server, made)
@@ -153,7 +154,8 @@ def test_sigterm_exits_within_the_grace_period_when_a_request_outlasts_it(
         for thread in threads:
             thread.join(timeout=30.0)
     print(  # noqa: T201 -- the figures of the run, shown with -s
-        f"\ngrace period over: exited {took:.2f} s after SIGTERM (grace {GRACE_S} s); "
+        f"\ngrace period over ({workers} worker(s)): exited {took:.2f} s after SIGTERM "
+        f"(grace {GRACE_S} s); "
         f"the requests held up got {answers}"
     )
     assert exited
