@@ -44,13 +44,33 @@ from expense_core.model import (
 from expense_core.policies import check_expense_amount
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see `_decision`
 class Decision:
     """The expense after a command, the events it appends, and the step it decided (if any)."""
 
     expense: Expense
     events: tuple[ExpenseEvent, ...]
     step_number: int | None = None
+
+
+class _DecisionDraft:
+    __slots__ = ("events", "expense", "step_number")
+    events: tuple[ExpenseEvent, ...]
+    expense: Expense
+    step_number: int | None
+
+
+def _decision(
+    expense: Expense, events: tuple[ExpenseEvent, ...], step_number: int | None
+) -> Decision:
+    # As the builders of `expense_core.model`: every command decides, so a decision is built
+    # in a plain slotted draft that then takes its frozen class.
+    d = _DecisionDraft()
+    d.expense = expense
+    d.events = events
+    d.step_number = step_number
+    d.__class__ = Decision  # type: ignore[assignment]  # the draft becomes what it drafts
+    return d  # type: ignore[return-value]
 
 
 def submit(
@@ -129,14 +149,23 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
         comment,
     )
     step = target.step_number
-    event = _event(expense, EventKind.APPROVED, actor, at, step, comment)
+    event = make_event(
+        expense.id, expense.company_id, EventKind.APPROVED, at, actor, step, comment, None, None
+    )
     approvals = tuple([decided if a.step_number == step else a for a in expense.approvals])
+    optional_waiting = False
     for a in approvals:
-        if a.required and a.status is _WAITING:
-            return Decision(_with_approvals(expense, approvals), (event,), step)
+        if a.status is _WAITING:
+            if a.required:
+                return _decision(_with_approvals(expense, approvals), (event,), step)
+            optional_waiting = True
     # The last required step: the expense is approved, and optional steps left are skipped.
+    if not optional_waiting:
+        return _decision(
+            _with_approvals(expense, approvals, ExpenseStatus.APPROVED, at), (event,), step
+        )
     closed, skipped = _close(_with_approvals(expense, approvals), ExpenseStatus.APPROVED, actor, at)
-    return Decision(closed, (event, *skipped), step)
+    return _decision(closed, (event, *skipped), step)
 
 
 def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
