@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
             "one rung up) plus a company-wide Finance team, with Small Equipment, Large "
             "Equipment (manager, SEM, AD, Finance) and Business Travel policies; then submit "
             "expenses across them, about half left pending. --plan writes what a load "
-            "generator needs (companies, submitters, policies) as JSON."
+            "generator needs (companies, submitters, policies) as JSON. On PostgreSQL the rows "
+            "are written in bulk in one transaction (other writers wait for it)."
         ),
     )
     synthetic_parser.add_argument(
