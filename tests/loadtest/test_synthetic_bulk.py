@@ -309,6 +309,26 @@ def test_a_key_that_refers_to_nothing_is_caught_after_the_copy(postgres_url: str
         conn.rollback()
 
 
+def test_a_failed_copy_reaches_the_seeder_and_nothing_is_kept(postgres_url: str) -> None:
+    conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    written: list[str] = []
+    with psycopg.connect(conninfo) as conn:
+        rows = synthetic._empty_rows()
+        rows["companies"] += ["1\tFirst\n", "1\tSame id again\n"]
+        rows["teams"] += ["1\t1\tNever written\tf\n"]
+
+        def seed_two_batches() -> None:
+            with synthetic._Pipeline(conn) as pipeline:
+                pipeline.send(rows, lambda: written.append("first"))
+                pipeline.send(synthetic._empty_rows(), lambda: written.append("second"))
+
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            seed_two_batches()
+        conn.rollback()
+        assert written == []
+        assert conn.execute("SELECT count(*) FROM companies").fetchone() == (0,)
+
+
 def test_the_command_seeds_postgresql_quietly_off_a_terminal(
     postgres_url: str, tmp_path: Path
 ) -> None:
