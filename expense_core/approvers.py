@@ -69,6 +69,8 @@ class StepExplanation:
 CHAIN_RULE = "first eligible person in the submitter's reporting chain"
 NEAREST_RULE = "nearest eligible level (ties to the lowest user id)"
 NOBODY_RULE = "no eligible candidate"
+# Looking a member up on its enum class costs more than the rest of a check.
+_SUBMITTER, _TEAM = ScopeKind.SUBMITTER, ScopeKind.TEAM
 
 
 def ineligibility(
@@ -113,15 +115,15 @@ def may_approve(
         return False
     scope = step.team_scope
     kind = scope.kind
-    if kind is ScopeKind.SUBMITTER:
+    if kind is _SUBMITTER:
         if user.team_id != asking.team_id:
             return False
-    elif kind is ScopeKind.TEAM and user.team_id != scope.team_id:
+    elif kind is _TEAM and user.team_id != scope.team_id:
         return False
     level = member.level.level_number
     if level > step.required_level:
         return False
-    if kind is not ScopeKind.TEAM and level >= submitter.level.level_number:
+    if kind is not _TEAM and level >= submitter.level.level_number:
         return False
     return user.id not in taken
 

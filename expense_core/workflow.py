@@ -117,7 +117,7 @@ def submit(
         None,
         approvals,
     )
-    submitted = _event(expense, EventKind.SUBMITTED, submitter.user.id, at)
+    submitted = _event(expense, _SUBMITTED, submitter.user.id, at)
     for a in approvals:
         if a.required:
             return Decision(expense, (submitted,))
@@ -144,13 +144,13 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
         target.approver_id,
         target.approver_level_id,
         target.required,
-        ApprovalStatus.APPROVED,
+        _APPROVED,
         at,
         comment,
     )
     step = target.step_number
     event = make_event(
-        expense.id, expense.company_id, EventKind.APPROVED, at, actor, step, comment, None, None
+        expense.id, expense.company_id, _APPROVED_EVENT, at, actor, step, comment, None, None
     )
     approvals = tuple([decided if a.step_number == step else a for a in expense.approvals])
     optional_waiting = False
@@ -161,9 +161,7 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
             optional_waiting = True
     # The last required step: the expense is approved, and optional steps left are skipped.
     if not optional_waiting:
-        return _decision(
-            _with_approvals(expense, approvals, ExpenseStatus.APPROVED, at), (event,), step
-        )
+        return _decision(_with_approvals(expense, approvals, _CLOSED_APPROVED, at), (event,), step)
     closed, skipped = _close(_with_approvals(expense, approvals), ExpenseStatus.APPROVED, actor, at)
     return _decision(closed, (event, *skipped), step)
 
@@ -323,8 +321,10 @@ def _close(
     return _with_approvals(expense, approvals, status, at), skipped
 
 
-_OPEN = ExpenseStatus.PENDING
-_WAITING = ApprovalStatus.PENDING
+# Looking a member up on its enum class costs more than building an event field by field.
+_OPEN, _CLOSED_APPROVED = ExpenseStatus.PENDING, ExpenseStatus.APPROVED
+_WAITING, _APPROVED = ApprovalStatus.PENDING, ApprovalStatus.APPROVED
+_SUBMITTED, _APPROVED_EVENT = EventKind.SUBMITTED, EventKind.APPROVED
 
 
 def _event(

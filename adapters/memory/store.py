@@ -56,7 +56,9 @@ _MISSING: Any = object()
 _APPENDED: Any = object()
 _ADDED: Any = object()
 _REMOVED: Any = object()
+# Looking a member up on its enum class costs more than most checks made with it.
 _PENDING = ApprovalStatus.PENDING
+_SUBMITTER, _COMPANY_WIDE = ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE
 # Pools remembered per store before they are all forgotten: one per submitter and policy.
 POOL_CACHE_LIMIT = 100_000
 
@@ -325,13 +327,13 @@ class MemoryOrg:
         scope = step.team_scope
         kind = scope.kind
         user = submitter.user
-        if kind is ScopeKind.COMPANY_WIDE:
+        if kind is _COMPANY_WIDE:
             keys, members = index.ladder("company", user.company_id)
         else:
             team = user.team_id if scope.team_id is None else scope.team_id
             keys, members = index.ladder("team", team)
         top = step.required_level
-        if kind is ScopeKind.SUBMITTER or kind is ScopeKind.COMPANY_WIDE:
+        if kind is _SUBMITTER or kind is _COMPANY_WIDE:
             top = min(top, submitter.level.level_number - 1)
             # The ladder already holds only active people of the scope, and the bisection only
             # those senior enough: what is left to check is who they are and their company.
