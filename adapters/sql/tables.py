@@ -146,6 +146,9 @@ expenses = Table(
     Column("completed_at", UtcDateTime, nullable=True),
     Index("ix_expenses_company_user_submitted", "company_id", "user_id", "submitted_at"),
     Index("ix_expenses_company_status", "company_id", "status"),
+    # Migration 0003: a company's list, and by status, read one page at any size.
+    Index("ix_expenses_company_id", "company_id", "id"),
+    Index("ix_expenses_company_status_id", "company_id", "status", "id"),
 )
 
 approvals = Table(
@@ -169,6 +172,16 @@ approvals = Table(
     ),
     Index("ix_approvals_approver_status", "approver_id", "status"),
     Index("ix_approvals_expense_step", "expense_id", "step_number"),
+    # Migration 0003: an approver's pending steps, for the inbox.
+    Index(
+        "ix_approvals_pending_inbox",
+        "company_id",
+        "approver_id",
+        "expense_id",
+        "step_number",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 expense_events = Table(
