@@ -7,6 +7,7 @@ them out is as safe as copying them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -191,40 +192,27 @@ class MemoryStore:
 class MemoryUnitOfWork:
     """One serialisable transaction over a `MemoryStore`."""
 
-    # Repositories are made when first asked for: most units of work use one or two.
-    _org: MemoryOrg | None = None
-    _expenses: MemoryExpenses | None = None
-    _idempotency: MemoryIdempotency | None = None
-    _tokens: MemoryTokens | None = None
-
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._undo: Undo = []
         self._committed = False
 
-    @property
+    # Repositories are made when first asked for: most units of work use one or two.
+    @functools.cached_property
     def org(self) -> MemoryOrg:
-        if self._org is None:
-            self._org = MemoryOrg(self._store, self._undo)
-        return self._org
+        return MemoryOrg(self._store, self._undo)
 
-    @property
+    @functools.cached_property
     def expenses(self) -> MemoryExpenses:
-        if self._expenses is None:
-            self._expenses = MemoryExpenses(self._store, self._undo)
-        return self._expenses
+        return MemoryExpenses(self._store, self._undo)
 
-    @property
+    @functools.cached_property
     def idempotency(self) -> MemoryIdempotency:
-        if self._idempotency is None:
-            self._idempotency = MemoryIdempotency(self._store, self._undo)
-        return self._idempotency
+        return MemoryIdempotency(self._store, self._undo)
 
-    @property
+    @functools.cached_property
     def tokens(self) -> MemoryTokens:
-        if self._tokens is None:
-            self._tokens = MemoryTokens(self._store, self._undo)
-        return self._tokens
+        return MemoryTokens(self._store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

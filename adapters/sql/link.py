@@ -115,11 +115,10 @@ class _Compiled:
 class Rows:
     """The rows a `Query` returned: the parts of SQLAlchemy's result API the adapter uses."""
 
-    __slots__ = ("_rows", "rowcount")
+    __slots__ = ("_rows",)
 
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
+    def __init__(self, rows: list[Any]) -> None:
         self._rows = rows
-        self.rowcount = rowcount
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
@@ -130,16 +129,10 @@ class Rows:
     def first(self) -> Any:
         return self._rows[0] if self._rows else None
 
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
-
     def scalar_one(self) -> Any:
         if len(self._rows) != 1:
             raise ValueError(f"expected one row, got {len(self._rows)}")
         return self._rows[0][0]
-
-    def scalars(self) -> list[Any]:
-        return [row[0] for row in self._rows]
 
 
 def is_unavailability(exc: SQLAlchemyError) -> bool:
@@ -290,7 +283,7 @@ class Link:
                 conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
             cursor.execute(compiled.sql, params, prepare=True)
             fetched = cursor.fetchall() if compiled.row is not None else []
-            return Rows(compiled.rows(fetched), cursor.rowcount)
+            return Rows(compiled.rows(fetched))
         except self._engine.dialect.loaded_dbapi.Error as exc:
             dialect = self._engine.dialect
             lost = dialect.is_disconnect(exc, driver, cursor)
