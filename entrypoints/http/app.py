@@ -96,7 +96,9 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        given = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode(
+            "latin-1"
+        )
         ours = f"{prefix}{next(counter):016x}"
         request_id = given if SAFE_REQUEST_ID.fullmatch(given) else ours
         scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
@@ -124,6 +126,8 @@ OVERLOADED_RETRY_AFTER_S: Final = 1
 # Answered even when every slot is taken: a supervisor probing liveness must not see a busy
 # worker as a dead one.
 UNLIMITED_PATHS: Final = frozenset({"/health/live"})
+# Requests whose bodies no route reads: their slot is taken at once, no body awaited.
+BODILESS_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
 def in_flight_limit(
@@ -132,31 +136,34 @@ def in_flight_limit(
     """Serve at most `limit` requests at once; answer any more 503 at once (`overloaded`).
 
     A worker runs requests on a bounded thread pool over a bounded connection pool: past what
-    those serve, waiting only adds latency, so the excess is shed while it is cheap to shed.
-    A request takes its slot once its body is in: a client sending its body slowly holds only
-    its connection, and for `body_timeout_s` at most (then 408, connection closed).
+    those serve, waiting only adds latency, so the excess is shed while it is cheap to shed
+    (it wraps the whole app: a refused request costs no routing). A request takes its slot
+    once its body is in: a client sending its body slowly holds only its connection, and for
+    `body_timeout_s` at most (then 408, connection closed).
     """
 
-    # Litestar wraps each route in its own middleware: the count is the process's, shared.
-    in_flight = [0]
-
     def wrap(app: ASGIApp) -> ASGIApp:
+        in_flight = 0
+
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal in_flight
             if scope["type"] != ScopeType.HTTP or scope["path"] in UNLIMITED_PATHS:
                 await app(scope, receive, send)
                 return
-            try:
-                async with asyncio.timeout(body_timeout_s):
-                    body = await _read_body(receive, max_body_bytes)
-            except TimeoutError:
-                await _refuse(send, 408, BODY_TIMEOUT_BODY, close=True)
-                return
-            if body is None:
-                return  # the client is gone
-            if in_flight[0] >= limit:
+            if scope["method"] not in BODILESS_METHODS:
+                try:
+                    async with asyncio.timeout(body_timeout_s):
+                        body = await _read_body(receive, max_body_bytes)
+                except TimeoutError:
+                    await _refuse(send, 408, BODY_TIMEOUT_BODY, close=True)
+                    return
+                if body is None:
+                    return  # the client is gone
+                receive = _replaying(body, receive)
+            if in_flight >= limit:
                 await _refuse(send, 503, OVERLOADED_BODY)
                 return
-            in_flight[0] += 1
+            in_flight += 1
             started = False
 
             async def send_started(message: Message) -> None:
@@ -165,7 +172,7 @@ def in_flight_limit(
                 await send(message)
 
             try:
-                await app(scope, _replaying(body, receive), send_started)
+                await app(scope, receive, send_started)
             except asyncio.CancelledError:
                 # uvicorn cancels what is still running when the shutdown grace period ends:
                 # the client hears "retry" (elsewhere) rather than a 500. What the request did
@@ -174,7 +181,7 @@ def in_flight_limit(
                     raise
                 await _refuse(send, 503, SHUTTING_DOWN_BODY, close=True)
             finally:
-                in_flight[0] -= 1
+                in_flight -= 1
 
         return middleware
 
@@ -398,7 +405,7 @@ def create_app(container: Container) -> Litestar:
     def close_database() -> None:
         container.shutdown_resources()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[ExpenseController, HealthController, DocsController, AdminController],
         dependencies={
             "expenses": Provide(expenses, sync_to_thread=False),
@@ -411,20 +418,21 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
-        middleware=[
-            request_ids,
-            in_flight_limit(
-                settings.max_in_flight,
-                body_timeout_s=settings.body_timeout_s,
-                max_body_bytes=settings.max_body_bytes,
-            ),
-        ],
         openapi_config=_openapi(settings),
         on_startup=[warn_if_demo, warm_up],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database],
         logging_config=None,
     )
+    # Around Litestar's own handler rather than each route: every request has its id, and a
+    # request refused for overload costs no routing.
+    limited = in_flight_limit(
+        settings.max_in_flight,
+        body_timeout_s=settings.body_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.asgi_handler = request_ids(limited(app.asgi_handler))
+    return app
 
 
 def app_from_env() -> Litestar:

@@ -32,7 +32,11 @@ OVERLOAD_S: Final = 8.0
 MOST_IN_FLIGHT: Final = 400  # the driver's own ceiling on requests awaiting an answer
 # Generous: a served request waits at most the pool timeout for a connection, then runs.
 LATENCY_BOUND_S: Final = POOL_TIMEOUT_MS / 1000 + 3.0
-SHED_BOUND_S: Final = 2.0  # a 503 is cheap: it waits for nothing but the event loop
+# A 503 is cheap: it waits for nothing but the event loop. This bounds the 503s answered on
+# connections already open; a connection's first request also waits until a busy worker has
+# accepted the connection (the driver opens up to MOST_IN_FLIGHT of them at once), and is
+# bounded by LATENCY_BOUND_S like any other.
+SHED_BOUND_S: Final = 2.0
 RSS_GROWTH_BOUND: Final = 100 * 1024 * 1024
 
 
@@ -77,6 +81,7 @@ async def _open_load(port: int, rate: float, seconds: float, known: list[int]) -
     """Send requests (half submissions, half status reads) at `rate` per second for `seconds`."""
     chooser = random.Random(7)  # noqa: S311 -- a load mix, not a secret
     outcomes: list[Outcome] = []
+    firsts: list[Outcome] = []  # the first request on each new connection
     idle: list[RawConnection] = []
     unsent = 0
     tasks: set[asyncio.Task[None]] = set()
@@ -108,7 +113,10 @@ async def _open_load(port: int, rate: float, seconds: float, known: list[int]) -
                 error = repr(exc)
             else:
                 idle.append(connection)
-                outcomes.append(Outcome(started, time.monotonic(), action, status, retry_after))
+                outcome = Outcome(started, time.monotonic(), action, status, retry_after)
+                outcomes.append(outcome)
+                if connection is not reused:
+                    firsts.append(outcome)
                 return
             outcomes.append(Outcome(started, time.monotonic(), action, None, error=error))
             return
@@ -128,7 +136,7 @@ async def _open_load(port: int, rate: float, seconds: float, known: list[int]) -
     await asyncio.gather(*tasks)
     for connection in idle:
         connection.close()
-    return {"outcomes": outcomes, "unsent": unsent, "offered": sent}
+    return {"outcomes": outcomes, "firsts": firsts, "unsent": unsent, "offered": sent}
 
 
 async def _closed_load(port: int, clients: int, seconds: float, known: list[int]) -> list[Outcome]:
@@ -195,6 +203,7 @@ def test_overload_is_shed_quickly_and_the_server_recovers(deployment: Deployment
         stop.set()
         sampler.join()
     outcomes: list[Outcome] = result["outcomes"]  # type: ignore[assignment]
+    firsts: list[Outcome] = result["firsts"]  # type: ignore[assignment]
     with Load(server.base_url, clients=2) as calm:
         time.sleep(1.0)
         settled = time.monotonic()
@@ -204,7 +213,9 @@ def test_overload_is_shed_quickly_and_the_server_recovers(deployment: Deployment
     served = [o for o in outcomes if o.ok]
     shed = [o for o in outcomes if o.status == 503]
     latencies = sorted(o.seconds for o in outcomes)
-    slowest_shed = max((o.seconds for o in shed), default=0.0)
+    first_ids = {id(o) for o in firsts}
+    slowest_shed = max((o.seconds for o in shed if id(o) not in first_ids), default=0.0)
+    slowest_first = max((o.seconds for o in firsts), default=0.0)
     most_connections = max(c for c, _ in samples)
     most_rss = max(r for _, r in samples)
     print(  # noqa: T201 -- the figures of the run, shown with -s
@@ -213,7 +224,8 @@ def test_overload_is_shed_quickly_and_the_server_recovers(deployment: Deployment
         f"{summary(outcomes)}; served {len(served) / OVERLOAD_S:.0f} req/s; "
         f"p50 {latencies[len(latencies) // 2]:.3f} s, "
         f"p99 {latencies[int(len(latencies) * 0.99)]:.3f} s, max {latencies[-1]:.3f} s; "
-        f"slowest 503 {slowest_shed:.3f} s; "
+        f"slowest 503 on an open connection {slowest_shed:.3f} s; "
+        f"slowest first request of {len(firsts)} new connections {slowest_first:.3f} s; "
         f"database connections at most {most_connections}; RSS {rss_before >> 20} -> "
         f"{most_rss >> 20} MiB at most; afterwards {summary(after)}; "
         f"errors {sorted({o.error for o in outcomes if o.error})[:3]}"
