@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from importlib import metadata
 from typing import Any, Final
@@ -402,6 +403,15 @@ def create_app(container: Container) -> Litestar:
         # rather than during it; nothing connects yet, so a database that is down is no bar.
         container.database()
 
+    def size_threads() -> None:
+        # Use cases run on the loop's default executor, one thread per pooled connection: more
+        # threads would only queue on the connection pool, whose waiters are not served in
+        # order (one could wait past DB_POOL_TIMEOUT_MS while later ones get through); the
+        # executor's own queue is first come, first served.
+        threads = 1 if settings.is_memory else settings.db_pool_size
+        executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="use-case")
+        asyncio.get_running_loop().set_default_executor(executor)
+
     def close_database() -> None:
         container.shutdown_resources()
 
@@ -419,7 +429,7 @@ def create_app(container: Container) -> Litestar:
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=_openapi(settings),
-        on_startup=[warn_if_demo, warm_up],
+        on_startup=[warn_if_demo, warm_up, size_threads],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database],
         logging_config=None,
