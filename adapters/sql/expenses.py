@@ -9,12 +9,12 @@ has no data-modifying CTEs: there the same writes take a few statements in one t
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
+import msgspec
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -566,6 +566,8 @@ def _event_from(row: Row[Any]) -> ExpenseEvent:
 
 # --- entities to parameters ------------------------------------------------------------------
 
+_JSON = msgspec.json.Encoder()
+
 
 def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
     rows = [
@@ -580,7 +582,7 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
         }
         for a in items
     ]
-    return {"approvals": json.dumps(rows)}
+    return {"approvals": _JSON.encode(rows).decode()}
 
 
 def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, str]:
@@ -597,7 +599,7 @@ def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, str]:
         }
         for position, e in enumerate(events)
     ]
-    return {"events": json.dumps(rows)}
+    return {"events": _JSON.encode(rows).decode()}
 
 
 def _iso(value: datetime | None) -> str | None:
