@@ -50,6 +50,17 @@ class OrgRepository(Protocol):
         """
         ...
 
+    def member_with_policies(
+        self, user_id: UserId, category: str
+    ) -> tuple[Member, tuple[Policy, ...]]:
+        """`member(user_id)` and the active policies of `category` in that member's company
+        (`policies`), read together: what a submission by category needs first.
+
+        Raises:
+            UnknownUser: no such user.
+        """
+        ...
+
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         """Gather the submitter's reporting chain and the candidates the steps may choose from."""
         ...

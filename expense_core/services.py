@@ -181,19 +181,22 @@ class ExpenseService:
 
     def _submit(self, cmd: SubmitExpense) -> Submitted:
         with self.new_uow() as uow:
-            submitter = _actor(uow, cmd.user_id, cmd.company_id)
+            if cmd.category is not None:
+                # By category: the submitter and the category's policies come in one read.
+                member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
+                submitter = _checked_actor(member, cmd.user_id, cmd.company_id)
+            else:
+                submitter = _actor(uow, cmd.user_id, cmd.company_id)
             if cmd.idempotency_key is not None:
                 replay = _recall(uow, cmd, submitter)
                 if replay is not None:
                     return replay
-            company = submitter.user.company_id
-            if cmd.policy_id is not None:
-                policy = check_policy_covers(uow.org.policy(company, cmd.policy_id), cmd.amount)
+            if cmd.category is not None:
+                policy = match_policy(candidates, cmd.category, cmd.amount)
             else:
-                assert cmd.category is not None  # noqa: S101 -- exactly one was checked above
-                policy = match_policy(
-                    uow.org.policies(company, cmd.category), cmd.category, cmd.amount
-                )
+                assert cmd.policy_id is not None  # noqa: S101 -- exactly one was checked above
+                company = submitter.user.company_id
+                policy = check_policy_covers(uow.org.policy(company, cmd.policy_id), cmd.amount)
             pool = uow.org.approver_pool(submitter, policy.steps)
             routing = approvers.resolve_approvers(submitter, policy.steps, pool)
             decision = workflow.submit(
@@ -383,7 +386,11 @@ def _locked(
 
 
 def _actor(uow: UnitOfWork, user_id: UserId, company_id: CompanyId | None) -> Member:
-    member = uow.org.member(user_id)
+    return _checked_actor(uow.org.member(user_id), user_id, company_id)
+
+
+def _checked_actor(member: Member, user_id: UserId, company_id: CompanyId | None) -> Member:
+    """The member acting, if they may: in `company_id` (when confined to one) and active."""
     if company_id is not None and member.user.company_id != company_id:
         raise UnknownUser(user_id)
     if not member.user.active:

@@ -269,6 +269,12 @@ class MemoryOrg:
             raise UnknownUser(user_id)
         return member
 
+    def member_with_policies(
+        self, user_id: UserId, category: str
+    ) -> tuple[Member, tuple[Policy, ...]]:
+        member = self.member(user_id)
+        return member, self.policies(member.user.company_id, category)
+
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         index = self._store.org_index()
         # Stored policies hand out the same steps each time, and members come from the index:

@@ -8,6 +8,7 @@ which leaves the transaction usable, rather than by a failing INSERT.
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -257,6 +258,25 @@ _POLICIES = Query(
     )
     .order_by(policies.c.id, approval_steps.c.step_order)
 )
+# A submitter and the active policies of a category in their company: one row per policy step
+# (or one row with no policy), the member's columns first, then the policy's, prefixed.
+_MEMBER_WITH_POLICIES = Query(
+    select(*MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS))
+    .select_from(
+        MEMBERS.outerjoin(
+            _WITH_STEPS,
+            and_(
+                policies.c.company_id == users.c.company_id,
+                policies.c.category == bindparam("category"),
+                policies.c.active.is_not(false()),
+            ),
+        )
+    )
+    .where(users.c.id == bindparam("user_id"))
+    .order_by(policies.c.id, approval_steps.c.step_order)
+)
+# A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
+_PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
 _COMPANY = select(companies.c.id, companies.c.name).where(companies.c.id == bindparam("company_id"))
 _TEAM = select(teams).where(
     teams.c.id == bindparam("team_id"), teams.c.company_id == bindparam("company_id")
@@ -410,9 +430,9 @@ def _step_from(row: Row[Any]) -> ApprovalStep:
     )
 
 
-def _policies_from(rows: Iterable[Row[Any]]) -> tuple[Policy, ...]:
+def _policies_from(rows: Iterable[Any]) -> tuple[Policy, ...]:
     """Policies from rows of `POLICY_COLUMNS`, one per step, grouped by policy in order."""
-    found: dict[int, tuple[Row[Any], list[ApprovalStep]]] = {}
+    found: dict[int, tuple[Any, list[ApprovalStep]]] = {}
     for row in rows:
         _, steps = found.setdefault(row.id, (row, []))
         if row.step_id is not None:
@@ -462,6 +482,17 @@ class SqlOrg:
         if row is None:
             raise UnknownUser(user_id)
         return member_from(row)
+
+    def member_with_policies(
+        self, user_id: UserId, category: str
+    ) -> tuple[Member, tuple[Policy, ...]]:
+        params = {"user_id": user_id, "category": category}
+        rows = self._link.read(_MEMBER_WITH_POLICIES, params).all()
+        if not rows:
+            raise UnknownUser(user_id)
+        width = len(MEMBER_COLUMNS)
+        found = [_PolicyRow._make(row[width:]) for row in rows if row[width] is not None]
+        return member_from(rows[0]), _policies_from(found)
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         # Each step's scope and most senior allowed level, as the memory adapter computes them.

@@ -197,6 +197,41 @@ def test_policies_lists_the_active_ones_of_a_category(
         assert uow.org.policy(org.id, stored.id).active is False
 
 
+def test_member_with_policies_reads_a_member_and_the_active_policies_of_a_category(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    other = tech_corp(new_uow)
+    retired = Policy(
+        id=PolicyId(0),
+        company_id=org.id,
+        category="equipment",
+        name="Old Equipment",
+        min_amount=money("5.00"),
+        max_amount=money("10.00"),
+        steps=steps(6),
+        active=False,
+    )
+    with new_uow() as uow:
+        uow.org.add_policy(retired)
+        uow.commit()
+    with new_uow() as uow:
+        for person in (org.person(1), org.person(7), other.person(7)):
+            company = uow.org.member(person).user.company_id
+            for category in ("equipment", "travel", "catering"):
+                assert uow.org.member_with_policies(person, category) == (
+                    uow.org.member(person),
+                    uow.org.policies(company, category),
+                )
+        assert uow.org.member_with_policies(org.person(7), "equipment")[1] == (
+            org.small,
+            org.large,
+        )
+        assert uow.org.member_with_policies(other.person(7), "travel")[1] == (other.travel,)
+        assert uow.org.member_with_policies(org.person(7), "catering")[1] == ()
+        with pytest.raises(UnknownUser):
+            uow.org.member_with_policies(UserId(NOBODY), "equipment")
+
+
 # --- the approver pool -----------------------------------------------------------------------
 
 
