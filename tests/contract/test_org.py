@@ -174,9 +174,8 @@ def test_a_policy_of_another_company_is_unknown(
         assert uow.org.policies(other.id, "equipment") == (other.small, other.large)
 
 
-def test_policies_lists_the_active_ones_of_a_category(
-    new_uow: Callable[[], UnitOfWork], org: Org
-) -> None:
+def _retire_an_equipment_policy(new_uow: Callable[[], UnitOfWork], org: Org) -> Policy:
+    """Store an inactive equipment policy beside the active ones; the stored policy."""
     retired = Policy(
         id=PolicyId(0),
         company_id=org.id,
@@ -190,6 +189,13 @@ def test_policies_lists_the_active_ones_of_a_category(
     with new_uow() as uow:
         stored = uow.org.add_policy(retired)
         uow.commit()
+    return stored
+
+
+def test_policies_lists_the_active_ones_of_a_category(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    stored = _retire_an_equipment_policy(new_uow, org)
     with new_uow() as uow:
         assert uow.org.policies(org.id, "equipment") == (org.small, org.large)
         assert uow.org.policies(org.id, "travel") == (org.travel,)
@@ -201,19 +207,7 @@ def test_member_with_policies_reads_a_member_and_the_active_policies_of_a_catego
     new_uow: Callable[[], UnitOfWork], org: Org
 ) -> None:
     other = tech_corp(new_uow)
-    retired = Policy(
-        id=PolicyId(0),
-        company_id=org.id,
-        category="equipment",
-        name="Old Equipment",
-        min_amount=money("5.00"),
-        max_amount=money("10.00"),
-        steps=steps(6),
-        active=False,
-    )
-    with new_uow() as uow:
-        uow.org.add_policy(retired)
-        uow.commit()
+    _retire_an_equipment_policy(new_uow, org)
     with new_uow() as uow:
         for person in (org.person(1), org.person(7), other.person(7)):
             company = uow.org.member(person).user.company_id
