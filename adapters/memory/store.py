@@ -7,7 +7,6 @@ them out is as safe as copying them.
 
 from __future__ import annotations
 
-import functools
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -196,23 +195,11 @@ class MemoryUnitOfWork:
         self._store = store
         self._undo: Undo = []
         self._committed = False
-
-    # Repositories are made when first asked for: most units of work use one or two.
-    @functools.cached_property
-    def org(self) -> MemoryOrg:
-        return MemoryOrg(self._store, self._undo)
-
-    @functools.cached_property
-    def expenses(self) -> MemoryExpenses:
-        return MemoryExpenses(self._store, self._undo)
-
-    @functools.cached_property
-    def idempotency(self) -> MemoryIdempotency:
-        return MemoryIdempotency(self._store, self._undo)
-
-    @functools.cached_property
-    def tokens(self) -> MemoryTokens:
-        return MemoryTokens(self._store, self._undo)
+        # Made up front: a repository holds a few references, cheaper to make than to make lazily.
+        self.org = MemoryOrg(store, self._undo)
+        self.expenses = MemoryExpenses(store, self._undo)
+        self.idempotency = MemoryIdempotency(store, self._undo)
+        self.tokens = MemoryTokens(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
