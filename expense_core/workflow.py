@@ -149,20 +149,13 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
         comment,
     )
     step = target.step_number
-    event = make_event(
-        expense.id, expense.company_id, _APPROVED_EVENT, at, actor, step, comment, None, None
-    )
+    event = _event(expense, _APPROVED_EVENT, actor, at, step, comment)
     approvals = tuple([decided if a.step_number == step else a for a in expense.approvals])
-    optional_waiting = False
     for a in approvals:
-        if a.status is _WAITING:
-            if a.required:
-                return _decision(_with_approvals(expense, approvals), (event,), step)
-            optional_waiting = True
+        if a.required and a.status is _WAITING:
+            return _decision(_with_approvals(expense, approvals), (event,), step)
     # The last required step: the expense is approved, and optional steps left are skipped.
-    if not optional_waiting:
-        return _decision(_with_approvals(expense, approvals, _CLOSED_APPROVED, at), (event,), step)
-    closed, skipped = _close(_with_approvals(expense, approvals), ExpenseStatus.APPROVED, actor, at)
+    closed, skipped = _close(expense, _CLOSED_APPROVED, actor, at, approvals)
     return _decision(closed, (event, *skipped), step)
 
 
@@ -301,16 +294,23 @@ def _with_approvals(
 
 
 def _close(
-    expense: Expense, status: ExpenseStatus, actor: UserId, at: datetime
+    expense: Expense,
+    status: ExpenseStatus,
+    actor: UserId,
+    at: datetime,
+    approvals: tuple[Approval, ...] | None = None,
 ) -> tuple[Expense, tuple[ExpenseEvent, ...]]:
+    """The expense closed in `status` with `approvals` (its own if not given), the steps still
+    pending skipped; and the events of the skipped steps."""
+    if approvals is None:
+        approvals = expense.approvals
     skipped = tuple(
         [
             _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
-            for a in expense.approvals
+            for a in approvals
             if a.status is _WAITING
         ]
     )
-    approvals = expense.approvals
     if skipped:
         approvals = tuple(
             [
