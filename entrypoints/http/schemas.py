@@ -95,8 +95,8 @@ def money(amount: Money) -> Raw:
 def timestamp(at: datetime) -> str:
     """An instant as the seed writes it: UTC, milliseconds, 'Z'."""
     # A store that hands back naive times keeps UTC in them (the seed's TIMESTAMP columns).
-    utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def maybe_timestamp(at: datetime | None) -> str | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,12 +16,14 @@ from litestar.testing import TestClient
 
 from entrypoints.container import Container
 from entrypoints.http import create_app
+from entrypoints.http.schemas import timestamp
 from expense_core.model import LIMIT, ApprovalStep, CompanyId, Money
 from expense_core.services import NewPolicy
 from tests.http.conftest import Client, memory_container
 from tests.http.contract import JSON
 
 GRACE, FRANK = 7, 6
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ENDPOINTS = (
     "/api/expenses",
     "/api/expenses/approve",
@@ -344,3 +348,12 @@ def test_a_chunked_body_over_the_limit_is_refused(client: Client) -> None:
     response = client.post("/api/expenses", content=chunks(), headers=JSON)
 
     assert response.status_code == 413
+
+
+@given(st.datetimes(timezones=st.none() | st.timezones()))
+def test_timestamps_are_utc_milliseconds_for_any_instant(at: datetime) -> None:
+    written = timestamp(at)
+    assert TIMESTAMP.fullmatch(written), written
+    utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    read = datetime.fromisoformat(written)
+    assert read == utc.replace(microsecond=utc.microsecond // 1000 * 1000)
