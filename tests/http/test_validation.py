@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,10 +19,9 @@ from entrypoints.http.schemas import timestamp
 from expense_core.model import LIMIT, ApprovalStep, CompanyId, Money
 from expense_core.services import NewPolicy
 from tests.http.conftest import Client, memory_container
-from tests.http.contract import JSON
+from tests.http.contract import JSON, TIMESTAMP
 
 GRACE, FRANK = 7, 6
-TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ENDPOINTS = (
     "/api/expenses",
     "/api/expenses/approve",
