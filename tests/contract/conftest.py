@@ -10,7 +10,8 @@ from adapters.memory import MemoryStore
 from adapters.sql import SqlDatabase
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
-from tests.contract.support import Org, TickingClock, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import Org, tech_corp
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,7 +13,8 @@ from adapters.sql import SqlDatabase, upgrade
 from expense_core.errors import Unavailable
 from expense_core.model import CompanyId, ExpenseId, UserId
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
-from tests.contract.support import TickingClock, money, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from adapters.sql import SqlDatabase
 from expense_core.model import LIMIT, ApprovalStep, Money
 from expense_core.services import ExpenseService, SubmitExpense
-from tests.contract.support import Org, TickingClock, add_policy, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import Org, add_policy, tech_corp
 
 amounts = st.decimals(
     min_value=Decimal("0.00"), max_value=LIMIT, places=2, allow_nan=False, allow_infinity=False

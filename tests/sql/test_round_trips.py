@@ -22,7 +22,8 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
-from tests.contract.support import TickingClock, money, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import money, tech_corp
 
 # Statements per use case. PostgreSQL: the bounds the design sets. SQLite has no data-modifying
 # CTEs and opens its transactions with an explicit BEGIN IMMEDIATE: it takes a few more.
