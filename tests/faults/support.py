@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs: types-psutil is no dev dependency
 
 from tests.e2e.conftest import cli_command, environment, free_port, run_cli
 from tests.pg import PgServer

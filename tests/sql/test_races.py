@@ -39,6 +39,7 @@ from expense_core.services import (
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
 from tests.contract.support import Org, add_policy, money, tech_corp
+from tests.sql.support import opened
 
 
 @attrs.frozen
@@ -81,9 +82,8 @@ ATTEMPTS = (
 def race(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
     dialect, expenses, threads = request.param
     url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
-    db = SqlDatabase.connect(url, pool_size=threads)
-    yield db, expenses, threads
-    db.dispose()
+    with opened(url, pool_size=threads) as db:
+        yield db, expenses, threads
 
 
 def test_racing_decisions_keep_every_expense_consistent(
