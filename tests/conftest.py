@@ -73,6 +73,12 @@ def shared_postgres_url(postgres_server: pg.PgServer, postgres_template: str) ->
     postgres_server.drop_database(name)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database of the test's own: a SQLite file, then one on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "expense_tracker.db"

@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from adapters.memory import MemoryStore
-from adapters.sql import SqlDatabase
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
-from tests.contract.support import Org, TickingClock, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import Org, tech_corp
+from tests.sql.support import opened
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -20,11 +21,8 @@ def new_uow(request: pytest.FixtureRequest) -> Iterator[Callable[[], UnitOfWork]
         yield MemoryStore().unit_of_work
         return
     fixture = "sqlite_url" if request.param == "sqlite" else "shared_postgres_url"
-    db = SqlDatabase.connect(request.getfixturevalue(fixture), pool_size=2)
-    try:
+    with opened(request.getfixturevalue(fixture), pool_size=2) as db:
         yield db.unit_of_work
-    finally:
-        db.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -40,17 +39,6 @@ _names = itertools.count(1)
 
 def money(text: str) -> Money:
     return Money(Decimal(text))
-
-
-class TickingClock:
-    """A clock that moves one second (and a few microseconds) each time it is read."""
-
-    def __init__(self) -> None:
-        self._ticks = itertools.count()
-        self._start = datetime(2025, 8, 25, 10, 30, 0, 123456, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=next(self._ticks), microseconds=7)
 
 
 @attrs.frozen

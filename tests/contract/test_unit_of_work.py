@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from expense_core.errors import UnknownCompany, UnknownExpense, UnknownTeam
-from expense_core.model import Team, TeamId
+from expense_core.model import Expense, Team, TeamId
 from expense_core.ports import UnitOfWork
 from expense_core.services import ExpenseService, SubmitExpense
 from tests.contract.support import Org, money
@@ -18,12 +18,17 @@ class Boom(Exception):
     pass
 
 
-def test_nothing_survives_a_unit_of_work_left_uncommitted(
-    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
-) -> None:
-    expense = expenses.submit(
+@pytest.fixture
+def expense(expenses: ExpenseService, org: Org) -> Expense:
+    """Grace's small equipment expense, pending, committed."""
+    return expenses.submit(
         SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
     ).expense
+
+
+def test_nothing_survives_a_unit_of_work_left_uncommitted(
+    new_uow: Callable[[], UnitOfWork], expense: Expense, org: Org
+) -> None:
     with new_uow() as uow:
         company = uow.org.add_company("Ghost Ltd")
         team = uow.org.add_team(Team(TeamId(0), org.id, "Ghosts"))
@@ -45,12 +50,8 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
 
 
 def test_an_uncommitted_expense_never_shows_in_the_company_list(
-    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+    new_uow: Callable[[], UnitOfWork], expense: Expense, org: Org
 ) -> None:
-    expense = expenses.submit(
-        SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
-    ).expense
-
     def listed() -> list[int]:
         with new_uow() as uow:
             found = uow.expenses.summaries(org.id, user_id=None, status=None, before=None, limit=50)

@@ -105,12 +105,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 StartServer = Callable[..., Server]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, migrated database of the test's own."""
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
 @pytest.fixture
 def start_server(database_url: str, tmp_path: Path) -> Iterator[StartServer]:
     """Start `expense-tracker serve` (after `db upgrade` and `seed demo`) on a free port."""

@@ -13,14 +13,19 @@ import pytest
 from adapters.sql import upgrade
 from tests import pg
 from tests.conftest import _in_ci
-from tests.faults.cluster import Cluster
 from tests.faults.support import Server, prepare, start_server
+
+# Fewer than the session's server allows: an overloaded server that leaked connections would hit
+# this ceiling (and fail with "too many clients") instead of hiding the leak.
+MAX_CONNECTIONS = 60
 
 
 @pytest.fixture(scope="package")
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Iterator[pg.Cluster]:
+    """A server of the suite's own: the session's must stay up for every other test, while an
+    outage needs a server nobody else uses."""
     try:
-        made = Cluster.create()
+        made = pg.Cluster.create(max_connections=MAX_CONNECTIONS)
     except pg.PostgresUnavailable as exc:
         if _in_ci():
             pytest.fail(f"CI runs the fault suite, but no PostgreSQL cluster can be had: {exc}")
@@ -28,11 +33,11 @@ def cluster() -> Iterator[Cluster]:
     try:
         yield made
     finally:
-        made.remove()
+        made.stop()
 
 
 @pytest.fixture(scope="package")
-def template(cluster: Cluster) -> str:
+def template(cluster: pg.Cluster) -> str:
     name = cluster.create_database()
     upgrade(cluster.url(name))
     return name
@@ -42,7 +47,7 @@ def template(cluster: Cluster) -> str:
 class Deployment:
     """A fresh database with the demo organisation, and what serves it."""
 
-    cluster: Cluster
+    cluster: pg.Cluster
     database: str
     env: dict[str, str]
     log: Path
@@ -55,7 +60,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(cluster: Cluster, template: str, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(cluster: pg.Cluster, template: str, tmp_path: Path) -> Iterator[Deployment]:
     database = cluster.create_database(template=template)
     made = Deployment(
         cluster, database, prepare(cluster.url(database)), tmp_path / "server.log", []
@@ -65,6 +70,6 @@ def deployment(cluster: Cluster, template: str, tmp_path: Path) -> Iterator[Depl
         server.stop()
     # Shown by pytest only when the test failed: what the server said meanwhile.
     sys.stdout.write(f"--- server log\n{made.log.read_text(errors='replace')[-20000:]}")
-    if not (cluster.data / "postmaster.pid").exists():
-        cluster.start()  # a test that stopped it failed before starting it again
+    if not cluster.is_running:
+        cluster.start_up()  # a test that shut it down failed before starting it up again
     cluster.drop_database(database)

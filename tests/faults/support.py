@@ -19,10 +19,10 @@ from typing import Any, Final
 
 import attrs
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs: types-psutil is no dev dependency
 
 from tests.e2e.conftest import cli_command, environment, free_port, run_cli
-from tests.faults.cluster import Cluster
+from tests.pg import PgServer
 
 READY_TIMEOUT_S: Final = 30.0
 CLIENT_TIMEOUT_S: Final = 30.0
@@ -339,10 +339,10 @@ INVARIANT_QUERIES: Final = {
 }
 
 
-def broken_invariants(cluster: Cluster, database: str) -> dict[str, list[int]]:
+def broken_invariants(server: PgServer, database: str) -> dict[str, list[int]]:
     """Each rule some expense breaks, with (up to ten of) the expenses breaking it."""
     broken = {}
-    with cluster.connect(database) as conn:
+    with server.connect(database) as conn:
         for rule, query in INVARIANT_QUERIES.items():
             ids = [int(str(row[0])) for row in conn.execute(query).fetchall()]
             if ids:
@@ -350,7 +350,7 @@ def broken_invariants(cluster: Cluster, database: str) -> dict[str, list[int]]:
     return broken
 
 
-def expense_count(cluster: Cluster, database: str) -> int:
-    with cluster.connect(database) as conn:
+def expense_count(server: PgServer, database: str) -> int:
+    with server.connect(database) as conn:
         row = conn.execute("SELECT count(*) FROM expenses").fetchone()
     return int(str(row[0])) if row else 0

@@ -34,13 +34,13 @@ def test_a_database_restart_answers_503_then_recovers(deployment: Deployment) ->
     with Load(server.base_url, clients=6) as load:
         time.sleep(3.0)  # the mix runs before the fault
         stopping = time.monotonic()
-        deployment.cluster.stop("fast")
+        deployment.cluster.shut_down("fast")
         down = time.monotonic()
         time.sleep(OUTAGE_S)
         # pg_ctl notices the server is up a little after it is: the outage is measured from
-        # the end of the stop to the start of the start.
+        # the end of the shutdown to the start of the startup.
         starting = time.monotonic()
-        deployment.cluster.start()
+        deployment.cluster.start_up()
         up = time.monotonic()
         time.sleep(RECOVERY_S + 4.0)
         load.stop()

@@ -130,10 +130,13 @@ def test_killed_workers_are_replaced_and_retried_submissions_land_once(
             thread.join(timeout=ATTEMPTS * (RETRY_PAUSE_S + 10))
 
     with deployment.cluster.connect(deployment.database) as conn:
-        per_key = dict(
-            conn.execute("SELECT key, count(*) FROM idempotency_keys GROUP BY key").fetchall()
-        )
-        stored = dict(conn.execute("SELECT key, expense_id FROM idempotency_keys").fetchall())
+        per_key = {
+            row[0]: row[1]
+            for row in conn.execute("SELECT key, count(*) FROM idempotency_keys GROUP BY key")
+        }
+        stored = {
+            row[0]: row[1] for row in conn.execute("SELECT key, expense_id FROM idempotency_keys")
+        }
     after = expense_count(deployment.cluster, deployment.database)
     retried = {key for key, n in seen.attempts.items() if n > 1}
     print(  # noqa: T201 -- the figures of the run, shown with -s

@@ -13,8 +13,10 @@ from adapters.sql import SqlDatabase, upgrade
 from expense_core.errors import Unavailable
 from expense_core.model import CompanyId, ExpenseId, UserId
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
-from tests.contract.support import TickingClock, money, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
+from tests.sql.support import opened
 
 
 def _closed_port() -> int:
@@ -26,8 +28,7 @@ def _closed_port() -> int:
 
 def test_an_unreachable_server_is_unavailable() -> None:
     url = f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nothing"
-    db = SqlDatabase.connect(url, pool_size=1)
-    try:
+    with opened(url) as db:
         with pytest.raises(Unavailable):
             db.ping()
         with pytest.raises(Unavailable), db.unit_of_work() as uow:
@@ -36,20 +37,14 @@ def test_an_unreachable_server_is_unavailable() -> None:
             ExpenseService(db.unit_of_work, TickingClock()).status(ExpenseId(1))
         with pytest.raises(Unavailable):
             db.upgrade()
-    finally:
-        db.dispose()
     with pytest.raises(Unavailable):
         upgrade(url)
 
 
 @pytest.mark.postgres
 def test_a_missing_database_is_unavailable(postgres_server: PgServer) -> None:
-    db = SqlDatabase.connect(postgres_server.url("no_such_database"), pool_size=1)
-    try:
-        with pytest.raises(Unavailable):
-            db.ping()
-    finally:
-        db.dispose()
+    with opened(postgres_server.url("no_such_database")) as db, pytest.raises(Unavailable):
+        db.ping()
 
 
 def _terminate_sessions(url: str) -> int:
@@ -66,8 +61,7 @@ def _terminate_sessions(url: str) -> int:
 def test_a_connection_lost_mid_work_is_unavailable_and_the_pool_recovers(
     postgres_url: str,
 ) -> None:
-    db = SqlDatabase.connect(postgres_url, pool_size=2)
-    try:
+    with opened(postgres_url, pool_size=2) as db:
         org = tech_corp(db.unit_of_work)
         expenses = ExpenseService(db.unit_of_work, TickingClock())
         with db.unit_of_work() as uow:
@@ -82,16 +76,13 @@ def test_a_connection_lost_mid_work_is_unavailable_and_the_pool_recovers(
             SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
         )
         assert expenses.status(submitted.expense.id, CompanyId(org.id)).amount == money("5.00")
-    finally:
-        db.dispose()
 
 
 @pytest.mark.postgres
 def test_connections_that_died_in_the_pool_are_replaced_without_a_failure(
     postgres_url: str,
 ) -> None:
-    db = SqlDatabase.connect(postgres_url, pool_size=2)
-    try:
+    with opened(postgres_url, pool_size=2) as db:
         org = tech_corp(db.unit_of_work)
         company = CompanyId(org.id)
         expenses = ExpenseService(db.unit_of_work, TickingClock())
@@ -112,14 +103,11 @@ def test_connections_that_died_in_the_pool_are_replaced_without_a_failure(
         _terminate_sessions(postgres_url)
         view = expenses.status(submitted.expense.id, company)
         assert view.approvals[0].status == "approved"
-    finally:
-        db.dispose()
 
 
 @pytest.mark.postgres
 def test_a_commit_that_cannot_reach_the_server_is_unavailable(postgres_url: str) -> None:
-    db = SqlDatabase.connect(postgres_url, pool_size=1)
-    try:
+    with opened(postgres_url) as db:
         org = tech_corp(db.unit_of_work)
         with db.unit_of_work() as uow:
             uow.org.add_company("Lost Ltd")
@@ -128,8 +116,6 @@ def test_a_commit_that_cannot_reach_the_server_is_unavailable(postgres_url: str)
                 uow.commit()
         with db.unit_of_work() as uow:
             assert uow.org.company(org.id) == org.company
-    finally:
-        db.dispose()
 
 
 @pytest.mark.parametrize(
@@ -147,9 +133,6 @@ def test_unsupported_databases_are_refused_up_front(url: str) -> None:
 
 
 def test_connecting_builds_an_engine_and_nothing_else(tmp_path: Path) -> None:
-    db = SqlDatabase.connect(f"sqlite:///{tmp_path}/never-created.db")
-    try:
+    with opened(f"sqlite:///{tmp_path}/never-created.db") as db:
         assert db.engine.pool.status().endswith("Current Checked out connections: 0")
         assert not (tmp_path / "never-created.db").exists()
-    finally:
-        db.dispose()

@@ -14,7 +14,9 @@ from sqlalchemy import text
 from adapters.sql import SqlDatabase
 from expense_core.model import LIMIT, ApprovalStep, Money
 from expense_core.services import ExpenseService, SubmitExpense
-from tests.contract.support import Org, TickingClock, add_policy, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import Org, add_policy, tech_corp
+from tests.sql.support import opened
 
 amounts = st.decimals(
     min_value=Decimal("0.00"), max_value=LIMIT, places=2, allow_nan=False, allow_infinity=False
@@ -22,12 +24,28 @@ amounts = st.decimals(
 categories = itertools.count(1)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest) -> Iterator[SqlDatabase]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    database = SqlDatabase.connect(url, pool_size=2)
-    yield database
-    database.dispose()
+# Each dialect's own exact type: SQLite integer cents, PostgreSQL numeric (the seed's three
+# policies' upper bounds).
+STORED = {
+    "sqlite": (
+        "SELECT max_amount, typeof(max_amount) FROM policies WHERE company_id = :c",
+        [(199999, "integer"), (99999999999, "integer"), (99999999999, "integer")],
+    ),
+    "postgresql": (
+        "SELECT max_amount, pg_typeof(max_amount)::text FROM policies WHERE company_id = :c",
+        [
+            (Decimal("1999.99"), "numeric"),
+            (Decimal("999999999.99"), "numeric"),
+            (Decimal("999999999.99"), "numeric"),
+        ],
+    ),
+}
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[SqlDatabase]:
+    with opened(database_url, pool_size=2) as database:
+        yield database
 
 
 @pytest.fixture
@@ -62,41 +80,8 @@ def test_amounts_round_trip_unchanged(db: SqlDatabase, org: Org, bounds: list[Mo
             assert uow.expenses.get(org.id, submitted.id).amount == high
 
 
-def test_sqlite_keeps_whole_cents(sqlite_url: str) -> None:
-    db = SqlDatabase.connect(sqlite_url, pool_size=1)
-    try:
-        org = tech_corp(db.unit_of_work)
-        with db.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT max_amount, typeof(max_amount) FROM policies WHERE company_id = :c"),
-                {"c": org.id},
-            ).all()
-        assert sorted(rows) == [
-            (199999, "integer"),
-            (99999999999, "integer"),
-            (99999999999, "integer"),
-        ]
-    finally:
-        db.dispose()
-
-
-@pytest.mark.postgres
-def test_postgresql_keeps_numeric(postgres_url: str) -> None:
-    db = SqlDatabase.connect(postgres_url, pool_size=1)
-    try:
-        org = tech_corp(db.unit_of_work)
-        with db.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT max_amount, pg_typeof(max_amount)::text FROM policies"
-                    " WHERE company_id = :c"
-                ),
-                {"c": org.id},
-            ).all()
-        assert sorted(rows) == [
-            (Decimal("1999.99"), "numeric"),
-            (Decimal("999999999.99"), "numeric"),
-            (Decimal("999999999.99"), "numeric"),
-        ]
-    finally:
-        db.dispose()
+def test_each_dialect_stores_amounts_in_an_exact_type(db: SqlDatabase, org: Org) -> None:
+    query, expected = STORED[db.engine.dialect.name]
+    with db.engine.connect() as conn:
+        rows = conn.execute(text(query), {"c": org.id}).all()
+    assert sorted(rows) == expected

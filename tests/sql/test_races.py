@@ -9,12 +9,10 @@ decision's events together, in the order the decisions were made.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -39,18 +37,9 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.workflow import Decision
+from tests.clocks import TickingClock
 from tests.contract.support import Org, add_policy, money, tech_corp
-
-
-class SharedClock:
-    """A clock safe to share between threads: every reading is a distinct, later instant."""
-
-    def __init__(self) -> None:
-        self._ticks = itertools.count()
-        self._start = datetime(2025, 8, 25, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._start + timedelta(microseconds=next(self._ticks))  # count() is atomic
+from tests.sql.support import opened
 
 
 @attrs.frozen
@@ -93,9 +82,8 @@ ATTEMPTS = (
 def race(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
     dialect, expenses, threads = request.param
     url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
-    db = SqlDatabase.connect(url, pool_size=threads)
-    yield db, expenses, threads
-    db.dispose()
+    with opened(url, pool_size=threads) as db:
+        yield db, expenses, threads
 
 
 def test_racing_decisions_keep_every_expense_consistent(
@@ -113,7 +101,7 @@ def test_racing_decisions_keep_every_expense_consistent(
             ApprovalStep(step_order=3, required_level=4, is_required=False),
         ),
     )
-    service = ExpenseService(db.unit_of_work, SharedClock())
+    service = ExpenseService(db.unit_of_work, TickingClock())
     ids = [
         service.submit(
             SubmitExpense(user_id=org.person(7), policy_id=policy.id, amount=money("50.00"))
@@ -218,7 +206,7 @@ def test_twin_submissions_with_one_key_store_one_expense(
 ) -> None:
     db, _, threads = race
     org = tech_corp(db.unit_of_work)
-    service = ExpenseService(db.unit_of_work, SharedClock())
+    service = ExpenseService(db.unit_of_work, TickingClock())
     keys = [f"twin-{k}" for k in range(20)]
     commands = [
         SubmitExpense(

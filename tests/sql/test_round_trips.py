@@ -22,7 +22,9 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
-from tests.contract.support import TickingClock, money, tech_corp
+from tests.clocks import TickingClock
+from tests.contract.support import money, tech_corp
+from tests.sql.support import opened
 
 # Statements per use case. PostgreSQL: the bounds the design sets. SQLite has no data-modifying
 # CTEs and opens its transactions with an explicit BEGIN IMMEDIATE: it takes a few more.
@@ -55,12 +57,10 @@ class Recorder:
         return list(self.statements)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest) -> Iterator[SqlDatabase]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    database = SqlDatabase.connect(url, pool_size=1)
-    yield database
-    database.dispose()
+@pytest.fixture
+def db(database_url: str) -> Iterator[SqlDatabase]:
+    with opened(database_url) as database:
+        yield database
 
 
 def _dialect(db: SqlDatabase) -> str:
@@ -180,8 +180,7 @@ def test_reads_run_outside_transactions_and_decisions_inside_one(db: SqlDatabase
 
 @pytest.mark.postgres
 def test_repeated_statements_become_prepared_statements(postgres_url: str) -> None:
-    db = SqlDatabase.connect(postgres_url, pool_size=1)
-    try:
+    with opened(postgres_url) as db:
         org = tech_corp(db.unit_of_work)
         expenses = ExpenseService(db.unit_of_work, TickingClock())
         expense_id = expenses.submit(
@@ -192,5 +191,3 @@ def test_repeated_statements_become_prepared_statements(postgres_url: str) -> No
         with db.engine.connect() as conn:  # the pool's only connection: the same session
             prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
             assert any("FROM expenses JOIN users AS submitter" in s for s in prepared)
-    finally:
-        db.dispose()

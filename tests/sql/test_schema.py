@@ -19,10 +19,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
-from adapters.sql import SqlDatabase, upgrade
+from adapters.sql import upgrade
 from adapters.sql.database import alembic_config
 from adapters.sql.tables import metadata
 from tests.pg import PgServer
+from tests.sql.support import opened
 
 SEED_DDL = """
 -- Companies table
@@ -185,18 +186,14 @@ def _catalog(url: str) -> dict[str, set[tuple[Any, ...]]]:
         }
 
 
-def _fresh(server: PgServer) -> str:
-    return server.url(server.create_database())
-
-
 @pytest.mark.postgres
 def test_the_migrated_schema_holds_the_seed_schema_exactly(postgres_server: PgServer) -> None:
-    seed_url, migrated_url = _fresh(postgres_server), _fresh(postgres_server)
-    conninfo = make_url(seed_url).set(drivername="postgresql").render_as_string()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    by_seed, by_migrations = postgres_server.create_database(), postgres_server.create_database()
+    with postgres_server.connect(by_seed) as conn:
         conn.execute(SEED_DDL.encode())
-    upgrade(migrated_url)
-    seed, migrated = _catalog(seed_url), _catalog(migrated_url)
+    upgrade(postgres_server.url(by_migrations))
+    seed = _catalog(postgres_server.url(by_seed))
+    migrated = _catalog(postgres_server.url(by_migrations))
     assert len(seed["columns"]) == 52
     assert len(seed["indexes"]) == 28  # 8 primary keys, 6 unique constraints, 14 named
     for part in ("columns", "constraints", "indexes", "sequences"):
@@ -260,26 +257,16 @@ def test_the_additions_are_there(postgres_url: str) -> None:
 
 
 def _drift(url: str) -> list[Any]:
-    db = SqlDatabase.connect(url, pool_size=1)
-    try:
-        with db.engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn), metadata))
-    finally:
-        db.dispose()
+    with opened(url) as db, db.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
 
-@pytest.mark.postgres
-def test_the_tables_module_matches_the_migrations_on_postgresql(postgres_url: str) -> None:
-    assert _drift(postgres_url) == []
-
-
-def test_the_tables_module_matches_the_migrations_on_sqlite(sqlite_url: str) -> None:
-    assert _drift(sqlite_url) == []
+def test_the_tables_module_matches_the_migrations(database_url: str) -> None:
+    assert _drift(database_url) == []
 
 
 def test_sqlite_migrations_go_down_and_up_again(sqlite_url: str) -> None:
-    db = SqlDatabase.connect(sqlite_url, pool_size=1)
-    try:
+    with opened(sqlite_url) as db:
         db.upgrade()  # already at head: nothing to do
         with db.engine.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -289,8 +276,6 @@ def test_sqlite_migrations_go_down_and_up_again(sqlite_url: str) -> None:
             assert {name for (name,) in tables} == {"alembic_version"}
         db.upgrade()
         assert _drift(sqlite_url) == []
-    finally:
-        db.dispose()
 
 
 def test_the_migrations_ship_inside_the_package() -> None:

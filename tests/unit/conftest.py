@@ -7,7 +7,7 @@ import pytest
 from adapters.memory import MemoryStore
 from expense_core.demo import install_demo
 from expense_core.services import AccessService, ExpenseService, OrgService
-from tests.unit.support import TickingClock
+from tests.clocks import TickingClock
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
-"""Helpers for the unit tests: a deterministic clock, the demo's names, and hand-built members."""
+"""Helpers for the unit tests: the demo's names and hand-built members."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -20,8 +19,6 @@ from expense_core.model import (
     UserId,
 )
 
-START = datetime(2025, 8, 25, 10, 30, tzinfo=UTC)
-
 # The seed's TechCorp, as `install_demo` creates it on an empty store.
 TECHCORP = CompanyId(1)
 ALICE, BOB, CAROL, DAVID, EVE, FRANK, GRACE = (UserId(i) for i in range(1, 8))
@@ -35,18 +32,6 @@ NAMES = {
     FRANK: "Frank Miller",
     GRACE: "Grace Taylor",
 }
-
-
-class TickingClock:
-    """A clock that moves one second forward each time it is read: every instant is distinct."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self._next = start
-
-    def now(self) -> datetime:
-        now = self._next
-        self._next += timedelta(seconds=1)
-        return now
 
 
 def money(text: str) -> Money:

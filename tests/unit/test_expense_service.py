@@ -54,6 +54,7 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.views import ExpenseView
+from tests.clocks import START
 from tests.unit.support import (
     ALICE,
     BOB,
@@ -65,7 +66,6 @@ from tests.unit.support import (
     GRACE,
     LARGE_EQUIPMENT,
     SMALL_EQUIPMENT,
-    START,
     TECHCORP,
     deactivate,
     money,

@@ -37,7 +37,8 @@ from expense_core.services import (
     OrgService,
     SubmitExpense,
 )
-from tests.unit.support import TECHCORP, TickingClock
+from tests.clocks import TickingClock
+from tests.unit.support import TECHCORP
 
 TECHNOLOGY = TeamId(1)
 CATEGORIES = ("equipment", "travel", "audit")

@@ -21,7 +21,7 @@ from expense_core.services import (
     SubmitExpense,
     check_plan,
 )
-from tests.unit.support import TickingClock
+from tests.clocks import TickingClock
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "org.yaml"
 

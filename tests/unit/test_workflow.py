@@ -36,7 +36,8 @@ from expense_core.model import (
     UserId,
     with_expense_id,
 )
-from tests.unit.support import START, member
+from tests.clocks import START
+from tests.unit.support import member
 from tests.unit.support import money as m
 
 SUBMITTER = member(7, 7)

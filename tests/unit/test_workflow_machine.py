@@ -52,7 +52,8 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.views import ExpenseView
-from tests.unit.support import EVE, GRACE, LARGE_EQUIPMENT, TECHCORP, TickingClock, money
+from tests.clocks import TickingClock
+from tests.unit.support import EVE, GRACE, LARGE_EQUIPMENT, TECHCORP, money
 
 DECIDED = {
     ApprovalStatus.APPROVED: EventKind.APPROVED,

@@ -1,0 +1,23 @@
+"""The tests' clock: it moves a fixed step each time it is read, from a fixed instant."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+# Microseconds on purpose: every store must keep them.
+START = datetime(2025, 8, 25, 10, 30, 0, 123456, tzinfo=UTC)
+
+
+class TickingClock:
+    """Each reading is `step` after the one before, the first `start`: with the default step,
+    every instant is distinct. Safe to share between threads, where each reading takes its own
+    tick (`itertools.count` hands them out atomically); `step=timedelta(0)` stops it."""
+
+    def __init__(self, start: datetime = START, step: timedelta = timedelta(seconds=1)) -> None:
+        self._start = start
+        self._step = step
+        self._ticks = itertools.count()
+
+    def now(self) -> datetime:
+        return self._start + next(self._ticks) * self._step
