@@ -53,33 +53,11 @@ def _two_places(value: Decimal) -> Decimal:
     return value
 
 
-@attrs.frozen
+@attrs.frozen(order=True)
 class Money:
     """A non-negative amount in exact cents, always with two places; floats never get in."""
 
     value: Decimal = attrs.field(converter=_two_places, validator=_exact_cents)
-
-    # Ordered by value, as `order=True` would, without building a tuple per comparison: policy
-    # ranges are checked on every submission.
-    def __lt__(self, other: Money) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.value < other.value
-
-    def __le__(self, other: Money) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.value <= other.value
-
-    def __gt__(self, other: Money) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.value > other.value
-
-    def __ge__(self, other: Money) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self.value >= other.value
 
     @classmethod
     def parse(cls, raw: Decimal | int | str) -> Money:
@@ -253,7 +231,7 @@ class Policy:
     created_at: datetime | None = None
 
     def covers(self, amount: Money) -> bool:
-        return self.min_amount <= amount <= self.max_amount
+        return self.min_amount.value <= amount.value <= self.max_amount.value
 
 
 # --- expenses --------------------------------------------------------------------------------
@@ -282,9 +260,7 @@ class EventKind(StrEnum):
     REASSIGNED = "reassigned"
 
 
-# No weak references to approvals, expenses and events: the slot would make their layout differ
-# from a plain slotted class's, which the builders below rely on.
-@attrs.frozen(kw_only=True, weakref_slot=False)
+@attrs.frozen(kw_only=True)
 class Approval:
     """One step of one expense, fixed to its approver at submission."""
 
@@ -298,13 +274,10 @@ class Approval:
 
     @property
     def is_pending(self) -> bool:
-        return self.status is _PENDING
+        return self.status is ApprovalStatus.PENDING
 
 
-_PENDING = ApprovalStatus.PENDING
-
-
-@attrs.frozen(kw_only=True, weakref_slot=False)
+@attrs.frozen(kw_only=True)
 class Expense:
     id: ExpenseId
     company_id: CompanyId
@@ -325,7 +298,7 @@ class Expense:
     def current_step(self) -> Approval | None:
         """The lowest-numbered pending required approval: the only one that may block."""
         for a in self.approvals:
-            if a.required and a.status is _PENDING:
+            if a.required and a.status is ApprovalStatus.PENDING:
                 return a
         return None
 
@@ -333,31 +306,19 @@ class Expense:
     def pending_required(self) -> int:
         count = 0
         for a in self.approvals:
-            if a.required and a.status is _PENDING:
+            if a.required and a.status is ApprovalStatus.PENDING:
                 count += 1
         return count
 
     def with_id(self, expense_id: ExpenseId) -> Expense:
         """The same expense under the id a store assigned it."""
-        # Not `attrs.evolve`, which costs several times more: every submission stamps its expense.
-        return make_expense(
-            expense_id,
-            self.company_id,
-            self.user_id,
-            self.policy_id,
-            self.amount,
-            self.description,
-            self.status,
-            self.submitted_at,
-            self.completed_at,
-            self.approvals,
-        )
+        return attrs.evolve(self, id=expense_id)
 
     def approval(self, step_number: int) -> Approval:
         return next(a for a in self.approvals if a.step_number == step_number)
 
 
-@attrs.frozen(kw_only=True, weakref_slot=False)
+@attrs.frozen(kw_only=True)
 class ExpenseEvent:
     """One change in an expense's life; history is appended to, never rewritten."""
 
@@ -376,175 +337,7 @@ def with_expense_id(
     events: Iterable[ExpenseEvent], expense_id: ExpenseId
 ) -> tuple[ExpenseEvent, ...]:
     """Stamp the store-assigned id on the events of a newly stored expense."""
-    return tuple(
-        [
-            make_event(
-                expense_id,
-                e.company_id,
-                e.kind,
-                e.at,
-                e.actor_id,
-                e.step_number,
-                e.comment,
-                e.approver_id,
-                e.previous_approver_id,
-            )
-            for e in events
-        ]
-    )
-
-
-# --- building values on the hot path ---------------------------------------------------------
-#
-# Every decision builds an approval, an event and an expense. A frozen attrs class sets each
-# field through `object.__setattr__`, several times the cost of storing a plain slot. These
-# builders fill a plain slotted draft with the same slots and then give it the frozen class,
-# which Python allows between classes of one layout: out comes the very object the class would
-# build (equal, hashed and frozen alike) for a third of the cost. They take every field, in
-# order; none of these classes validates or converts a field, so nothing is skipped.
-
-
-class _ApprovalDraft:
-    __slots__ = (
-        "approved_at",
-        "approver_id",
-        "approver_level_id",
-        "comments",
-        "required",
-        "status",
-        "step_number",
-    )
-    step_number: int
-    approver_id: UserId
-    approver_level_id: LevelId
-    required: bool
-    status: ApprovalStatus
-    approved_at: datetime | None
-    comments: str | None
-
-
-class _ExpenseDraft:
-    __slots__ = (
-        "amount",
-        "approvals",
-        "company_id",
-        "completed_at",
-        "description",
-        "id",
-        "policy_id",
-        "status",
-        "submitted_at",
-        "user_id",
-    )
-    id: ExpenseId
-    company_id: CompanyId
-    user_id: UserId
-    policy_id: PolicyId
-    amount: Money
-    description: str | None
-    status: ExpenseStatus
-    submitted_at: datetime
-    completed_at: datetime | None
-    approvals: tuple[Approval, ...]
-
-
-class _EventDraft:
-    __slots__ = (
-        "actor_id",
-        "approver_id",
-        "at",
-        "comment",
-        "company_id",
-        "expense_id",
-        "kind",
-        "previous_approver_id",
-        "step_number",
-    )
-    expense_id: ExpenseId
-    company_id: CompanyId
-    kind: EventKind
-    at: datetime
-    actor_id: UserId | None
-    step_number: int | None
-    comment: str | None
-    approver_id: UserId | None
-    previous_approver_id: UserId | None
-
-
-def make_approval(
-    step_number: int,
-    approver_id: UserId,
-    approver_level_id: LevelId,
-    required: bool,
-    status: ApprovalStatus,
-    approved_at: datetime | None,
-    comments: str | None,
-) -> Approval:
-    """`Approval(...)`, every field given in order, built as cheaply as Python allows."""
-    a = _ApprovalDraft()
-    a.step_number = step_number
-    a.approver_id = approver_id
-    a.approver_level_id = approver_level_id
-    a.required = required
-    a.status = status
-    a.approved_at = approved_at
-    a.comments = comments
-    a.__class__ = Approval  # type: ignore[assignment]  # the draft becomes what it drafts
-    return a  # type: ignore[return-value]
-
-
-def make_expense(
-    id: ExpenseId,
-    company_id: CompanyId,
-    user_id: UserId,
-    policy_id: PolicyId,
-    amount: Money,
-    description: str | None,
-    status: ExpenseStatus,
-    submitted_at: datetime,
-    completed_at: datetime | None,
-    approvals: tuple[Approval, ...],
-) -> Expense:
-    """`Expense(...)`, every field given in order, built as cheaply as Python allows."""
-    e = _ExpenseDraft()
-    e.id = id
-    e.company_id = company_id
-    e.user_id = user_id
-    e.policy_id = policy_id
-    e.amount = amount
-    e.description = description
-    e.status = status
-    e.submitted_at = submitted_at
-    e.completed_at = completed_at
-    e.approvals = approvals
-    e.__class__ = Expense  # type: ignore[assignment]  # the draft becomes what it drafts
-    return e  # type: ignore[return-value]
-
-
-def make_event(
-    expense_id: ExpenseId,
-    company_id: CompanyId,
-    kind: EventKind,
-    at: datetime,
-    actor_id: UserId | None,
-    step_number: int | None,
-    comment: str | None,
-    approver_id: UserId | None,
-    previous_approver_id: UserId | None,
-) -> ExpenseEvent:
-    """`ExpenseEvent(...)`, every field given in order, built as cheaply as Python allows."""
-    e = _EventDraft()
-    e.expense_id = expense_id
-    e.company_id = company_id
-    e.kind = kind
-    e.at = at
-    e.actor_id = actor_id
-    e.step_number = step_number
-    e.comment = comment
-    e.approver_id = approver_id
-    e.previous_approver_id = previous_approver_id
-    e.__class__ = ExpenseEvent  # type: ignore[assignment]  # the draft becomes what it drafts
-    return e  # type: ignore[return-value]
+    return tuple(attrs.evolve(e, expense_id=expense_id) for e in events)
 
 
 def check_text(field: str, value: str | None, *, required: bool = False) -> str | None:

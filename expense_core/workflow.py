@@ -37,40 +37,21 @@ from expense_core.model import (
     Policy,
     UserId,
     check_text,
-    make_approval,
-    make_event,
-    make_expense,
 )
 from expense_core.policies import check_expense_amount
 
+# Python 3.11's `EnumType.__getattr__` makes each `ApprovalStatus.PENDING` a slow lookup (0.43 µs
+# against 0.05 µs for a global, on 3.11.7), and a decision looks at every step's status.
+_PENDING = ApprovalStatus.PENDING
 
-@attrs.frozen(weakref_slot=False)  # no weak references: see `_decision`
+
+@attrs.frozen
 class Decision:
     """The expense after a command, the events it appends, and the step it decided (if any)."""
 
     expense: Expense
     events: tuple[ExpenseEvent, ...]
     step_number: int | None = None
-
-
-class _DecisionDraft:
-    __slots__ = ("events", "expense", "step_number")
-    events: tuple[ExpenseEvent, ...]
-    expense: Expense
-    step_number: int | None
-
-
-def _decision(
-    expense: Expense, events: tuple[ExpenseEvent, ...], step_number: int | None
-) -> Decision:
-    # As the builders of `expense_core.model`: every command decides, so a decision is built
-    # in a plain slotted draft that then takes its frozen class.
-    d = _DecisionDraft()
-    d.expense = expense
-    d.events = events
-    d.step_number = step_number
-    d.__class__ = Decision  # type: ignore[assignment]  # the draft becomes what it drafts
-    return d  # type: ignore[return-value]
 
 
 def submit(
@@ -91,39 +72,27 @@ def submit(
         InvalidText: the description is longer than 2,000 characters.
     """
     check_expense_amount(amount)
-    approvals = tuple(
-        [
-            make_approval(
-                r.step.step_order,
-                r.approver.user.id,
-                r.approver.level.id,
-                r.step.is_required,
-                _WAITING,
-                None,
-                None,
+    opened = Expense(
+        id=NEW_EXPENSE,
+        company_id=submitter.user.company_id,
+        user_id=submitter.id,
+        policy_id=policy.id,
+        amount=amount,
+        description=check_text("description", description),
+        status=ExpenseStatus.PENDING,
+        submitted_at=at,
+        approvals=tuple(
+            Approval(
+                step_number=r.step.step_order,
+                approver_id=r.approver.id,
+                approver_level_id=r.approver.level.id,
+                required=r.step.is_required,
             )
             for r in routing
-        ]
+        ),
     )
-    expense = make_expense(
-        NEW_EXPENSE,
-        submitter.user.company_id,
-        submitter.user.id,
-        policy.id,
-        amount,
-        check_text("description", description),
-        _OPEN,
-        at,
-        None,
-        approvals,
-    )
-    submitted = _event(expense, _SUBMITTED, submitter.user.id, at)
-    for a in approvals:
-        if a.required:
-            return Decision(expense, (submitted,))
-    # A policy of optional steps only needs nobody's approval.
-    closed, skipped = _close(expense, ExpenseStatus.APPROVED, submitter.user.id, at)
-    return Decision(closed, (submitted, *skipped))
+    # A policy of optional steps only needs nobody's approval: it is approved at once.
+    return _decide(opened, EventKind.SUBMITTED, submitter.id, at)
 
 
 def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) -> Decision:
@@ -137,26 +106,10 @@ def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) 
         StepNotReached: the actor's step waits for an earlier required step.
         InvalidText: the comment is longer than 2,000 characters.
     """
-    target = _actors_step(expense, actor)
+    step = _actors_step(expense, actor)
     comment = check_text("comments", comment)
-    decided = make_approval(
-        target.step_number,
-        target.approver_id,
-        target.approver_level_id,
-        target.required,
-        _APPROVED,
-        at,
-        comment,
-    )
-    step = target.step_number
-    event = _event(expense, _APPROVED_EVENT, actor, at, step, comment)
-    approvals = tuple([decided if a.step_number == step else a for a in expense.approvals])
-    for a in approvals:
-        if a.required and a.status is _WAITING:
-            return _decision(_with_approvals(expense, approvals), (event,), step)
-    # The last required step: the expense is approved, and optional steps left are skipped.
-    closed, skipped = _close(expense, _CLOSED_APPROVED, actor, at, approvals)
-    return _decision(closed, (event, *skipped), step)
+    decided = _decided(step, ApprovalStatus.APPROVED, comment, at)
+    return _decide(expense, EventKind.APPROVED, actor, at, decided=decided, comment=comment)
 
 
 def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
@@ -168,16 +121,22 @@ def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) ->
         ReasonRequired: the reason is missing or blank.
         InvalidText: the reason is longer than 2,000 characters.
     """
-    target = _actors_step(expense, actor)
-    if not target.required:
-        raise OptionalStepCannotReject(expense.id, target.step_number)
+    step = _actors_step(expense, actor)
+    if not step.required:
+        raise OptionalStepCannotReject(expense.id, step.step_number)
     if reason is None or not reason.strip():
         raise ReasonRequired
     reason = check_text("reason", reason)
-    decided = _decide(expense, target, ApprovalStatus.REJECTED, reason, at)
-    event = _event(expense, EventKind.REJECTED, actor, at, target.step_number, reason)
-    closed, skipped = _close(decided, ExpenseStatus.REJECTED, actor, at)
-    return Decision(closed, (event, *skipped), target.step_number)
+    decided = _decided(step, ApprovalStatus.REJECTED, reason, at)
+    return _decide(
+        expense,
+        EventKind.REJECTED,
+        actor,
+        at,
+        decided=decided,
+        comment=reason,
+        closes_as=ExpenseStatus.REJECTED,
+    )
 
 
 def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
@@ -191,9 +150,7 @@ def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
         raise NotSubmitter(expense.id, actor)
     if expense.is_terminal:
         raise ExpenseClosed(expense.id, expense.status)
-    event = _event(expense, EventKind.WITHDRAWN, actor, at)
-    closed, skipped = _close(expense, ExpenseStatus.WITHDRAWN, actor, at)
-    return Decision(closed, (event, *skipped))
+    return _decide(expense, EventKind.WITHDRAWN, actor, at, closes_as=ExpenseStatus.WITHDRAWN)
 
 
 def reassign(
@@ -214,22 +171,23 @@ def reassign(
     if approver.id == expense.user_id:
         raise SelfApproval(expense.id)
     moved = attrs.evolve(step, approver_id=approver.id, approver_level_id=approver.level.id)
+    approvals = tuple(moved if a.step_number == step_number else a for a in expense.approvals)
     event = attrs.evolve(
         _event(expense, EventKind.REASSIGNED, actor, at, step_number),
         approver_id=approver.id,
         previous_approver_id=step.approver_id,
     )
-    return Decision(_replace(expense, moved), (event,), step_number)
+    return Decision(_with(expense, approvals), (event,), step_number)
 
 
 def _actors_step(expense: Expense, actor: UserId) -> Approval:
-    if expense.status is not _OPEN:
+    if expense.status is not ExpenseStatus.PENDING:
         raise ExpenseClosed(expense.id, expense.status)
     if actor == expense.user_id:
         raise SelfApproval(expense.id)
     current = mine = first_pending = None
     for a in expense.approvals:
-        waiting = a.status is _WAITING
+        waiting = a.status is _PENDING
         if current is None and waiting and a.required:
             current = a
         if a.approver_id == actor:
@@ -244,7 +202,7 @@ def _actors_step(expense: Expense, actor: UserId) -> Approval:
     for a in expense.approvals:
         if (
             a.approver_id == actor
-            and a.status is _WAITING
+            and a.status is _PENDING
             and (not a.required or a is current or a == current)
         ):
             return a
@@ -255,76 +213,82 @@ def _actors_step(expense: Expense, actor: UserId) -> Approval:
 
 def _decide(
     expense: Expense,
-    approval: Approval,
-    status: ApprovalStatus,
-    comment: str | None,
-    at: datetime,
-) -> Expense:
-    return _replace(
-        expense, attrs.evolve(approval, status=status, approved_at=at, comments=comment)
-    )
-
-
-def _replace(expense: Expense, approval: Approval) -> Expense:
-    step = approval.step_number
-    return _with_approvals(
-        expense, tuple([approval if a.step_number == step else a for a in expense.approvals])
-    )
-
-
-def _with_approvals(
-    expense: Expense,
-    approvals: tuple[Approval, ...],
-    status: ExpenseStatus | None = None,
-    completed_at: datetime | None = None,
-) -> Expense:
-    # Not `attrs.evolve`, which costs several times more: every decision builds a new expense.
-    return make_expense(
-        expense.id,
-        expense.company_id,
-        expense.user_id,
-        expense.policy_id,
-        expense.amount,
-        expense.description,
-        expense.status if status is None else status,
-        expense.submitted_at,
-        expense.completed_at if completed_at is None else completed_at,
-        approvals,
-    )
-
-
-def _close(
-    expense: Expense,
-    status: ExpenseStatus,
+    kind: EventKind,
     actor: UserId,
     at: datetime,
-    approvals: tuple[Approval, ...] | None = None,
-) -> tuple[Expense, tuple[ExpenseEvent, ...]]:
-    """The expense closed in `status` with `approvals` (its own if not given), the steps still
-    pending skipped; and the events of the skipped steps."""
-    if approvals is None:
-        approvals = expense.approvals
+    *,
+    decided: Approval | None = None,
+    comment: str | None = None,
+    closes_as: ExpenseStatus | None = None,
+) -> Decision:
+    """The one way an expense moves on someone's word: a `kind` event by the actor, the step
+    they `decided` in place of its pending self, and the expense closed as `closes_as`, or as
+    approved once no required step is pending; closing skips the steps still pending."""
+    approvals = expense.approvals
+    step_number = None
+    if decided is not None:
+        step_number = decided.step_number
+        approvals = tuple([decided if a.step_number == step_number else a for a in approvals])
+    event = _event(expense, kind, actor, at, step_number, comment)
+    if closes_as is None:
+        for a in approvals:
+            if a.required and a.status is _PENDING:
+                moved = expense if decided is None else _with(expense, approvals)
+                return Decision(moved, (event,), step_number)
+        closes_as = ExpenseStatus.APPROVED
     skipped = tuple(
         [
             _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
             for a in approvals
-            if a.status is _WAITING
+            if a.status is _PENDING
         ]
     )
     if skipped:
         approvals = tuple(
             [
-                attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.status is _WAITING else a
+                attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.status is _PENDING else a
                 for a in approvals
             ]
         )
-    return _with_approvals(expense, approvals, status, at), skipped
+    closed = _with(expense, approvals, closes_as, at)
+    return Decision(closed, (event, *skipped), step_number)
 
 
-# Looking a member up on its enum class costs more than building an event field by field.
-_OPEN, _CLOSED_APPROVED = ExpenseStatus.PENDING, ExpenseStatus.APPROVED
-_WAITING, _APPROVED = ApprovalStatus.PENDING, ApprovalStatus.APPROVED
-_SUBMITTED, _APPROVED_EVENT = EventKind.SUBMITTED, EventKind.APPROVED
+def _decided(
+    step: Approval, verdict: ApprovalStatus, comment: str | None, at: datetime
+) -> Approval:
+    return Approval(
+        step_number=step.step_number,
+        approver_id=step.approver_id,
+        approver_level_id=step.approver_level_id,
+        required=step.required,
+        status=verdict,
+        approved_at=at,
+        comments=comment,
+    )
+
+
+def _with(
+    expense: Expense,
+    approvals: tuple[Approval, ...],
+    status: ExpenseStatus | None = None,
+    completed_at: datetime | None = None,
+) -> Expense:
+    """The expense with new approvals, and closed when given a status and a time."""
+    # The constructor, not `attrs.evolve`, which costs 1.6 times as much (27k against 16.5k
+    # instructions on 3.11.7): every decision builds an expense.
+    return Expense(
+        id=expense.id,
+        company_id=expense.company_id,
+        user_id=expense.user_id,
+        policy_id=expense.policy_id,
+        amount=expense.amount,
+        description=expense.description,
+        status=expense.status if status is None else status,
+        submitted_at=expense.submitted_at,
+        completed_at=expense.completed_at if completed_at is None else completed_at,
+        approvals=approvals,
+    )
 
 
 def _event(
@@ -335,6 +299,12 @@ def _event(
     step_number: int | None = None,
     comment: str | None = None,
 ) -> ExpenseEvent:
-    return make_event(
-        expense.id, expense.company_id, kind, at, actor, step_number, comment, None, None
+    return ExpenseEvent(
+        expense_id=expense.id,
+        company_id=expense.company_id,
+        kind=kind,
+        at=at,
+        actor_id=actor,
+        step_number=step_number,
+        comment=comment,
     )

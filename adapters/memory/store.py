@@ -65,8 +65,9 @@ POOL_CACHE_LIMIT = 100_000
 Undo = list[tuple[Any, Any, Any]]
 # Ascending (-level_number, user id) keys beside their members: nearest level first.
 Ladder = tuple[list[tuple[int, int]], list[Member]]
-PoolKey = tuple[UserId, int]
-PoolEntry = tuple[Member, Sequence[ApprovalStep], ApproverPool]
+# A submitter's id and the ids of the steps: what a gathered pool is remembered by.
+PoolKey = tuple[UserId, tuple[int, ...]]
+PoolEntry = tuple[tuple[Member, tuple[ApprovalStep, ...]], ApproverPool]
 
 
 @attrs.define
@@ -264,16 +265,18 @@ class MemoryOrg:
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         index = self._store.org_index()
-        # Stored policies hand out the same steps each time, and members come from the index:
-        # identity says the pool was gathered for this very submitter and steps.
-        key = (submitter.user.id, id(steps))
+        # A pool depends on the submitter, the steps, and users and their levels, whose every
+        # write forgets all pools. Found by ids, far cheaper to hash than whole steps, and used
+        # only for the same values: steps not stored yet all have id 0.
+        steps = tuple(steps)
+        key = (submitter.id, tuple([s.id for s in steps]))
         found = index.pools.get(key)
-        if found is not None and found[0] is submitter and found[1] is steps:
-            return found[2]
+        if found is not None and found[0] == (submitter, steps):
+            return found[1]
         pool = self._gather(index, submitter, steps)
         if len(index.pools) >= POOL_CACHE_LIMIT:
             index.pools.clear()
-        index.pools[key] = (submitter, steps, pool)
+        index.pools[key] = ((submitter, steps), pool)
         return pool
 
     def _gather(

@@ -371,15 +371,6 @@ def test_reassignment_moves_a_pending_step_and_says_from_whom() -> None:
     assert workflow.approve(decision.expense, other_manager.id, None, T2).step_number == 1
 
 
-def test_a_decision_is_an_ordinary_frozen_decision() -> None:
-    decision = workflow.approve(three_steps(), MANAGER.id, "ok", T1)
-    rebuilt = workflow.Decision(decision.expense, decision.events, decision.step_number)
-    assert type(decision) is workflow.Decision
-    assert (decision, hash(decision), repr(decision)) == (rebuilt, hash(rebuilt), repr(rebuilt))
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        decision.step_number = 2  # type: ignore[misc]  # refused: that is the point
-
-
 def test_stamping_a_stored_id_changes_nothing_else() -> None:
     moved = workflow.reassign(with_optional(), 1, member(16, 6), STRANGER, T1)
     closed = workflow.reject(moved.expense, UserId(16), "over budget", T2)
