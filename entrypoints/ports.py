@@ -13,7 +13,7 @@ core values, as the core's ports do, so adapters implement it without importing 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -37,7 +37,7 @@ Numbered = (
     | type[Policy]
     | type[ApprovalStep]
 )
-Written = Callable[[], None]
+Done = Callable[[], None]
 
 
 class BulkLoad(Protocol):
@@ -60,7 +60,7 @@ class BulkLoad(Protocol):
         levels: Sequence[HierarchyLevel],
         users: Sequence[User],
         policies: Sequence[Policy],
-        done: Written,
+        done: Done,
     ) -> None:
         """Store organisations as they are, ids included (policies with their steps); users
         after their managers.
@@ -71,10 +71,13 @@ class BulkLoad(Protocol):
         ...
 
     def add_expenses(
-        self, expenses: Sequence[tuple[Expense, Sequence[ExpenseEvent]]], *, done: Written
+        self, expenses: Iterable[tuple[Expense, Sequence[ExpenseEvent]]], *, done: Done
     ) -> None:
         """Store submitted expenses with their histories, numbered in order past every stored
         expense, as `ExpenseRepository.add` numbers one (the ids they carry are ignored).
+
+        `expenses` is read once, in order, before the call returns: a generator lets each
+        expense be written out as it is worked out, and forgotten.
 
         Raises:
             whatever writing an earlier batch raised.

@@ -8,7 +8,7 @@ holds which pending step) is kept in step; the approver ladders are rebuilt when
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import attrs
@@ -105,7 +105,7 @@ class MemoryBulkLoad:
 
     def add_expenses(
         self,
-        expenses: Sequence[tuple[Expense, Sequence[ExpenseEvent]]],
+        expenses: Iterable[tuple[Expense, Sequence[ExpenseEvent]]],
         *,
         done: Callable[[], None],
     ) -> None:

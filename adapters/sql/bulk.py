@@ -8,7 +8,7 @@ them as batched INSERTs here, PostgreSQL as COPY (`bulk_copy.py`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -52,7 +52,7 @@ TABLE_OF: Final[Mapping[type, Table]] = {
 
 Row = tuple[object, ...]
 Rows = dict[Table, list[Row]]
-Written = Sequence[tuple[Expense, Sequence[ExpenseEvent]]]
+Submitted = Iterable[tuple[Expense, Sequence[ExpenseEvent]]]
 
 
 @attrs.define
@@ -136,7 +136,7 @@ def org_rows(
     return rows
 
 
-def expense_rows(numbering: Numbering, expenses: Written) -> Rows:
+def expense_rows(numbering: Numbering, expenses: Submitted) -> Rows:
     """The rows of expenses, their approvals and their events, numbered in order."""
     rows = empty_rows()
     take = numbering.take
@@ -219,7 +219,7 @@ class SqliteBulkLoad:
         self._insert(rows)
         done()
 
-    def add_expenses(self, expenses: Written, *, done: Callable[[], None]) -> None:
+    def add_expenses(self, expenses: Submitted, *, done: Callable[[], None]) -> None:
         self._insert(expense_rows(self._numbering, expenses))
         done()
 

@@ -23,7 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from adapters.sql import tables
-from adapters.sql.bulk import WRITTEN, Numbering, Row, Written, org_rows
+from adapters.sql.bulk import WRITTEN, Numbering, Row, Submitted, org_rows
 from expense_core.model import Company, HierarchyLevel, Money, Policy, Team, User
 
 NULL: Final = "\\N"
@@ -82,9 +82,10 @@ def _id(value: int | None) -> str:
     return NULL if value is None else str(value)
 
 
-def _expense_lines(numbering: Numbering, expenses: Written, lines: Lines) -> None:
+def _expense_lines(numbering: Numbering, expenses: Submitted, lines: Lines) -> None:
     """The lines `_line` makes of `bulk.expense_rows`, written out field by field: this runs
-    for every one of millions of rows, where a call per cell would cost a tenth more time."""
+    for millions of rows, and a `_cell` call per cell costs the thread that works out the
+    expenses an eighth more instructions (callgrind, 10,000 expenses)."""
     ids = numbering.next
     stamps, texts = _Stamps(), _Texts()
     expense_lines = lines[tables.expenses]
@@ -375,7 +376,7 @@ class CopyBulkLoad:
             {table: [_line(r) for r in found] for table, found in rows.items()}, done
         )
 
-    def add_expenses(self, expenses: Written, *, done: Callable[[], None]) -> None:
+    def add_expenses(self, expenses: Submitted, *, done: Callable[[], None]) -> None:
         lines = _empty_lines()
         _expense_lines(self._numbering, expenses, lines)
         self._pipeline.send(lines, done)

@@ -251,10 +251,13 @@ def seed_bulk(
         )
         for start in range(0, expenses, BATCH):
             count = min(BATCH, expenses - start)
-            batch = [
-                _decide(made[i % companies], chooser, ticker) for i in range(start, start + count)
-            ]
-            load.add_expenses(batch, done=functools.partial(advance, count))
+            load.add_expenses(
+                (
+                    _decide(made[i % companies], chooser, ticker)
+                    for i in range(start, start + count)
+                ),
+                done=functools.partial(advance, count),
+            )
     return SyntheticOrgs(companies=tuple(c.seen for c in made), expenses=expenses)
 
 
