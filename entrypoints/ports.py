@@ -1,10 +1,10 @@
 """What the entrypoints ask of a store beyond the core's ports: loading generated data in bulk.
 
-`seed synthetic` fills a store with millions of rows for load tests. Going through the units of
-work would take hours on PostgreSQL, so each adapter has a bulk path of its own (COPY on
-PostgreSQL, batched INSERTs on SQLite, the dicts themselves in memory) behind `BulkLoader`, and
-the container hands out the one for the configured database (`Database.bulk_loader`): the
-seeder never asks which store it has.
+`seed synthetic` fills a store with millions of rows for load tests. Through the units of work
+that takes minutes for tens of thousands of expenses, so each adapter has a bulk path of its
+own (COPY on PostgreSQL, batched INSERTs on SQLite, the dicts themselves in memory) behind
+`BulkLoader`, and the container hands out the one for the configured database
+(`Database.bulk_loader`): the seeder never asks which store it has.
 
 The port lives here rather than in `expense_core/ports.py` because no use case loads in bulk:
 it serves an operator's command, and the core keeps only what its services need. It speaks
