@@ -339,8 +339,8 @@ def seed_synthetic(args: argparse.Namespace, settings: Settings, console: Consol
     total = synthetic.progress_steps(args.companies, args.users_per_company, args.expenses)
     with _opened(settings) as container, Progress(console=console, transient=True) as progress:
         task = progress.add_task("seeding people, then expenses", total=total)
-        made = synthetic.seed_database(
-            container.database(),
+        made = synthetic.seed_bulk(
+            container.bulk_loader(),
             container.clock(),
             companies=args.companies,
             users_per_company=args.users_per_company,

@@ -14,7 +14,8 @@ import attrs
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
-from adapters.memory import MemoryStore, MemoryUnitOfWork
+from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
+from entrypoints.ports import BulkLoader
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
@@ -40,6 +41,10 @@ class Database(Protocol):
         """Close every connection."""
         ...
 
+    def bulk_loader(self) -> BulkLoader:
+        """What loads generated data in bulk into this store (see `entrypoints.ports`)."""
+        ...
+
 
 @attrs.frozen
 class MemoryDatabase:
@@ -58,6 +63,9 @@ class MemoryDatabase:
 
     def dispose(self) -> None:
         """Nothing to close."""
+
+    def bulk_loader(self) -> MemoryBulkLoader:
+        return MemoryBulkLoader(self.store)
 
 
 def database_for(settings: Settings) -> Database:
@@ -98,6 +106,11 @@ def uow_factory_for(database: Database) -> Callable[[], UnitOfWork]:
     return database.unit_of_work
 
 
+def bulk_loader_for(database: Database) -> BulkLoader:
+    """What `seed synthetic` loads its data with: the configured database's own bulk path."""
+    return database.bulk_loader()
+
+
 class Container(containers.DeclarativeContainer):
     """Settings in, services out; each provider is built on first use.
 
@@ -108,6 +121,7 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     database = providers.Resource(open_database, settings=settings)
     new_uow = providers.Singleton(uow_factory_for, database=database)
+    bulk_loader = providers.Singleton(bulk_loader_for, database=database)
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)

@@ -21,6 +21,9 @@ from expense_core.errors import Unavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from adapters.sql.bulk import SqliteBulkLoader
+    from adapters.sql.bulk_copy import CopyBulkLoader
+
 DEFAULT_URL: Final = "sqlite:///./expense_tracker.db"
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
 SQLITE_BUSY_MS: Final = 10_000
@@ -98,6 +101,17 @@ class SqlDatabase:
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
+
+    def bulk_loader(self) -> CopyBulkLoader | SqliteBulkLoader:
+        """What loads generated data in bulk: COPY on PostgreSQL, batched INSERTs on SQLite."""
+        # Imported here: a serving process never loads in bulk.
+        if self.is_sqlite:
+            from adapters.sql.bulk import SqliteBulkLoader
+
+            return SqliteBulkLoader(self.engine)
+        from adapters.sql.bulk_copy import CopyBulkLoader
+
+        return CopyBulkLoader(self.engine)
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema to `revision` (the newest by default), in one transaction.

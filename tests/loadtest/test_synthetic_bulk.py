@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,9 @@ from adapters.sql.tables import metadata
 from entrypoints import synthetic
 from expense_core import demo
 from expense_core.model import (
+    NEW_EXPENSE,
     ApprovalStatus,
+    Company,
     CompanyId,
     EventKind,
     Expense,
@@ -33,6 +35,9 @@ from expense_core.model import (
     Member,
     Money,
     Policy,
+    PolicyId,
+    Team,
+    TeamId,
     UserId,
 )
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
@@ -103,7 +108,7 @@ def test_bulk_seed_stores_the_rows_the_services_store(
     for db in (database, other_database):
         demo.install_demo(db.unit_of_work)
     by_services = synthetic.seed(database.unit_of_work, StoppedClock(), **COUNTS)
-    in_bulk = synthetic.seed_bulk(other_database.engine, StoppedClock(), **COUNTS)
+    in_bulk = synthetic.seed_bulk(other_database.bulk_loader(), StoppedClock(), **COUNTS)
 
     assert in_bulk == by_services
     expected, written = stored_rows(database), stored_rows(other_database)
@@ -117,12 +122,14 @@ def test_bulk_seed_stores_the_rows_the_services_store(
 def test_same_seed_same_rows_and_another_seed_other_rows(
     database: SqlDatabase, other_database: SqlDatabase
 ) -> None:
-    first = synthetic.seed_bulk(database.engine, StoppedClock(), **COUNTS)
-    again = synthetic.seed_bulk(other_database.engine, StoppedClock(), **COUNTS)
+    first = synthetic.seed_bulk(database.bulk_loader(), StoppedClock(), **COUNTS)
+    again = synthetic.seed_bulk(other_database.bulk_loader(), StoppedClock(), **COUNTS)
     assert again == first
     assert stored_rows(other_database) == stored_rows(database)
 
-    other = synthetic.seed_bulk(database.engine, StoppedClock(), **(COUNTS | {"random_seed": 12}))
+    other = synthetic.seed_bulk(
+        database.bulk_loader(), StoppedClock(), **(COUNTS | {"random_seed": 12})
+    )
     assert [c.name for c in other.companies] != [c.name for c in first.companies]
 
 
@@ -185,7 +192,7 @@ def test_bulk_expenses_hold_the_invariants_and_their_approvers_can_finish_them(
 ) -> None:
     clock = SystemClock()
     made = synthetic.seed_bulk(
-        database.engine,
+        database.bulk_loader(),
         clock,
         companies=3,
         users_per_company=60,
@@ -241,7 +248,7 @@ def test_bulk_expenses_hold_the_invariants_and_their_approvers_can_finish_them(
 def test_the_plan_file_keeps_its_shape_and_the_load_mix_reads_it(
     database: SqlDatabase, tmp_path: Path
 ) -> None:
-    made = synthetic.seed_bulk(database.engine, StoppedClock(), **COUNTS)
+    made = synthetic.seed_bulk(database.bulk_loader(), StoppedClock(), **COUNTS)
     path = tmp_path / "plan.json"
     made.write_plan(path)
     plan = json.loads(path.read_text())
@@ -265,7 +272,7 @@ def test_the_plan_file_keeps_its_shape_and_the_load_mix_reads_it(
     ]
 
 
-def test_seeding_sqlite_goes_through_the_services_to_the_same_expenses(
+def test_seeding_sqlite_in_bulk_stores_the_expenses_postgresql_does(
     database: SqlDatabase, sqlite_url: str
 ) -> None:
     embedded = SqlDatabase.connect(sqlite_url)
@@ -290,43 +297,58 @@ def test_seeding_sqlite_goes_through_the_services_to_the_same_expenses(
         embedded.dispose()
 
 
-def test_a_key_that_refers_to_nothing_is_caught_after_the_copy(postgres_url: str) -> None:
-    conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo) as conn:
-        numbering = synthetic._reserve(conn)
-        assert synthetic._defer_reference_checks(conn)  # the test server's role is a superuser
-        expense, company = numbering.take("expenses"), numbering.take("companies")
-        conn.execute("INSERT INTO companies (id, name) VALUES (%s, 'Dangling')", (company,))
-        conn.execute(
-            "INSERT INTO expenses (id, company_id, user_id, policy_id, amount) "
-            "VALUES (%s, %s, 424242, 434343, 10.00)",
-            (expense, company),
-        )
-        with pytest.raises(
-            RuntimeError, match=r"^1 new rows of expenses break expenses_policy_id_fkey$"
-        ):
-            synthetic._check_references(conn, numbering)
-        conn.rollback()
+def _org(*, companies: Sequence[Company] = (), teams: Sequence[Team] = ()) -> dict[str, Any]:
+    return {"companies": companies, "teams": teams, "levels": (), "users": (), "policies": ()}
 
 
-def test_a_failed_copy_reaches_the_seeder_and_nothing_is_kept(postgres_url: str) -> None:
-    conninfo = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+def test_a_key_that_refers_to_nothing_is_caught_after_the_copy(database: SqlDatabase) -> None:
+    def load_a_dangling_expense() -> None:
+        with database.bulk_loader().begin() as load:
+            company = Company(CompanyId(load.first_id(Company)), "Dangling")
+            load.add_org(**_org(companies=[company]), done=lambda: None)
+            dangling = Expense(
+                id=NEW_EXPENSE,
+                company_id=company.id,
+                user_id=UserId(424242),
+                policy_id=PolicyId(434343),
+                amount=Money(Decimal("10.00")),
+                description=None,
+                status=ExpenseStatus.PENDING,
+                submitted_at=START,
+            )
+            load.add_expenses([(dangling, ())], done=lambda: None)
+
+    # The test server's role may defer the row-by-row checks: the load checks after the copy.
+    with pytest.raises(
+        RuntimeError, match=r"^1 new rows of expenses break expenses_policy_id_fkey$"
+    ):
+        load_a_dangling_expense()
+    assert _count(database, "companies") == 0
+
+
+def test_a_failed_copy_reaches_the_seeder_and_nothing_is_kept(database: SqlDatabase) -> None:
     written: list[str] = []
-    with psycopg.connect(conninfo) as conn:
-        rows = synthetic._empty_rows()
-        rows["companies"] += ["1\tFirst\n", "1\tSame id again\n"]
-        rows["teams"] += ["1\t1\tNever written\tf\n"]
 
-        def seed_two_batches() -> None:
-            with synthetic._Pipeline(conn) as pipeline:
-                pipeline.send(rows, lambda: written.append("first"))
-                pipeline.send(synthetic._empty_rows(), lambda: written.append("second"))
+    def load_two_batches() -> None:
+        with database.bulk_loader().begin() as load:
+            first = CompanyId(load.first_id(Company))
+            org = _org(
+                companies=[Company(first, "First"), Company(first, "Same id again")],
+                teams=[Team(TeamId(load.first_id(Team)), first, "Never written")],
+            )
+            load.add_org(**org, done=lambda: written.append("first"))
+            load.add_org(**_org(), done=lambda: written.append("second"))
 
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            seed_two_batches()
-        conn.rollback()
-        assert written == []
-        assert conn.execute("SELECT count(*) FROM companies").fetchone() == (0,)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        load_two_batches()
+    assert written == []
+    assert _count(database, "companies") == _count(database, "teams") == 0
+
+
+def _count(database: SqlDatabase, table: str) -> int:
+    with database.engine.connect() as conn:
+        found: int = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608 -- our own table names
+    return found
 
 
 def test_the_command_seeds_postgresql_quietly_off_a_terminal(
