@@ -113,13 +113,6 @@ def project_modules() -> Iterator[tuple[str, Path]]:
             yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
 
-# TODO(#13): the bulk loader is moving out of entrypoints/synthetic.py into adapters/sql/ (item
-# 3); once it has, the rule holds with no exception and this goes.
-STILL_BROKEN = {
-    WIRING: {"entrypoints.synthetic": ["psycopg", "psycopg.sql", "sqlalchemy.engine.Engine"]}
-}
-
-
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.says)
 def test_the_layer_keeps_the_rule(rule: Rule) -> None:
     offenders = {
@@ -131,7 +124,7 @@ def test_the_layer_keeps_the_rule(rule: Rule) -> None:
             )
         )
     }
-    assert offenders == STILL_BROKEN.get(rule, {})
+    assert offenders == {}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.says)
