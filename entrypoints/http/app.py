@@ -37,7 +37,7 @@ from litestar.types import (
 )
 
 from entrypoints.container import Container, Database, container_for
-from entrypoints.http import schemas
+from entrypoints.http import admin_schemas, expense_schemas, schemas
 from entrypoints.http.admin import AdminController
 from entrypoints.http.auth import Caller, bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
@@ -295,7 +295,8 @@ def _closed_bodies() -> frozenset[str]:
     """The wire schemas that refuse unknown fields (422), by name."""
     return frozenset(
         name
-        for name, value in vars(schemas).items()
+        for module in (expense_schemas, admin_schemas)
+        for name, value in vars(module).items()
         if isinstance(value, type)
         and issubclass(value, msgspec.Struct)
         and value.__struct_config__.forbid_unknown_fields
