@@ -2,441 +2,74 @@
 
 In demo mode it is open, as the rest of the demo API. With tokens only an `admin` of the
 company may call it (403 otherwise), another company's ids are unknown (404), and new companies
-come from `expense-tracker org import`, not from a tenant's token. Changing a user re-routes
-the pending approvals the change affects; one nobody could take is refused (409) with the
-stranded steps listed, unless the request names an eligible `replacement_approver_id`.
+come from `expense-tracker org import`, not from a tenant's token (`auth.py` decides). Changing a
+user re-routes the pending approvals the change affects; one nobody could take is refused (409)
+with the stranded steps listed, unless the request names an eligible `replacement_approver_id`.
+Bodies and responses, and their mapping, are in `admin_schemas.py`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_409_CONFLICT
-from msgspec import UNSET, Meta, Struct, UnsetType
+from litestar.status_codes import HTTP_201_CREATED
 
-from entrypoints.http.auth import Caller
-from entrypoints.http.errors import documented
-from entrypoints.http.schemas import (
-    MAX_ID,
-    NO_NUL,
-    Category,
-    Id,
-    MoneyOut,
-    Text,
-    Timestamp,
-    maybe_timestamp,
-    money,
+from entrypoints.http.admin_schemas import (
+    CompanyBody,
+    CompanyOut,
+    LevelBody,
+    LevelList,
+    LevelOut,
+    MemberOut,
+    PolicyBody,
+    PolicyList,
+    PolicyOut,
+    TeamBody,
+    TeamList,
+    TeamOut,
+    UserBody,
+    UserChangedOut,
+    UserOut,
+    UserPage,
+    UserPatch,
+    changed_out,
+    company_out,
+    level_out,
+    member_out,
+    patch_value,
+    policy_out,
+    team_out,
+    user_out,
+    user_page,
 )
+from entrypoints.http.auth import Caller, admin_company, admin_scope, allow_company_creation
+from entrypoints.http.errors import documented, stranded_response
+from entrypoints.http.schemas import MAX_ID
 from expense_core.errors import (
-    AdminOnly,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
     PendingApprovalsStranded,
     Unauthenticated,
-    UnknownCompany,
 )
 from expense_core.model import (
-    MOST_JUNIOR,
-    MOST_SENIOR,
     ApprovalStep,
-    Company,
-    CompanyId,
-    HierarchyLevel,
     LevelId,
-    Member,
     Money,
     PolicyId,
-    Role,
-    Team,
     TeamId,
     TeamScope,
-    User,
     UserId,
 )
-from expense_core.services import (
-    MAX_PAGE,
-    UNCHANGED,
-    ChangeUser,
-    NewPolicy,
-    NewUser,
-    OrgService,
-    PolicyInfo,
-    UserChanged,
-)
-from expense_core.views import Page
+from expense_core.services import MAX_PAGE, ChangeUser, NewPolicy, NewUser, OrgService
 
 AUTH = (Unauthenticated, Forbidden)
-IdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
-Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
-PersonName = Annotated[str, Meta(min_length=1, max_length=255, pattern=NO_NUL)]
-Email = Annotated[str, Meta(min_length=3, max_length=100, pattern=NO_NUL)]
-LevelNumber = Annotated[
-    int, Meta(ge=MOST_SENIOR, le=MOST_JUNIOR, description="1 (most senior) to 10.")
-]
-Bound = Annotated[
-    Decimal,
-    Meta(
-        description="A JSON number or decimal string, 0.00 to 9999999999.99, 2 places at most.",
-        extra_json_schema={"examples": [0, "1999.99"], "extra": {"type": ["number", "string"]}},
-    ),
-]
-Scope = Annotated[
-    str,
-    Meta(
-        max_length=20,
-        pattern=NO_NUL,
-        description="'submitter', 'company_wide' or 'team:<team_id>'.",
-    ),
-]
-
-
-class CompanyCreationClosed(Forbidden):
-    code = "company_creation_closed"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "with AUTH_MODE=token new companies are created with `expense-tracker org import`"
-        )
-
-
-# --- bodies ----------------------------------------------------------------------------------
-
-
-class CompanyBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    name: Name
-
-
-class TeamBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    name: Name
-    is_company_wide: bool = False
-
-
-class LevelBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    level_number: LevelNumber
-    level_name: Name
-
-
-class UserBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    company_id: Id
-    team_id: Id
-    hierarchy_level_id: Id
-    email: Email
-    name: PersonName
-    manager_id: Id | None = None
-    role: Role = Role.EMPLOYEE
-    active: bool = True
-
-
-class UserPatch(Struct, forbid_unknown_fields=True, kw_only=True):
-    """The fields to change; those left out keep their value (`manager_id: null` clears it)."""
-
-    name: PersonName | UnsetType = UNSET
-    email: Email | UnsetType = UNSET
-    team_id: Id | UnsetType = UNSET
-    hierarchy_level_id: Id | UnsetType = UNSET
-    manager_id: Id | UnsetType | None = UNSET
-    role: Role | UnsetType = UNSET
-    active: bool | UnsetType = UNSET
-    replacement_approver_id: (
-        Annotated[
-            int,
-            Meta(
-                ge=1,
-                le=MAX_ID,
-                description=(
-                    "Who takes the pending approvals nobody else would be eligible for; "
-                    "must be eligible for each of them."
-                ),
-            ),
-        ]
-        | None
-    ) = None
-
-
-class StepBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    step_order: Annotated[int, Meta(ge=1, le=100)]
-    required_level: LevelNumber
-    team_scope: Scope = "submitter"
-    is_required: bool = True
-    description: Annotated[str, Meta(max_length=255, pattern=NO_NUL)] | None = None
-
-
-class PolicyBody(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A new policy. To change a policy, create its successor with `replaces_policy_id`: the
-    old one is deactivated in the same transaction and keeps the expenses it routed."""
-
-    company_id: Id
-    category: Category
-    name: Name
-    min_amount: Bound
-    max_amount: Bound
-    steps: Annotated[list[StepBody], Meta(min_length=1, max_length=20)]
-    description: Text | None = None
-    replaces_policy_id: Id | None = None
-
-
-# --- responses -------------------------------------------------------------------------------
-
-
-class CompanyOut(Struct):
-    id: int
-    name: str
-
-
-class TeamOut(Struct):
-    id: int
-    company_id: int
-    name: str
-    is_company_wide: bool
-
-
-class TeamList(Struct):
-    items: list[TeamOut]
-
-
-class LevelOut(Struct):
-    id: int
-    company_id: int
-    team_id: int
-    level_number: int
-    level_name: str
-
-
-class LevelList(Struct):
-    """A team's ladder, most senior first."""
-
-    items: list[LevelOut]
-
-
-class UserOut(Struct):
-    id: int
-    company_id: int
-    team_id: int
-    hierarchy_level_id: int
-    email: str
-    name: str
-    manager_id: int | None
-    role: Role
-    active: bool
-
-
-class MemberOut(Struct):
-    id: int
-    company_id: int
-    team_id: int
-    hierarchy_level_id: int
-    level_number: int
-    level_name: str
-    email: str
-    name: str
-    manager_id: int | None
-    role: Role
-    active: bool
-
-
-class UserPage(Struct):
-    """Users by id; pass `next_cursor` as `cursor` for the next page."""
-
-    items: list[UserOut]
-    next_cursor: int | None
-
-
-class ReassignmentOut(Struct):
-    expense_id: int
-    step_number: int
-    previous_approver_id: int
-    approver_id: int
-
-
-class UserChangedOut(Struct):
-    """The changed user and each pending step that moved to another approver because of it."""
-
-    user: UserOut
-    reassigned: list[ReassignmentOut]
-
-
-class StepOut(Struct):
-    step_order: int
-    required_level: int
-    team_scope: str
-    is_required: bool
-    description: str | None
-
-
-class PolicyOut(Struct):
-    id: int
-    company_id: int
-    category: str
-    name: str
-    description: str | None
-    min_amount: MoneyOut
-    max_amount: MoneyOut
-    active: bool
-    in_use: bool
-    created_at: Timestamp | None
-    steps: list[StepOut]
-
-
-class PolicyList(Struct):
-    items: list[PolicyOut]
-
-
-class StrandedStep(Struct):
-    expense_id: int
-    step_number: int
-
-
-class StrandedBody(Struct):
-    """A 409 `pending_approvals_stranded`: the steps nobody eligible could take over."""
-
-    detail: str
-    code: str
-    stranded: list[StrandedStep]
-
-
-def stranded_response(_: Request[Any, Any, Any], exc: Exception) -> Response[StrandedBody]:
-    assert isinstance(exc, PendingApprovalsStranded)  # noqa: S101 -- registered for this type
-    body = StrandedBody(
-        detail=exc.message,
-        code=exc.code,
-        stranded=[StrandedStep(expense_id=e, step_number=s) for e, s in exc.stranded],
-    )
-    return Response(body, status_code=HTTP_409_CONFLICT)
-
-
-def _company_out(company: Company) -> CompanyOut:
-    return CompanyOut(id=company.id, name=company.name)
-
-
-def _team_out(team: Team) -> TeamOut:
-    return TeamOut(
-        id=team.id,
-        company_id=team.company_id,
-        name=team.name,
-        is_company_wide=team.is_company_wide,
-    )
-
-
-def _level_out(level: HierarchyLevel) -> LevelOut:
-    return LevelOut(
-        id=level.id,
-        company_id=level.company_id,
-        team_id=level.team_id,
-        level_number=level.level_number,
-        level_name=level.level_name,
-    )
-
-
-def _user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        company_id=user.company_id,
-        team_id=user.team_id,
-        hierarchy_level_id=user.hierarchy_level_id,
-        email=user.email,
-        name=user.name,
-        manager_id=user.manager_id,
-        role=user.role,
-        active=user.active,
-    )
-
-
-def _member_out(member: Member) -> MemberOut:
-    user = member.user
-    return MemberOut(
-        id=user.id,
-        company_id=user.company_id,
-        team_id=user.team_id,
-        hierarchy_level_id=user.hierarchy_level_id,
-        level_number=member.level_number,
-        level_name=member.level.level_name,
-        email=user.email,
-        name=user.name,
-        manager_id=user.manager_id,
-        role=user.role,
-        active=user.active,
-    )
-
-
-def _user_page(page: Page[User]) -> UserPage:
-    return UserPage(items=[_user_out(u) for u in page.items], next_cursor=page.next_cursor)
-
-
-def _changed_out(changed: UserChanged) -> UserChangedOut:
-    return UserChangedOut(
-        user=_user_out(changed.user),
-        reassigned=[
-            ReassignmentOut(
-                expense_id=r.expense_id,
-                step_number=r.step_number,
-                previous_approver_id=r.previous_approver_id,
-                approver_id=r.approver_id,
-            )
-            for r in changed.reassignments
-        ],
-    )
-
-
-def policy_out(info: PolicyInfo) -> PolicyOut:
-    policy = info.policy
-    return PolicyOut(
-        id=policy.id,
-        company_id=policy.company_id,
-        category=policy.category,
-        name=policy.name,
-        description=policy.description,
-        min_amount=money(policy.min_amount),
-        max_amount=money(policy.max_amount),
-        active=policy.active,
-        in_use=info.in_use,
-        created_at=maybe_timestamp(policy.created_at),
-        steps=[
-            StepOut(
-                step_order=s.step_order,
-                required_level=s.required_level,
-                team_scope=str(s.team_scope),
-                is_required=s.is_required,
-                description=s.description,
-            )
-            for s in policy.steps
-        ],
-    )
-
-
-# --- who may -----------------------------------------------------------------------------------
-
-
-def admin_scope(caller: Caller) -> CompanyId | None:
-    """The company an admin caller is confined to; None in demo mode.
-
-    Raises:
-        AdminOnly: a token of someone who is not an admin.
-    """
-    if caller.member is None:
-        return None
-    if caller.member.user.role is not Role.ADMIN:
-        raise AdminOnly
-    return caller.member.user.company_id
-
-
-def _company(caller: Caller, company_id: int) -> CompanyId:
-    scope = admin_scope(caller)
-    if scope is not None and scope != company_id:
-        raise UnknownCompany(company_id)
-    return CompanyId(company_id)
-
-
-def _patch_value(value: Any) -> Any:
-    return UNCHANGED if value is UNSET else value
-
-
 ORG_ERRORS: Final = (*AUTH, InvalidInput, NotFound, Conflict)
+IdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Cursor = Annotated[
     int | None,
     QueryParameter(
@@ -467,9 +100,8 @@ class AdminController(Controller):
         org: NamedDependency[OrgService],
         caller: NamedDependency[Caller],
     ) -> CompanyOut:
-        if caller.member is not None:
-            raise CompanyCreationClosed
-        return _company_out(org.create_company(data.name))
+        allow_company_creation(caller)
+        return company_out(org.create_company(data.name))
 
     @get(
         "/companies/{company_id:int}",
@@ -480,7 +112,7 @@ class AdminController(Controller):
     def company(
         self, company_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> CompanyOut:
-        return _company_out(org.company(_company(caller, company_id)))
+        return company_out(org.company(admin_company(caller, company_id)))
 
     @post(
         "/companies/{company_id:int}/teams",
@@ -497,8 +129,8 @@ class AdminController(Controller):
         org: NamedDependency[OrgService],
         caller: NamedDependency[Caller],
     ) -> TeamOut:
-        company = _company(caller, company_id)
-        return _team_out(org.create_team(company, data.name, is_company_wide=data.is_company_wide))
+        company = admin_company(caller, company_id)
+        return team_out(org.create_team(company, data.name, is_company_wide=data.is_company_wide))
 
     @get(
         "/companies/{company_id:int}/teams",
@@ -509,7 +141,7 @@ class AdminController(Controller):
     def teams(
         self, company_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> TeamList:
-        return TeamList(items=[_team_out(t) for t in org.teams(_company(caller, company_id))])
+        return TeamList(items=[team_out(t) for t in org.teams(admin_company(caller, company_id))])
 
     @post(
         "/teams/{team_id:int}/levels",
@@ -528,7 +160,7 @@ class AdminController(Controller):
     ) -> LevelOut:
         company = org.team_company(TeamId(team_id), admin_scope(caller))
         level = org.create_level(company, TeamId(team_id), data.level_number, data.level_name)
-        return _level_out(level)
+        return level_out(level)
 
     @get(
         "/teams/{team_id:int}/levels",
@@ -540,7 +172,7 @@ class AdminController(Controller):
         self, team_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> LevelList:
         company = org.team_company(TeamId(team_id), admin_scope(caller))
-        return LevelList(items=[_level_out(lv) for lv in org.levels(company, TeamId(team_id))])
+        return LevelList(items=[level_out(lv) for lv in org.levels(company, TeamId(team_id))])
 
     @post(
         "/users",
@@ -561,7 +193,7 @@ class AdminController(Controller):
     ) -> UserOut:
         user = org.create_user(
             NewUser(
-                company_id=_company(caller, data.company_id),
+                company_id=admin_company(caller, data.company_id),
                 team_id=TeamId(data.team_id),
                 email=data.email,
                 name=data.name,
@@ -571,7 +203,7 @@ class AdminController(Controller):
                 active=data.active,
             )
         )
-        return _user_out(user)
+        return user_out(user)
 
     @get(
         "/users/{user_id:int}",
@@ -582,7 +214,7 @@ class AdminController(Controller):
     def user(
         self, user_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> MemberOut:
-        return _member_out(org.user(UserId(user_id), admin_scope(caller)))
+        return member_out(org.user(UserId(user_id), admin_scope(caller)))
 
     @get(
         "/companies/{company_id:int}/users",
@@ -598,8 +230,8 @@ class AdminController(Controller):
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> UserPage:
-        page = org.users(_company(caller, company_id), cursor=cursor, limit=limit)
-        return _user_page(page)
+        page = org.users(admin_company(caller, company_id), cursor=cursor, limit=limit)
+        return user_page(page)
 
     @patch(
         "/users/{user_id:int}",
@@ -622,19 +254,19 @@ class AdminController(Controller):
         org: NamedDependency[OrgService],
         caller: NamedDependency[Caller],
     ) -> UserChangedOut:
-        manager = _patch_value(data.manager_id)
+        manager = patch_value(data.manager_id)
         changed = org.change_user(
             ChangeUser(
                 user_id=UserId(user_id),
                 company_id=admin_scope(caller),
                 actor_id=None if caller.member is None else caller.member.id,
-                name=_patch_value(data.name),
-                email=_patch_value(data.email),
-                team_id=_patch_value(data.team_id),
-                hierarchy_level_id=_patch_value(data.hierarchy_level_id),
+                name=patch_value(data.name),
+                email=patch_value(data.email),
+                team_id=patch_value(data.team_id),
+                hierarchy_level_id=patch_value(data.hierarchy_level_id),
                 manager_id=manager,
-                role=_patch_value(data.role),
-                active=_patch_value(data.active),
+                role=patch_value(data.role),
+                active=patch_value(data.active),
                 replacement_approver_id=(
                     None
                     if data.replacement_approver_id is None
@@ -642,7 +274,7 @@ class AdminController(Controller):
                 ),
             )
         )
-        return _changed_out(changed)
+        return changed_out(changed)
 
     @post(
         "/policies",
@@ -663,7 +295,7 @@ class AdminController(Controller):
         org: NamedDependency[OrgService],
         caller: NamedDependency[Caller],
     ) -> PolicyOut:
-        company = _company(caller, data.company_id)
+        company = admin_company(caller, data.company_id)
         policy = org.create_policy(
             NewPolicy(
                 company_id=company,
@@ -709,7 +341,9 @@ class AdminController(Controller):
     def policies(
         self, company_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> PolicyList:
-        return PolicyList(items=[policy_out(i) for i in org.policies(_company(caller, company_id))])
+        return PolicyList(
+            items=[policy_out(i) for i in org.policies(admin_company(caller, company_id))]
+        )
 
     @post(
         "/policies/{policy_id:int}/deactivate",

@@ -3,7 +3,8 @@
 Demo mode (AUTH_MODE=demo) keeps the seed's contract: the actor is the id in the body or query
 and anyone can claim to be anyone. Token mode (AUTH_MODE=token) takes the actor from
 `Authorization: Bearer <token>`, scopes everything to the token's company, and refuses a body
-whose actor id names someone else.
+whose actor id names someone else. The admin API is open in demo mode; with tokens only an
+`admin` calls it, confined to their company, and new companies come from `org import`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import attrs
 from litestar import Request
 from litestar.di import NamedDependency
 
-from expense_core.errors import Forbidden, InvalidInput, Unauthenticated
-from expense_core.model import CompanyId, Member, UserId
+from expense_core.errors import AdminOnly, Forbidden, InvalidInput, Unauthenticated, UnknownCompany
+from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.services import AccessService
 
 
@@ -31,6 +32,15 @@ class ActorRequired(InvalidInput):
 
     def __init__(self, field: str) -> None:
         super().__init__(f"{field} is required (AUTH_MODE=demo names the actor in the request)")
+
+
+class CompanyCreationClosed(Forbidden):
+    code = "company_creation_closed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "with AUTH_MODE=token new companies are created with `expense-tracker org import`"
+        )
 
 
 @attrs.frozen
@@ -79,3 +89,39 @@ def bearer_caller(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>' (AUTH_MODE=token)")
     return Caller(access.authenticate(token.strip()))
+
+
+def admin_scope(caller: Caller) -> CompanyId | None:
+    """The company an admin caller is confined to; None in demo mode.
+
+    Raises:
+        AdminOnly: a token of someone who is not an admin.
+    """
+    if caller.member is None:
+        return None
+    if caller.member.user.role is not Role.ADMIN:
+        raise AdminOnly
+    return caller.member.user.company_id
+
+
+def admin_company(caller: Caller, company_id: int) -> CompanyId:
+    """The company an admin request names, if the caller may administer it.
+
+    Raises:
+        AdminOnly: a token of someone who is not an admin.
+        UnknownCompany: another company than the admin's (as if it did not exist).
+    """
+    scope = admin_scope(caller)
+    if scope is not None and scope != company_id:
+        raise UnknownCompany(company_id)
+    return CompanyId(company_id)
+
+
+def allow_company_creation(caller: Caller) -> None:
+    """Let a demo caller create companies; with tokens they come from `org import`.
+
+    Raises:
+        CompanyCreationClosed: a token's holder, whoever it is.
+    """
+    if caller.member is not None:
+        raise CompanyCreationClosed

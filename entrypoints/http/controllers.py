@@ -14,10 +14,33 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from litestar.status_codes import HTTP_201_CREATED
 
 from entrypoints.container import Database
-from entrypoints.http import schemas
 from entrypoints.http.auth import Caller
 from entrypoints.http.errors import documented
-from entrypoints.http.schemas import MAX_ID
+from entrypoints.http.expense_schemas import (
+    ApproveBody,
+    ApproveResponse,
+    ExpensePage,
+    ExplainResponse,
+    HistoryResponse,
+    InboxPage,
+    RejectBody,
+    RejectResponse,
+    StatusResponse,
+    SubmitBody,
+    SubmitResponse,
+    WithdrawBody,
+    WithdrawResponse,
+    approve_response,
+    expense_page,
+    explain_response,
+    history_response,
+    inbox_page,
+    reject_response,
+    status_response,
+    submit_response,
+    withdraw_response,
+)
+from entrypoints.http.schemas import MAX_ID, Healthy, Probe, parse_amount
 from expense_core.errors import (
     Conflict,
     Forbidden,
@@ -87,15 +110,15 @@ class ExpenseController(Controller):
     )
     def submit(
         self,
-        data: JSONBody[schemas.SubmitBody],
+        data: JSONBody[SubmitBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[schemas.SubmitResponse]:
+    ) -> Response[SubmitResponse]:
         submitted = expenses.submit(
             SubmitExpense(
                 user_id=caller.actor(data.user_id, "user_id"),
-                amount=schemas.parse_amount(data.amount),
+                amount=parse_amount(data.amount),
                 description=data.description,
                 policy_id=None if data.policy_id is None else PolicyId(data.policy_id),
                 category=data.category,
@@ -105,7 +128,9 @@ class ExpenseController(Controller):
         )
         headers = {REPLAYED_HEADER: "true"} if submitted.replayed else {}
         return Response(
-            schemas.submit_response(submitted), status_code=HTTP_201_CREATED, headers=headers
+            submit_response(submitted),
+            status_code=HTTP_201_CREATED,
+            headers=headers,
         )
 
     @post(
@@ -121,10 +146,10 @@ class ExpenseController(Controller):
     )
     def approve(
         self,
-        data: JSONBody[schemas.ApproveBody],
+        data: JSONBody[ApproveBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.ApproveResponse:
+    ) -> ApproveResponse:
         decision = expenses.approve(
             ApproveStep(
                 expense_id=ExpenseId(data.expense_id),
@@ -133,7 +158,7 @@ class ExpenseController(Controller):
                 company_id=caller.company_id,
             )
         )
-        return schemas.approve_response(decision)
+        return approve_response(decision)
 
     @post(
         "/expenses/reject",
@@ -148,10 +173,10 @@ class ExpenseController(Controller):
     )
     def reject(
         self,
-        data: JSONBody[schemas.RejectBody],
+        data: JSONBody[RejectBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.RejectResponse:
+    ) -> RejectResponse:
         decision = expenses.reject(
             RejectExpense(
                 expense_id=ExpenseId(data.expense_id),
@@ -160,7 +185,7 @@ class ExpenseController(Controller):
                 company_id=caller.company_id,
             )
         )
-        return schemas.reject_response(decision)
+        return reject_response(decision)
 
     @post(
         "/expenses/{expense_id:int}/withdraw",
@@ -173,10 +198,10 @@ class ExpenseController(Controller):
     def withdraw(
         self,
         expense_id: ExpenseIdPath,
-        data: JSONBody[schemas.WithdrawBody],
+        data: JSONBody[WithdrawBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.WithdrawResponse:
+    ) -> WithdrawResponse:
         decision = expenses.withdraw(
             WithdrawExpense(
                 expense_id=ExpenseId(expense_id),
@@ -184,7 +209,7 @@ class ExpenseController(Controller):
                 company_id=caller.company_id,
             )
         )
-        return schemas.withdraw_response(decision)
+        return withdraw_response(decision)
 
     @get(
         "/expenses/{expense_id:int}/status",
@@ -198,8 +223,8 @@ class ExpenseController(Controller):
         expense_id: ExpenseIdPath,
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.StatusResponse:
-        return schemas.status_response(expenses.status(ExpenseId(expense_id), caller.company_id))
+    ) -> StatusResponse:
+        return status_response(expenses.status(ExpenseId(expense_id), caller.company_id))
 
     @get(
         "/expenses",
@@ -231,7 +256,7 @@ class ExpenseController(Controller):
         ] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> schemas.ExpensePage:
+    ) -> ExpensePage:
         company = _listing_company(expenses, caller, company_id, user_id)
         page = expenses.list_expenses(
             company,
@@ -240,7 +265,7 @@ class ExpenseController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        return schemas.expense_page(page)
+        return expense_page(page)
 
     @get(
         "/approvals",
@@ -267,10 +292,10 @@ class ExpenseController(Controller):
         ] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> schemas.InboxPage:
+    ) -> InboxPage:
         approver = caller.actor(approver_id, "approver_id")
         page = expenses.inbox(approver, caller.company_id, cursor=cursor, limit=limit)
-        return schemas.inbox_page(page)
+        return inbox_page(page)
 
     @get(
         "/expenses/{expense_id:int}/history",
@@ -284,10 +309,10 @@ class ExpenseController(Controller):
         expense_id: ExpenseIdPath,
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.HistoryResponse:
+    ) -> HistoryResponse:
         company = _expense_company(expenses, caller, ExpenseId(expense_id))
         events = expenses.history(ExpenseId(expense_id), company)
-        return schemas.history_response(expense_id, events)
+        return history_response(expense_id, events)
 
     @get(
         "/expenses/{expense_id:int}/approvers/explain",
@@ -304,9 +329,9 @@ class ExpenseController(Controller):
         expense_id: ExpenseIdPath,
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> schemas.ExplainResponse:
+    ) -> ExplainResponse:
         company = _expense_company(expenses, caller, ExpenseId(expense_id))
-        return schemas.explain_response(expenses.explain(ExpenseId(expense_id), company))
+        return explain_response(expenses.explain(ExpenseId(expense_id), company))
 
 
 def _listing_company(
@@ -336,12 +361,12 @@ class HealthController(Controller):
     tags = ["health"]  # noqa: RUF012 -- Litestar reads this class attribute
 
     @get("/", sync_to_thread=False, summary="Service health (the seed's check)")
-    def root(self, about: NamedDependency[schemas.Healthy]) -> schemas.Healthy:
+    def root(self, about: NamedDependency[Healthy]) -> Healthy:
         return about
 
     @get("/health/live", sync_to_thread=False, summary="Liveness: the process answers")
-    def live(self) -> schemas.Probe:
-        return schemas.Probe(status="alive")
+    def live(self) -> Probe:
+        return Probe(status="alive")
 
     @get(
         "/health/ready",
@@ -349,6 +374,6 @@ class HealthController(Controller):
         summary="Readiness: the database answers",
         responses=documented(Unavailable),
     )
-    def ready(self, database: NamedDependency[Database]) -> schemas.Probe:
+    def ready(self, database: NamedDependency[Database]) -> Probe:
         database.ping()
-        return schemas.Probe(status="ready")
+        return Probe(status="ready")

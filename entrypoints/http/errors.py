@@ -19,14 +19,17 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_409_CONFLICT
 from litestar.types import ExceptionHandlersMap
 
+from entrypoints.http.admin_schemas import StrandedBody, StrandedStep
 from expense_core.errors import (
     Conflict,
     DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
+    PendingApprovalsStranded,
     Unauthenticated,
     Unavailable,
 )
@@ -199,6 +202,17 @@ def unexpected_error_response(
         request_id=request_id,
     )
     return _respond(500, body, {REQUEST_ID_HEADER: request_id})
+
+
+def stranded_response(_: Request[Any, Any, Any], exc: Exception) -> Response[StrandedBody]:
+    """409 `pending_approvals_stranded`, listing the steps (the admin API registers it)."""
+    assert isinstance(exc, PendingApprovalsStranded)  # noqa: S101 -- registered for this type
+    body = StrandedBody(
+        detail=exc.message,
+        code=exc.code,
+        stranded=[StrandedStep(expense_id=e, step_number=s) for e, s in exc.stranded],
+    )
+    return Response(body, status_code=HTTP_409_CONFLICT)
 
 
 EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {

@@ -1,0 +1,171 @@
+"""The API's documentation: the OpenAPI document and the one place it is read, the seed's paths.
+
+Swagger UI at /docs, ReDoc at /redoc, the document at /openapi.json, drawn by Litestar's render
+plugins; Litestar's own /schema answers 404. The document is Litestar's, finished here: links
+from a submission to what a client can do next with its ids, and `additionalProperties: false`
+on the bodies that refuse unknown fields.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Final
+
+import msgspec
+from litestar import Litestar, Request, Router, get
+from litestar.connection import ASGIConnection
+from litestar.enums import MediaType
+from litestar.exceptions import NotFoundException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from entrypoints.http import admin_schemas, expense_schemas
+from entrypoints.settings import AuthMode, Settings
+
+DESCRIPTION: Final = """\
+A B2B expense tracker with hierarchical, policy-driven, multi-step approval workflows.
+
+Errors are JSON `{"detail": ..., "code": ...}`: `detail` for people, `code` (stable) for programs.
+Amounts are JSON numbers (or decimal strings) with at most 2 decimal places, read exactly.
+
+**AUTH_MODE=demo** (the seed's contract): the actor is the id in the body or query; anyone can
+act as anyone. **AUTH_MODE=token**: send `Authorization: Bearer <token>` (issued with
+`expense-tracker token issue --user-id N`); the actor is the token's user, every read is confined
+to their company, and a body id naming someone else is refused (403).
+"""
+
+# OpenAPI links: what a client (or a stateful test) can do next with an answer's ids.
+_EXPENSE_ID = {"expense_id": "$response.body#/expense_id"}
+_READ_NEXT = {
+    "status": ("ApiExpensesExpenseIdStatusStatus", _EXPENSE_ID, None),
+    "history": ("ApiExpensesExpenseIdHistoryHistory", _EXPENSE_ID, None),
+}
+_FIRST_APPROVER = "$response.body#/approvals_required/0/approver_id"
+LINKS: Final[dict[tuple[str, str, str], dict[str, tuple[str, Any, Any]]]] = {
+    ("/api/expenses", "post", "201"): {
+        **_READ_NEXT,
+        "approve_first_step": (
+            "ApiExpensesApproveApprove",
+            None,
+            {"expense_id": "$response.body#/expense_id", "approver_id": _FIRST_APPROVER},
+        ),
+        "reject_at_first_step": (
+            "ApiExpensesRejectReject",
+            None,
+            {
+                "expense_id": "$response.body#/expense_id",
+                "approver_id": _FIRST_APPROVER,
+                "reason": "over budget",
+            },
+        ),
+        "withdraw": (
+            "ApiExpensesExpenseIdWithdrawWithdraw",
+            _EXPENSE_ID,
+            {"user_id": "$request.body#/user_id"},
+        ),
+        "explain_approvers": ("ApiExpensesExpenseIdApproversExplainExplain", _EXPENSE_ID, None),
+    },
+    ("/api/expenses/approve", "post", "200"): _READ_NEXT,
+    ("/api/expenses/reject", "post", "200"): _READ_NEXT,
+    ("/api/expenses/{expense_id}/withdraw", "post", "200"): _READ_NEXT,
+}
+BODY_MODULES: Final[tuple[ModuleType, ...]] = (expense_schemas, admin_schemas)
+
+
+def _closed_bodies() -> frozenset[str]:
+    """The wire schemas that refuse unknown fields (422), by name."""
+    return frozenset(
+        name
+        for module in BODY_MODULES
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and issubclass(value, msgspec.Struct)
+        and value.__struct_config__.forbid_unknown_fields
+    )
+
+
+def openapi_document(app: Litestar) -> dict[str, Any]:
+    """The OpenAPI document, with the links from a submission to its decisions and reads, and
+    `additionalProperties: false` on the bodies that refuse unknown fields (as they do: a
+    client reading the document must not believe that extra fields are accepted)."""
+    document = app.openapi_schema.to_schema()
+    components = document.get("components", {}).get("schemas", {})
+    for name in _closed_bodies() & components.keys():
+        components[name]["additionalProperties"] = False
+    paths = document.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {
+                "operationId": operation,
+                **({"parameters": parameters} if parameters else {}),
+                **({"requestBody": body} if body else {}),
+            }
+            for name, (operation, parameters, body) in links.items()
+        }
+    return document
+
+
+_SWAGGER = SwaggerRenderPlugin()
+_REDOC = RedocRenderPlugin()
+
+
+@get("/docs", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+def swagger_ui(request: Request[Any, Any, Any]) -> bytes:
+    return _SWAGGER.render(request, openapi_document(request.app))
+
+
+@get("/redoc", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+def redoc(request: Request[Any, Any, Any]) -> bytes:
+    return _REDOC.render(request, openapi_document(request.app))
+
+
+@get("/openapi.json", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return openapi_document(request.app)
+
+
+DOCUMENTATION: Final = (swagger_ui, redoc, openapi_json)
+
+
+def _elsewhere(_: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+    raise NotFoundException
+
+
+def openapi_config(settings: Settings, version: str) -> OpenAPIConfig:
+    """The document's title, tags and security, and where Litestar's own pages go: nowhere.
+
+    Litestar always mounts a router of its own for them (at /schema), and cannot mount it at
+    the root, where the seed put the pages: its default page takes the router's root, which is
+    the seed's health check (`Handler already registered for path '/'`). So the seed's paths are
+    served above (`DOCUMENTATION`), and Litestar's router answers 404, as any unknown path.
+    """
+    token = settings.auth_mode is AuthMode.TOKEN
+    return OpenAPIConfig(
+        title="Expense Tracker API",
+        version=version,
+        description=DESCRIPTION,
+        tags=[
+            Tag(name="expenses", description="Submit, decide on and read expenses."),
+            Tag(name="health", description="Liveness and readiness."),
+            Tag(name="admin", description="Companies, teams, levels, users and policies."),
+        ],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="A token from `expense-tracker token issue` (AUTH_MODE=token).",
+                )
+            }
+        ),
+        security=[{"bearer": []}] if token else None,
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, guards=[_elsewhere]
+        ),
+        render_plugins=[JsonRenderPlugin()],
+    )
