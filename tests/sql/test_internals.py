@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, column, create_engine, event, select, table
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
@@ -36,6 +35,11 @@ def _assumption(holds: bool, what: str) -> None:
             f"SQLAlchemy {version} changed what adapters/sql/internals.py relies on "
             f"(checked with {internals.CHECKED_WITH}): {what}"
         )
+
+
+def _postgresql() -> Dialect:
+    """psycopg's PostgreSQL dialect (building an engine connects to nothing)."""
+    return create_engine("postgresql+psycopg://").dialect
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ def test_a_compiled_statement_gives_its_text_and_named_binds() -> None:
     statement = select(things.c.id).where(
         things.c.name == bindparam("name"), things.c.id > bindparam("low", 0)
     )
-    compiled = CompiledQuery(statement, postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+    compiled = CompiledQuery(statement, _postgresql())
     _assumption(
         "%(name)s" in compiled.sql and "%(low)s" in compiled.sql,
         f"the compiled text names its binds differently: {compiled.sql}",
@@ -73,7 +77,7 @@ def test_a_compiled_statement_gives_its_text_and_named_binds() -> None:
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_a_querys_rows_are_named_as_sqlalchemys_own_results(name: str) -> None:
-    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    dialect = _postgresql()
     statement: Any = QUERIES[name].statement
     compiled = CompiledQuery(statement, dialect)
     # The compiler's own result map: what SQLAlchemy's rows are named after and typed by.
