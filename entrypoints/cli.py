@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import Progress
@@ -31,9 +31,6 @@ from expense_core import demo
 from expense_core.errors import DomainError
 from expense_core.model import CompanyId, UserId
 from expense_core.services import OrgFiles
-
-if TYPE_CHECKING:
-    import uvicorn
 
 log = logging.getLogger("expense_tracker.cli")
 
@@ -234,6 +231,7 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
 
     from entrypoints.http import create_app
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
+    from entrypoints.supervisor import supervise
 
     changes = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
@@ -250,8 +248,6 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         f"docs at /docs)"
     )
     options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
         "log_level": settings.log_level.lower(),
         "log_config": None,
         "server_header": False,
@@ -261,34 +257,12 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         "http": BoundedHttpToolsProtocol,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(container), **options)
+        uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()
-    config = uvicorn.Config(APP_FACTORY, factory=True, workers=settings.workers, **options)
-    _supervise(config)
-    return OK
-
-
-def _supervise(config: uvicorn.Config) -> None:
-    """Run `config.workers` worker processes under uvicorn's supervisor, which here lets go of
-    the listening socket as soon as it is told to stop.
-
-    The workers close their copies of the socket when told to stop, but uvicorn's supervisor
-    kept its own open until every worker had finished: meanwhile the kernel went on accepting
-    connections that nobody would ever answer. Closed first, new connections are refused
-    while the requests in flight finish.
-    """
-    from uvicorn.supervisors import Multiprocess
-
-    class Supervisor(Multiprocess):
-        def terminate_all(self) -> None:
-            for sock in self.sockets:
-                sock.close()
-            super().terminate_all()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        Supervisor(config, sockets=[config.bind_socket()]).run()
+    started = supervise(APP_FACTORY, settings.workers, settings.host, settings.port, options)
+    return OK if started else FAILED
 
 
 def db_upgrade(_: argparse.Namespace, settings: Settings, console: Console) -> int:

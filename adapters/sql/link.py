@@ -12,6 +12,7 @@ once and sent straight to psycopg as a prepared statement, skipping SQLAlchemy's
 machinery (cache-key generation, execution context, result metadata), which cost several times
 what the driver does. Their binds and results still pass through the columns' own types, and
 driver errors through SQLAlchemy's exception translation, so callers cannot tell the paths apart.
+What this path takes from SQLAlchemy beyond its everyday API is in `internals.py`.
 
 Pooled connections are not pinged at checkout (a round trip per unit of work). A connection
 that died while idle in the pool (a server restart, a killed backend) fails its first
@@ -22,8 +23,7 @@ with it are replaced as they are checked out, each without a failure.
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeAlias, overload
 
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
@@ -37,10 +37,15 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql import Executable
 
+from adapters.sql.internals import (
+    CompiledQuery,
+    before_cursor_execute,
+    driver_error,
+    invalidate_pool,
+)
 from expense_core.errors import Unavailable
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
-Processor: TypeAlias = Callable[[Any], Any]
 _CURSOR = "expense_tracker.cursor"
 
 
@@ -53,63 +58,12 @@ class Query:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: _Compiled | None = None
+        self._compiled: CompiledQuery | None = None
 
-    def compiled(self, dialect: Dialect) -> _Compiled:
+    def compiled(self, dialect: Dialect) -> CompiledQuery:
         if self._compiled is None:
-            self._compiled = _Compiled(self.statement, dialect)
+            self._compiled = CompiledQuery(self.statement, dialect)
         return self._compiled
-
-
-class _Compiled:
-    """The SQL text, bind defaults and processors, and row type of one `Query`."""
-
-    def __init__(self, statement: Executable, dialect: Dialect) -> None:
-        target: Any = statement
-        compiled: Any = target.compile(dialect=dialect)
-        if compiled.escaped_bind_names or compiled.positional:
-            raise ValueError("a Query needs plainly named parameters")
-        self.sql: str = compiled.string
-        self.defaults: dict[str, Any] = {}
-        self.bind_processors: list[tuple[str, Processor]] = []
-        for bind, name in compiled.bind_names.items():
-            if bind.expanding:
-                raise ValueError("a Query cannot expand IN lists")
-            if not bind.required:
-                self.defaults[name] = bind.effective_value
-            processor = bind.type.bind_processor(dialect)
-            if processor is not None:
-                self.bind_processors.append((name, processor))
-        # The result columns as the statement names them, with their types' processors.
-        columns = compiled._result_columns  # the compiler's own result map
-        self.result_processors: list[tuple[int, Processor]] = []
-        for position, column in enumerate(columns):
-            processor = column.type.result_processor(dialect, None)
-            if processor is not None:
-                self.result_processors.append((position, processor))
-        names = [column.keyname for column in columns]
-        self.row: Any = collections.namedtuple("Row", names, rename=True) if names else None
-
-    def params(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        params = {**self.defaults, **given}
-        for name, processor in self.bind_processors:
-            params[name] = processor(params[name])
-        return params
-
-    def rows(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
-        row = self.row
-        if row is None:
-            return []
-        processors = self.result_processors
-        if not processors:
-            return [row._make(values) for values in fetched]
-        made = []
-        for values in fetched:
-            listed = list(values)
-            for position, processor in processors:
-                listed[position] = processor(listed[position])
-            made.append(row._make(listed))
-        return made
 
 
 class Rows:
@@ -269,7 +223,9 @@ class Link:
             raise TypeError("a Query takes one mapping of parameters")
         return self._prepared(conn, statement.compiled(self._engine.dialect), params or {})
 
-    def _prepared(self, conn: Connection, compiled: _Compiled, given: Mapping[str, Any]) -> Rows:
+    def _prepared(
+        self, conn: Connection, compiled: CompiledQuery, given: Mapping[str, Any]
+    ) -> Rows:
         """Run a compiled `Query` as a prepared statement on the pooled psycopg connection."""
         pooled = conn.connection
         driver: Any = pooled.driver_connection
@@ -279,26 +235,16 @@ class Link:
         if cursor is None or cursor.connection is not driver:
             cursor = pooled.info[_CURSOR] = driver.cursor()
         try:
-            if conn.dispatch.before_cursor_execute:  # listeners (tests count statements) see it
-                conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
+            before_cursor_execute(conn, cursor, compiled.sql, params)
             cursor.execute(compiled.sql, params, prepare=True)
             fetched = cursor.fetchall() if compiled.row is not None else []
             return Rows(compiled.rows(fetched))
         except self._engine.dialect.loaded_dbapi.Error as exc:
-            dialect = self._engine.dialect
-            lost = dialect.is_disconnect(exc, driver, cursor)
+            lost = self._engine.dialect.is_disconnect(exc, driver, cursor)
             if lost:
-                # As SQLAlchemy does on a disconnect: every connection of the pool older than
-                # this failure is replaced at its next checkout (a restart killed them all).
-                self._engine.pool._invalidate(conn.connection, exc)
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                compiled.sql,
-                params,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
+                invalidate_pool(self._engine, conn, exc)
+            raise driver_error(
+                exc, compiled.sql, params, self._engine.dialect, connection_invalidated=lost
             ) from exc
 
     def _discard(self) -> None:

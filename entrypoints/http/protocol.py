@@ -1,8 +1,21 @@
 """uvicorn's HTTP protocol with a bound on the size of a request's head (line and headers).
 
-uvicorn's httptools protocol takes a request line and headers of any size: a client sending an
-endless header makes the worker buffer it all. Past MAX_HEADER_BYTES the request is answered
-431 and the connection closed.
+uvicorn's httptools protocol takes a request line and headers of any size (httptools, like the
+llhttp parser under it, has no limit): a client sending an endless header makes the worker
+buffer it all. Past MAX_HEADER_BYTES the request is answered 431 and the connection closed.
+
+No public seam does this, so this adapter stays, and stays small. uvicorn's documented
+`h11_max_incomplete_event_size` answers 400, and bounds only a head still arriving: one that
+comes in a single read (a 20 KB header, 10,000 small ones) is taken whole. Granian answers 431
+itself, but also past 100 headers, and when a request outlasts the shutdown grace period it
+drops the connection where uvicorn lets the app answer 503. The adapter relies on three things
+of uvicorn's `HttpToolsProtocol` (uvicorn is pinned to the minor version checked, CHECKED_WITH):
+- it is built as `(config, server_state, app_state, _loop)` and parses with httptools, calling
+  the parser callbacks `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`;
+- an exception raised in a callback makes `data_received` answer with `send_400_response(msg)`;
+- the connection's transport is `self.transport`.
+tests/http/test_protocol.py drives the class over a transport of its own and fails, naming
+what no longer holds, when an upgrade changes any of these.
 """
 
 from __future__ import annotations
@@ -13,6 +26,8 @@ from typing import Any, Final
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from entrypoints.settings import Settings
+
+CHECKED_WITH: Final = "0.55"  # uvicorn's minor version; pyproject.toml pins it
 
 TOO_LARGE_BODY: Final = (
     b'{"detail": "the request line and headers are too large", "code": "headers_too_large"}'

@@ -26,6 +26,10 @@ SLOW_CLIENTS: Final = 80  # more than MAX_IN_FLIGHT: slow bodies must not take i
 MAX_IN_FLIGHT: Final = 16
 # A whole request sent before the client closed its side is served: HTTP allows half-closing.
 ANSWERED: Final = {"half-closed after a whole request"}
+MAX_HEADER_BYTES: Final = 16384  # the default
+# Heads over MAX_HEADER_BYTES are answered 431 (a client still sending 1 MiB of header may
+# instead see its connection reset before it reads the answer).
+TOO_LARGE: Final = {"a header just over MAX_HEADER_BYTES", "many headers (10,000)"}
 CREATE: Final = b'{"user_id": 7, "category": "equipment", "amount": "10.00", "description": "x"}'
 
 
@@ -91,6 +95,9 @@ CASES: Final[dict[str, Callable[[Server], str]]] = {
     "an oversized header (1 MiB)": lambda s: _exchange(
         s, _request("GET", "/health/live", headers=f"X-Big: {'a' * (1 << 20)}\r\n")
     ),
+    "a header just over MAX_HEADER_BYTES": lambda s: _exchange(
+        s, _request("GET", "/health/live", headers=f"X-Big: {'a' * MAX_HEADER_BYTES}\r\n")
+    ),
     "many headers (10,000)": lambda s: _exchange(
         s, _request("GET", "/health/live", headers="".join(f"X-{i}: y\r\n" for i in range(10_000)))
     ),
@@ -125,6 +132,8 @@ def test_bad_requests_get_a_4xx_or_a_closed_connection(deployment: Deployment) -
             assert outcome == "yes", name
         elif name in ANSWERED:
             assert outcome == "closed" or outcome.startswith("2"), (name, outcome)
+        elif name in TOO_LARGE:
+            assert outcome == "431", (name, outcome)
         else:
             assert outcome == "closed" or outcome.startswith("4"), (name, outcome)
     assert server.pid == pid
