@@ -19,7 +19,7 @@ from expense_core import demo
 from expense_core.model import Company, CompanyId, ExpenseId, Money, UserId
 from expense_core.ports import UnitOfWork
 from expense_core.services import ExpenseService, SubmitExpense
-from tests.contract.support import TickingClock
+from tests.clocks import TickingClock
 
 DEMO = CompanyId(1)
 START = datetime(2026, 3, 1, 9, 30, 15, 250_000, tzinfo=UTC)

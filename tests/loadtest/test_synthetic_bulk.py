@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,11 @@ from expense_core.model import (
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
 from loadtest.mix import load_plan
 from tests import pg
+from tests.clocks import TickingClock
 
 START = datetime(2026, 3, 1, 9, 30, 15, 250_000, tzinfo=UTC)
+# Always the same instant: the seeds date their history back from it.
+STOPPED = TickingClock(START, step=timedelta(0))
 COUNTS: dict[str, Any] = {
     "companies": 3,
     "users_per_company": 40,
@@ -55,13 +58,6 @@ COUNTS: dict[str, Any] = {
 WALL_TIME = ("policies", "created_at")  # what the services' way takes from the wall clock
 
 pytestmark = pytest.mark.postgres
-
-
-class StoppedClock:
-    """Always the same instant: the seeds date their history back from it."""
-
-    def now(self) -> datetime:
-        return START
 
 
 @pytest.fixture
@@ -107,8 +103,8 @@ def test_bulk_seed_stores_the_rows_the_services_store(
     # Something there already: the bulk rows must start past it, as the services' would.
     for db in (database, other_database):
         demo.install_demo(db.unit_of_work)
-    by_services = synthetic.seed(database.unit_of_work, StoppedClock(), **COUNTS)
-    in_bulk = synthetic.seed_bulk(other_database.bulk_loader(), StoppedClock(), **COUNTS)
+    by_services = synthetic.seed(database.unit_of_work, STOPPED, **COUNTS)
+    in_bulk = synthetic.seed_bulk(other_database.bulk_loader(), STOPPED, **COUNTS)
 
     assert in_bulk == by_services
     expected, written = stored_rows(database), stored_rows(other_database)
@@ -122,14 +118,12 @@ def test_bulk_seed_stores_the_rows_the_services_store(
 def test_same_seed_same_rows_and_another_seed_other_rows(
     database: SqlDatabase, other_database: SqlDatabase
 ) -> None:
-    first = synthetic.seed_bulk(database.bulk_loader(), StoppedClock(), **COUNTS)
-    again = synthetic.seed_bulk(other_database.bulk_loader(), StoppedClock(), **COUNTS)
+    first = synthetic.seed_bulk(database.bulk_loader(), STOPPED, **COUNTS)
+    again = synthetic.seed_bulk(other_database.bulk_loader(), STOPPED, **COUNTS)
     assert again == first
     assert stored_rows(other_database) == stored_rows(database)
 
-    other = synthetic.seed_bulk(
-        database.bulk_loader(), StoppedClock(), **(COUNTS | {"random_seed": 12})
-    )
+    other = synthetic.seed_bulk(database.bulk_loader(), STOPPED, **(COUNTS | {"random_seed": 12}))
     assert [c.name for c in other.companies] != [c.name for c in first.companies]
 
 
@@ -248,7 +242,7 @@ def test_bulk_expenses_hold_the_invariants_and_their_approvers_can_finish_them(
 def test_the_plan_file_keeps_its_shape_and_the_load_mix_reads_it(
     database: SqlDatabase, tmp_path: Path
 ) -> None:
-    made = synthetic.seed_bulk(database.bulk_loader(), StoppedClock(), **COUNTS)
+    made = synthetic.seed_bulk(database.bulk_loader(), STOPPED, **COUNTS)
     path = tmp_path / "plan.json"
     made.write_plan(path)
     plan = json.loads(path.read_text())
@@ -278,8 +272,8 @@ def test_seeding_sqlite_in_bulk_stores_the_expenses_postgresql_does(
     embedded = SqlDatabase.connect(sqlite_url)
     try:
         counts = COUNTS | {"expenses": 120}
-        on_sqlite = synthetic.seed_database(embedded, StoppedClock(), **counts)
-        on_postgres = synthetic.seed_database(database, StoppedClock(), **counts)
+        on_sqlite = synthetic.seed_database(embedded, STOPPED, **counts)
+        on_postgres = synthetic.seed_database(database, STOPPED, **counts)
         assert on_sqlite == on_postgres
         for expense_id in range(1, 121):
             company = on_postgres.companies[(expense_id - 1) % 3].company_id
