@@ -312,7 +312,21 @@ class Expense:
 
     def with_id(self, expense_id: ExpenseId) -> Expense:
         """The same expense under the id a store assigned it."""
-        return attrs.evolve(self, id=expense_id)
+        # The constructor, not `attrs.evolve`, which reads every field through the class's
+        # attribute list first: every submission stamps its expense, and evolve made up a tenth
+        # of the memory engine's time per cycle (py-spy over `make bench-memory`).
+        return Expense(
+            id=expense_id,
+            company_id=self.company_id,
+            user_id=self.user_id,
+            policy_id=self.policy_id,
+            amount=self.amount,
+            description=self.description,
+            status=self.status,
+            submitted_at=self.submitted_at,
+            completed_at=self.completed_at,
+            approvals=self.approvals,
+        )
 
     def approval(self, step_number: int) -> Approval:
         return next(a for a in self.approvals if a.step_number == step_number)
@@ -337,7 +351,23 @@ def with_expense_id(
     events: Iterable[ExpenseEvent], expense_id: ExpenseId
 ) -> tuple[ExpenseEvent, ...]:
     """Stamp the store-assigned id on the events of a newly stored expense."""
-    return tuple(attrs.evolve(e, expense_id=expense_id) for e in events)
+    # The constructor rather than `attrs.evolve`, as `Expense.with_id`.
+    return tuple(
+        [
+            ExpenseEvent(
+                expense_id=expense_id,
+                company_id=e.company_id,
+                kind=e.kind,
+                at=e.at,
+                actor_id=e.actor_id,
+                step_number=e.step_number,
+                comment=e.comment,
+                approver_id=e.approver_id,
+                previous_approver_id=e.previous_approver_id,
+            )
+            for e in events
+        ]
+    )
 
 
 def check_text(field: str, value: str | None, *, required: bool = False) -> str | None:

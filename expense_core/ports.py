@@ -187,8 +187,9 @@ class OrgRepository(Protocol):
 class ExpenseRepository(Protocol):
     """Expenses with their approval rows, and their append-only history."""
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
-        """Store a new expense, all its approvals and its events at once; return its new id."""
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
+        """Store a new expense, all its approvals and its events at once; return it as stored,
+        under its new id."""
         ...
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:

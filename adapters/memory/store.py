@@ -525,7 +525,7 @@ class MemoryExpenses:
         self._t = store.tables
         self._undo = undo
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
         t, undo = self._t, self._undo
         expense_id = ExpenseId(self._store.next_id("expenses"))
         expense = expense.with_id(expense_id)
@@ -538,7 +538,7 @@ class MemoryExpenses:
             listed.append(expense_id)
             undo.append((t.company_expenses, expense.company_id, _APPENDED))
         self._index_waiting(None, expense)
-        return expense_id
+        return expense
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         # The unit of work already holds the store's lock: nobody else can decide meanwhile.

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import msgspec
 from sqlalchemy import (
     JSON,
@@ -637,7 +636,7 @@ class SqlExpenses:
         self._link = link
         self._loaded: dict[ExpenseId, Expense] = {}
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> ExpenseId:
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
         values = {
             "company_id": expense.company_id,
             "user_id": expense.user_id,
@@ -651,9 +650,9 @@ class SqlExpenses:
         if not self._link.is_sqlite:
             params = {f"e_{name}": value for name, value in values.items()}
             params |= _approval_params(expense.approvals) | _event_params(events)
-            return ExpenseId(self._link.write(_PG_ADD, params).scalar_one())
+            return expense.with_id(ExpenseId(self._link.write(_PG_ADD, params).scalar_one()))
         expense_id = ExpenseId(self._link.write(_SQLITE_ADD, values).scalar_one())
-        stored = attrs.evolve(expense, id=expense_id)
+        stored = expense.with_id(expense_id)
         if expense.approvals:
             rows = [
                 {
@@ -672,7 +671,7 @@ class SqlExpenses:
             self._link.write(_SQLITE_ADD_APPROVALS, rows)
         if events:
             self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(stored, events))
-        return expense_id
+        return stored
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         params = {"company": company_id, "expense": expense_id}

@@ -175,13 +175,13 @@ class ExpenseService:
                 routing=routing,
                 at=self.clock.now(),
             )
-            expense_id = uow.expenses.add(decision.expense, decision.events)
+            stored = uow.expenses.add(decision.expense, decision.events)
             if cmd.idempotency_key is not None:
                 uow.idempotency.remember(
-                    submitter.id, cmd.idempotency_key, cmd.fingerprint(), expense_id
+                    submitter.id, cmd.idempotency_key, cmd.fingerprint(), stored.id
                 )
             uow.commit()
-        return Submitted(decision.expense.with_id(expense_id), tuple([r.approver for r in routing]))
+        return Submitted(stored, tuple([r.approver for r in routing]))
 
     def _replay(self, cmd: SubmitExpense) -> Submitted | None:
         with self.new_uow() as uow:

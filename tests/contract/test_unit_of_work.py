@@ -33,7 +33,7 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
         company = uow.org.add_company("Ghost Ltd")
         team = uow.org.add_team(Team(TeamId(0), org.id, "Ghosts"))
         loaded = uow.expenses.get_for_update(org.id, expense.id)
-        new_id = uow.expenses.add(loaded, ())
+        new_id = uow.expenses.add(loaded, ()).id
         uow.idempotency.remember(org.person(7), "ghost-key", "f" * 64, new_id)
         uow.tokens.add("ghost0000000000t", org.person(7), "h" * 64, datetime.now(UTC))
         assert uow.org.company(company.id) == company  # visible inside
@@ -95,3 +95,14 @@ def test_a_read_only_unit_of_work_needs_no_commit(
         with new_uow() as uow:
             assert uow.org.company(org.id) == org.company
             assert uow.org.member(org.person(7)).user == org.people[7]
+
+
+def test_an_added_expense_comes_back_as_stored_under_its_new_id(
+    new_uow: Callable[[], UnitOfWork], expense: Expense, org: Org
+) -> None:
+    with new_uow() as uow:
+        added = uow.expenses.add(uow.expenses.get(org.id, expense.id), ())
+        uow.commit()
+    assert added.id > expense.id
+    with new_uow() as uow:
+        assert uow.expenses.get(org.id, added.id) == added
