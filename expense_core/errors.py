@@ -141,8 +141,8 @@ class NoPolicyFor(InvalidInput):
 class PolicyChoiceRequired(InvalidInput):
     code = "policy_choice_required"
 
-    def __init__(self) -> None:
-        super().__init__("name exactly one of policy_id or category")
+    def __init__(self, rule: str = "exactly one") -> None:
+        super().__init__(f"name {rule} of policy_id or category")
 
 
 class InvalidText(InvalidInput):
@@ -155,8 +155,8 @@ class InvalidText(InvalidInput):
 class ReasonRequired(InvalidInput):
     code = "reason_required"
 
-    def __init__(self) -> None:
-        super().__init__("a rejection needs a non-empty reason")
+    def __init__(self, what: str = "a rejection") -> None:
+        super().__init__(f"{what} needs a non-empty reason")
 
 
 class InvalidTeamScope(InvalidInput):
@@ -220,9 +220,9 @@ class SelfApproval(Forbidden):
 class NotSubmitter(Forbidden):
     code = "not_submitter"
 
-    def __init__(self, expense_id: int, actor: int) -> None:
+    def __init__(self, expense_id: int, actor: int, action: str = "withdraw") -> None:
         super().__init__(
-            f"only the submitter may withdraw expense {expense_id}; user {actor} is not"
+            f"only the submitter may {action} expense {expense_id}; user {actor} is not"
         )
 
 
@@ -232,6 +232,16 @@ class OptionalStepCannotReject(Forbidden):
     def __init__(self, expense_id: int, step: int) -> None:
         super().__init__(
             f"step {step} of expense {expense_id} is optional: its approver may approve, not reject"
+        )
+
+
+class OptionalStepCannotSendBack(Forbidden):
+    code = "optional_step_cannot_send_back"
+
+    def __init__(self, expense_id: int, step: int) -> None:
+        super().__init__(
+            f"step {step} of expense {expense_id} is optional: its approver may approve, "
+            "not send the expense back"
         )
 
 
@@ -257,6 +267,16 @@ class ExpenseClosed(Conflict):
 
     def __init__(self, expense_id: int, status: str) -> None:
         super().__init__(f"expense {expense_id} is already {status}")
+
+
+class ExpenseNotReturned(Conflict):
+    code = "expense_not_returned"
+
+    def __init__(self, expense_id: int, status: str) -> None:
+        super().__init__(
+            f"expense {expense_id} is {status}: only an expense sent back to its submitter "
+            "(returned) can be resubmitted"
+        )
 
 
 class StepNotReached(Conflict):

@@ -242,6 +242,12 @@ class ExpenseStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    # Sent back to its submitter: not terminal, it waits to be resubmitted or withdrawn.
+    RETURNED = "returned"
+
+
+# Module globals: an enum member looked up on its class is slow on Python 3.11 (see workflow).
+_OPEN, _RETURNED = ExpenseStatus.PENDING, ExpenseStatus.RETURNED
 
 
 class ApprovalStatus(StrEnum):
@@ -258,6 +264,8 @@ class EventKind(StrEnum):
     WITHDRAWN = "withdrawn"
     SKIPPED = "skipped"
     REASSIGNED = "reassigned"
+    RETURNED = "returned"
+    RESUBMITTED = "resubmitted"
 
 
 @attrs.frozen(kw_only=True)
@@ -292,7 +300,13 @@ class Expense:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status is not ExpenseStatus.PENDING
+        """Approved, rejected or withdrawn: nothing changes it any more."""
+        status = self.status
+        return status is not _OPEN and status is not _RETURNED
+
+    @property
+    def is_returned(self) -> bool:
+        return self.status is _RETURNED
 
     @property
     def current_step(self) -> Approval | None:

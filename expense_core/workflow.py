@@ -3,6 +3,8 @@
 An expense is `pending` until it is `approved`, `rejected` or `withdrawn`, all terminal. Required
 steps are decided in order; optional steps never block and are skipped when the expense closes.
 An expense is approved exactly when no required approval is pending and none is rejected.
+The current step's approver may instead send it back (`returned`, not terminal): its submitter
+then resubmits it, routed afresh as a new round of approvals, or withdraws it.
 A refused command raises and changes nothing.
 """
 
@@ -16,9 +18,11 @@ import attrs
 from expense_core.approvers import RoutedStep
 from expense_core.errors import (
     ExpenseClosed,
+    ExpenseNotReturned,
     NotSubmitter,
     NotYourStep,
     OptionalStepCannotReject,
+    OptionalStepCannotSendBack,
     ReasonRequired,
     SelfApproval,
     StepAlreadyDecided,
@@ -151,6 +155,122 @@ def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
     if expense.is_terminal:
         raise ExpenseClosed(expense.id, expense.status)
     return _decide(expense, EventKind.WITHDRAWN, actor, at, closes_as=ExpenseStatus.WITHDRAWN)
+
+
+def send_back(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
+    """Return the expense to its submitter from the actor's current required step, with a reason.
+
+    The expense becomes `returned`; its pending steps are closed until it is resubmitted.
+
+    Raises:
+        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached: as `approve`.
+        OptionalStepCannotSendBack: the actor only holds an optional step.
+        ReasonRequired: the reason is missing or blank.
+        InvalidText: the reason is longer than 2,000 characters.
+    """
+    # The same check as approve and reject: whoever may decide the step may send it back.
+    step = _actors_step(expense, actor)
+    if not step.required:
+        raise OptionalStepCannotSendBack(expense.id, step.step_number)
+    if reason is None or not reason.strip():
+        raise ReasonRequired("sending an expense back")
+    reason = check_text("reason", reason)
+    # An approval is pending, approved, rejected or skipped (DESIGN §2). The steps of a returned
+    # round were neither approved nor rejected, and resubmission routes every step afresh, so
+    # they are skipped; the step sent back keeps the reason and the time, as a rejected one does,
+    # and its `returned` event stands for its decision (no `skipped` event of its own).
+    decided = _decided(step, ApprovalStatus.SKIPPED, reason, at)
+    approvals = tuple(
+        [
+            decided
+            if a.step_number == step.step_number
+            else attrs.evolve(a, status=ApprovalStatus.SKIPPED)
+            if a.status is _PENDING
+            else a
+            for a in expense.approvals
+        ]
+    )
+    returned = _event(expense, EventKind.RETURNED, actor, at, step.step_number, reason)
+    skipped = [
+        _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+        for a in expense.approvals
+        if a.status is _PENDING and a.step_number != step.step_number
+    ]
+    # Not terminal: completed_at stays unset until a later round closes the expense.
+    moved = _with(expense, approvals, ExpenseStatus.RETURNED)
+    return Decision(moved, (returned, *skipped), step.step_number)
+
+
+def check_resubmission(expense: Expense, actor: UserId) -> None:
+    """Check that the actor may resubmit the expense, before it is routed again.
+
+    Raises:
+        NotSubmitter: the actor did not submit the expense.
+        ExpenseNotReturned: the expense was not sent back (it is pending or closed).
+    """
+    if actor != expense.user_id:
+        raise NotSubmitter(expense.id, actor, "resubmit")
+    if not expense.is_returned:
+        raise ExpenseNotReturned(expense.id, expense.status)
+
+
+def resubmit(
+    expense: Expense,
+    *,
+    submitter: Member,
+    policy: Policy,
+    amount: Money,
+    description: str | None,
+    routing: Sequence[RoutedStep],
+    at: datetime,
+) -> Decision:
+    """Open a new round of a returned expense: pending again, one pending approval per routed step.
+
+    The expense keeps its id and first submission time; its approvals are the new round's only
+    (earlier rounds live in the history). The `resubmitted` event says what changed.
+
+    Raises:
+        NotSubmitter, ExpenseNotReturned: see `check_resubmission`.
+        InvalidAmount: the amount is zero.
+        InvalidText: the description is longer than 2,000 characters.
+    """
+    check_resubmission(expense, submitter.id)
+    check_expense_amount(amount)
+    description = check_text("description", description)
+    reopened = Expense(
+        id=expense.id,
+        company_id=expense.company_id,
+        user_id=expense.user_id,
+        policy_id=policy.id,
+        amount=amount,
+        description=description,
+        status=ExpenseStatus.PENDING,
+        submitted_at=expense.submitted_at,
+        approvals=tuple(
+            Approval(
+                step_number=r.step.step_order,
+                approver_id=r.approver.id,
+                approver_level_id=r.approver.level.id,
+                required=r.step.is_required,
+            )
+            for r in routing
+        ),
+    )
+    changes = _changes(expense, reopened)
+    # As at submission, a round of optional steps only is approved at once.
+    return _decide(reopened, EventKind.RESUBMITTED, submitter.id, at, comment=changes)
+
+
+def _changes(before: Expense, after: Expense) -> str:
+    """What a resubmission changed, for its event: "amount 1500.00 -> 1350.00; policy 3 -> 4"."""
+    changed = []
+    if after.amount != before.amount:
+        changed.append(f"amount {before.amount} -> {after.amount}")
+    if after.description != before.description:
+        changed.append("description changed")
+    if after.policy_id != before.policy_id:
+        changed.append(f"policy {before.policy_id} -> {after.policy_id}")
+    return "; ".join(changed) or "nothing changed"
 
 
 def reassign(

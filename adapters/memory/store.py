@@ -58,6 +58,8 @@ _ADDED: Any = object()
 _REMOVED: Any = object()
 # Looking a member up on its enum class costs more than most checks made with it.
 _PENDING = ApprovalStatus.PENDING
+# Pending expenses only: a returned one is not terminal, yet nobody can act on it.
+_OPEN = ExpenseStatus.PENDING
 _SUBMITTER, _COMPANY_WIDE = ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE
 # Pools remembered per store before they are all forgotten: one per submitter and policy.
 POOL_CACHE_LIMIT = 100_000
@@ -507,7 +509,7 @@ class MemoryOrg:
                 e
                 for e in self._t.waiting_on.get(user_id, ())
                 if self._t.expenses[e].company_id == company_id
-                and not self._t.expenses[e].is_terminal
+                and self._t.expenses[e].status is _OPEN
             )
         )
 
@@ -515,7 +517,7 @@ class MemoryOrg:
         return tuple(
             e
             for e in self._t.company_expenses.get(company_id, ())
-            if self._t.expenses[e].user_id == user_id and not self._t.expenses[e].is_terminal
+            if self._t.expenses[e].user_id == user_id and self._t.expenses[e].status is _OPEN
         )
 
 
@@ -661,7 +663,7 @@ class MemoryExpenses:
             if after is not None and expense_id <= after:
                 continue
             expense = self._t.expenses[expense_id]
-            if expense.company_id != company_id or expense.is_terminal:
+            if expense.company_id != company_id or expense.status is not _OPEN:
                 continue
             current = expense.current_step
             for a in expense.approvals:

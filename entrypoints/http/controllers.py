@@ -25,6 +25,9 @@ from entrypoints.http.expense_schemas import (
     InboxPage,
     RejectBody,
     RejectResponse,
+    ResubmitBody,
+    SendBackBody,
+    SendBackResponse,
     StatusResponse,
     SubmitBody,
     SubmitResponse,
@@ -36,6 +39,8 @@ from entrypoints.http.expense_schemas import (
     history_response,
     inbox_page,
     reject_response,
+    resubmit_response,
+    send_back_response,
     status_response,
     submit_response,
     withdraw_response,
@@ -56,6 +61,8 @@ from expense_core.services import (
     ApproveStep,
     ExpenseService,
     RejectExpense,
+    ResubmitExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
@@ -210,6 +217,68 @@ class ExpenseController(Controller):
             )
         )
         return withdraw_response(decision)
+
+    @post(
+        "/expenses/send-back",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Send an expense back",
+        description=(
+            "The approver of the current required step returns the expense to its submitter "
+            "with a reason: it becomes `returned`, its pending steps are skipped, and it waits "
+            "for the submitter to resubmit or withdraw it."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def send_back(
+        self,
+        data: JSONBody[SendBackBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> SendBackResponse:
+        decision = expenses.send_back(
+            SendBack(
+                expense_id=ExpenseId(data.expense_id),
+                user_id=caller.actor(data.approver_id, "approver_id"),
+                reason=data.reason,
+                company_id=caller.company_id,
+            )
+        )
+        return send_back_response(decision)
+
+    @post(
+        "/expenses/{expense_id:int}/resubmit",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Resubmit a returned expense",
+        response_description="The expense, pending again, and who approves each step now.",
+        description=(
+            "The submitter resubmits an expense that was sent back, changing its amount, "
+            "description, policy (`policy_id`) or category if need be; the policy is checked "
+            "again and every step is routed afresh under today's organisation. The expense keeps "
+            "its id; its approvals show the new round, its history every round."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def resubmit(
+        self,
+        expense_id: ExpenseIdPath,
+        data: JSONBody[ResubmitBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> SubmitResponse:
+        submitted = expenses.resubmit(
+            ResubmitExpense(
+                expense_id=ExpenseId(expense_id),
+                user_id=caller.actor(data.user_id, "user_id"),
+                amount=None if data.amount is None else parse_amount(data.amount),
+                description=data.description,
+                policy_id=None if data.policy_id is None else PolicyId(data.policy_id),
+                category=data.category,
+                company_id=caller.company_id,
+            )
+        )
+        return resubmit_response(submitted)
 
     @get(
         "/expenses/{expense_id:int}/status",

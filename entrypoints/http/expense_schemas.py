@@ -7,6 +7,7 @@ Field names and shapes are the seed's (`SubmitResponse`, `StatusResponse`...); t
 
 from __future__ import annotations
 
+import msgspec
 from msgspec import Struct
 
 from entrypoints.http.schemas import (
@@ -62,6 +63,28 @@ class WithdrawBody(Struct, forbid_unknown_fields=True, kw_only=True):
     user_id: ActorId | None = None
 
 
+class SendBackBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The approver of the current step sends the expense back to its submitter, saying why."""
+
+    expense_id: Id
+    approver_id: ActorId | None = None
+    reason: Text | None = None
+
+
+class ResubmitBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The submitter resubmits a returned expense; fields left out (or null) keep their values.
+
+    Name another policy with `policy_id`, or a `category` whose active policy covers the amount;
+    with neither the expense keeps its policy, which must still be active and cover the amount.
+    """
+
+    user_id: ActorId | None = None
+    amount: AmountIn | None = None
+    description: Text | None = None
+    policy_id: Id | None = None
+    category: Category | None = None
+
+
 # --- responses -------------------------------------------------------------------------------
 
 
@@ -101,6 +124,16 @@ class WithdrawResponse(Struct):
     message: str
     expense_id: int
     expense_status: ExpenseStatus
+
+
+class SendBackResponse(Struct):
+    """As a rejection's answer, for the step sent back; the expense is `returned`."""
+
+    message: str
+    expense_id: int
+    step_returned: int
+    expense_status: ExpenseStatus
+    on_behalf_of: int | None
 
 
 class ApprovalOut(Struct):
@@ -270,6 +303,23 @@ def withdraw_response(decision: Decision) -> WithdrawResponse:
         expense_id=decision.expense.id,
         expense_status=decision.expense.status,
     )
+
+
+def send_back_response(decision: Decision) -> SendBackResponse:
+    assert decision.step_number is not None  # noqa: S101 -- a send-back always decides a step
+    return SendBackResponse(
+        message="Expense sent back to its submitter",
+        expense_id=decision.expense.id,
+        step_returned=decision.step_number,
+        expense_status=decision.expense.status,
+        # TODO(#14): the absent approver when a delegate sent it back.
+        on_behalf_of=None,
+    )
+
+
+def resubmit_response(submitted: Submitted) -> SubmitResponse:
+    """A submission's answer, for the expense's new round of approvals."""
+    return msgspec.structs.replace(submit_response(submitted), message="Expense resubmitted")
 
 
 def status_response(view: ExpenseView) -> StatusResponse:

@@ -1,7 +1,8 @@
 """Use cases, one module per concern: each wraps one pure decision in one unit of work, or
 answers one query.
 
-- `expenses`: submit, approve, reject, withdraw and read expenses (`ExpenseService`).
+- `expenses`: submit, approve, reject, send back, resubmit, withdraw and read expenses
+  (`ExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
@@ -16,7 +17,9 @@ from expense_core.services.expenses import (
     ApproveStep,
     ExpenseService,
     RejectExpense,
+    ResubmitExpense,
     RoutingExplanation,
+    SendBack,
     SubmitExpense,
     Submitted,
     WithdrawExpense,
@@ -69,7 +72,9 @@ __all__ = [
     "PolicyPlan",
     "Reassignment",
     "RejectExpense",
+    "ResubmitExpense",
     "RoutingExplanation",
+    "SendBack",
     "StepPlan",
     "SubmitExpense",
     "Submitted",

@@ -96,6 +96,33 @@ class WithdrawExpense:
     company_id: CompanyId | None = None
 
 
+@attrs.frozen(kw_only=True)
+class SendBack:
+    """The current step's approver returns the expense to its submitter, saying why."""
+
+    expense_id: ExpenseId
+    user_id: UserId
+    reason: str | None
+    company_id: CompanyId | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResubmitExpense:
+    """The submitter resubmits a returned expense; fields left out keep their values.
+
+    A new `policy_id`, or a `category` whose policy covers the amount, moves it to another
+    policy; neither keeps its policy, which must still be active and cover the amount.
+    """
+
+    expense_id: ExpenseId
+    user_id: UserId
+    amount: Money | None = None
+    description: str | None = None
+    policy_id: PolicyId | None = None
+    category: str | None = None
+    company_id: CompanyId | None = None
+
+
 @attrs.frozen
 class Submitted:
     """A stored submission: the expense and each approval's approver, in step order."""
@@ -228,6 +255,67 @@ class ExpenseService:
             cmd.company_id,
             lambda e, at: workflow.withdraw(e, cmd.user_id, at),
         )
+
+    def send_back(self, cmd: SendBack) -> Decision:
+        """Send an expense back to its submitter from the actor's current step.
+
+        Raises:
+            As `approve`, plus ReasonRequired and OptionalStepCannotSendBack.
+        """
+        return self._decide(
+            cmd.expense_id,
+            cmd.user_id,
+            cmd.company_id,
+            lambda e, at: workflow.send_back(e, cmd.user_id, cmd.reason, at),
+        )
+
+    def resubmit(self, cmd: ResubmitExpense) -> Submitted:
+        """Route a returned expense again from step 1 under today's organisation and policies.
+
+        PostgreSQL: five statements (the submitter, the locking read, the policy, the pool, the
+        write); four by category, whose policies come with the submitter.
+
+        Raises:
+            PolicyChoiceRequired: both policy_id and category were given.
+            UnknownUser, InactiveUser: the actor does not exist or is inactive.
+            UnknownExpense: no such expense in the actor's company.
+            NotSubmitter, ExpenseNotReturned: see `workflow.check_resubmission`.
+            UnknownPolicy, PolicyInactive, AmountOutsidePolicy, NoPolicyFor: no usable policy.
+            NoApproverForStep: some step has nobody eligible; nothing is written.
+            InvalidAmount, InvalidText: a zero amount, an over-long description.
+        """
+        if cmd.policy_id is not None and cmd.category is not None:
+            raise PolicyChoiceRequired("at most one")
+        with self.new_uow() as uow:
+            if cmd.category is not None:
+                member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
+                submitter = checked_actor(member, cmd.user_id, cmd.company_id)
+            else:
+                submitter = actor(uow, cmd.user_id, cmd.company_id)
+            company = submitter.user.company_id
+            expense = uow.expenses.get_for_update(company, cmd.expense_id)
+            # Refuse a wrong actor or state before routing can fail for another reason.
+            workflow.check_resubmission(expense, submitter.id)
+            amount = expense.amount if cmd.amount is None else cmd.amount
+            if cmd.category is not None:
+                policy = match_policy(candidates, cmd.category, amount)
+            else:
+                policy_id = expense.policy_id if cmd.policy_id is None else cmd.policy_id
+                policy = check_policy_covers(uow.org.policy(company, policy_id), amount)
+            pool = uow.org.approver_pool(submitter, policy.steps)
+            routing = approvers.resolve_approvers(submitter, policy.steps, pool)
+            decision = workflow.resubmit(
+                expense,
+                submitter=submitter,
+                policy=policy,
+                amount=amount,
+                description=expense.description if cmd.description is None else cmd.description,
+                routing=routing,
+                at=self.clock.now(),
+            )
+            uow.expenses.save(decision.expense, decision.events)
+            uow.commit()
+        return Submitted(decision.expense, tuple([r.approver for r in routing]))
 
     def _decide(
         self,
