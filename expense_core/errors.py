@@ -198,6 +198,13 @@ class LevelOutsideTeam(InvalidInput):
         super().__init__(f"hierarchy level {level_id} is not a level of team {team_id}")
 
 
+class InvalidBulkSize(InvalidInput):
+    code = "invalid_bulk_size"
+
+    def __init__(self, size: int, most: int) -> None:
+        super().__init__(f"a bulk call takes 1 to {most} decisions, got {size}")
+
+
 # --- forbidden -------------------------------------------------------------------------------
 
 

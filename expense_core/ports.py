@@ -31,6 +31,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
+from expense_core.workflow import Decision
 
 
 class Clock(Protocol):
@@ -253,7 +254,11 @@ class ExpenseRepository(Protocol):
 
 
 class IdempotencyRecords(Protocol):
-    """Remembers which submission a client's idempotency key produced."""
+    """Remembers what a client's idempotency key produced: a submission, or a decision.
+
+    A user's keys share one space, whatever request stored them; the fingerprint tells requests
+    apart.
+    """
 
     def recall(self, user_id: UserId, key: str) -> tuple[str, ExpenseId] | None:
         """The fingerprint and expense id stored under this user's key, if any."""
@@ -261,6 +266,18 @@ class IdempotencyRecords(Protocol):
 
     def remember(self, user_id: UserId, key: str, fingerprint: str, expense_id: ExpenseId) -> None:
         """Store a key; a concurrent twin raises `IdempotencyKeyRace`, at commit at the latest."""
+        ...
+
+    def recall_decision(self, user_id: UserId, key: str) -> tuple[str, Decision | None] | None:
+        """The fingerprint stored under this user's key and, if a decision stored it, that
+        decision as it was made (a submission's key has none); None for an unknown key."""
+        ...
+
+    def remember_decision(
+        self, user_id: UserId, key: str, fingerprint: str, decision: Decision
+    ) -> None:
+        """Store a key with the decision it made (about `decision.expense`); a key already
+        stored, or a concurrent twin's, raises `IdempotencyKeyRace`, at commit at the latest."""
         ...
 
 

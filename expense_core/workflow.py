@@ -51,11 +51,16 @@ _PENDING = ApprovalStatus.PENDING
 
 @attrs.frozen
 class Decision:
-    """The expense after a command, the events it appends, and the step it decided (if any)."""
+    """The expense after a command, the events it appends, and the step it decided (if any).
+
+    `replayed` marks the answer to a retried request (the same idempotency key): the first
+    request's decision, with the expense as it stood right after it; the retry changed nothing.
+    """
 
     expense: Expense
     events: tuple[ExpenseEvent, ...]
     step_number: int | None = None
+    replayed: bool = False
 
 
 def submit(

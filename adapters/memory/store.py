@@ -49,6 +49,7 @@ from expense_core.model import (
     with_expense_id,
 )
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+from expense_core.workflow import Decision
 
 # What an undo entry restores: a key that was missing, an item appended to a list, an item
 # added to or removed from a set.
@@ -88,6 +89,8 @@ class _Tables:
     # rollback), as copying them per decision would cost as much as they hold.
     waiting_on: dict[UserId, set[ExpenseId]] = attrs.Factory(dict)
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
+    # What a key stored by a decision answers again; its key is in `idempotency` too.
+    decisions: dict[tuple[UserId, str], Decision] = attrs.Factory(dict)
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
 
@@ -722,6 +725,18 @@ class MemoryIdempotency:
         if (user_id, key) in self._t.idempotency:
             raise IdempotencyKeyRace(key)
         _put(self._undo, self._t.idempotency, (user_id, key), (fingerprint, expense_id))
+
+    def recall_decision(self, user_id: UserId, key: str) -> tuple[str, Decision | None] | None:
+        found = self._t.idempotency.get((user_id, key))
+        if found is None:
+            return None
+        return found[0], self._t.decisions.get((user_id, key))
+
+    def remember_decision(
+        self, user_id: UserId, key: str, fingerprint: str, decision: Decision
+    ) -> None:
+        self.remember(user_id, key, fingerprint, decision.expense.id)
+        _put(self._undo, self._t.decisions, (user_id, key), decision)
 
 
 class MemoryTokens:

@@ -208,6 +208,8 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    # The decision a keyed decision made, as JSON (`replays.py`); NULL for a submission's key.
+    Column("decision", Text, nullable=True),
     PrimaryKeyConstraint("user_id", "key", name="idempotency_keys_pkey"),
 )
 

@@ -1,8 +1,8 @@
 """Use cases, one module per concern: each wraps one pure decision in one unit of work, or
 answers one query.
 
-- `expenses`: submit, approve, reject, send back, resubmit, withdraw and read expenses
-  (`ExpenseService`).
+- `expenses`: submit, approve, reject (one by one or in bulk), send back, resubmit, withdraw
+  and read expenses (`ExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
@@ -13,8 +13,12 @@ Commands live beside the service that takes them; every name is also importable 
 from expense_core.services._common import MAX_PAGE
 from expense_core.services.access import TOKEN_PREFIX, AccessService
 from expense_core.services.expenses import (
+    BULK_LIMIT,
     KEY_LIMIT,
     ApproveStep,
+    BulkAction,
+    BulkDecision,
+    DecideInBulk,
     ExpenseService,
     RejectExpense,
     ResubmitExpense,
@@ -50,6 +54,7 @@ from expense_core.services.orgfiles import (
 )
 
 __all__ = [
+    "BULK_LIMIT",
     "EMAIL_LIMIT",
     "KEY_LIMIT",
     "MAX_PAGE",
@@ -58,7 +63,10 @@ __all__ = [
     "UNCHANGED",
     "AccessService",
     "ApproveStep",
+    "BulkAction",
+    "BulkDecision",
     "ChangeUser",
+    "DecideInBulk",
     "ExpenseService",
     "ImportReport",
     "LevelPlan",

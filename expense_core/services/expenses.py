@@ -10,16 +10,21 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
 
 import attrs
 
 from expense_core import approvers, workflow
 from expense_core.approvers import StepExplanation
 from expense_core.errors import (
+    DomainError,
     IdempotencyKeyRace,
     IdempotencyKeyReused,
+    InvalidBulkSize,
     InvalidInput,
     PolicyChoiceRequired,
+    Unavailable,
     UnknownExpense,
 )
 from expense_core.model import (
@@ -40,6 +45,7 @@ from expense_core.views import ExpenseSummary, ExpenseView, InboxItem, Page
 from expense_core.workflow import Decision
 
 KEY_LIMIT = 255
+BULK_LIMIT = 100
 
 
 # --- commands and results --------------------------------------------------------------------
@@ -73,12 +79,28 @@ class SubmitExpense:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+class Keyed(Protocol):
+    """A command a client may retry under an idempotency key."""
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same; it names the use case, so a key used for one
+        request is never taken for another's."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class ApproveStep:
     expense_id: ExpenseId
     user_id: UserId
     comments: str | None = None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("approve", self.expense_id, self.user_id, self.comments)
 
 
 @attrs.frozen(kw_only=True)
@@ -87,12 +109,43 @@ class RejectExpense:
     user_id: UserId
     reason: str | None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("reject", self.expense_id, self.user_id, self.reason)
 
 
 @attrs.frozen(kw_only=True)
 class WithdrawExpense:
     expense_id: ExpenseId
     user_id: UserId
+    company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("withdraw", self.expense_id, self.user_id)
+
+
+class BulkAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@attrs.frozen(kw_only=True)
+class BulkDecision:
+    """One decision of a bulk call: approve with comments, or reject with a reason."""
+
+    expense_id: ExpenseId
+    action: BulkAction
+    comment: str | None = None  # the approval's comments, or the rejection's reason
+
+
+@attrs.frozen(kw_only=True)
+class DecideInBulk:
+    """Up to `BULK_LIMIT` decisions of one approver, each made on its own."""
+
+    user_id: UserId
+    decisions: tuple[BulkDecision, ...]
     company_id: CompanyId | None = None
 
 
@@ -163,8 +216,8 @@ class ExpenseService:
         """
         if (cmd.policy_id is None) == (cmd.category is None):
             raise PolicyChoiceRequired
-        if cmd.idempotency_key is not None and not 0 < len(cmd.idempotency_key) <= KEY_LIMIT:
-            raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_LIMIT} characters")
+        if cmd.idempotency_key is not None:
+            _check_key(cmd.idempotency_key)
         try:
             return self._submit(cmd)
         except IdempotencyKeyRace:
@@ -215,23 +268,25 @@ class ExpenseService:
             return _recall(uow, cmd, actor(uow, cmd.user_id, cmd.company_id))
 
     def approve(self, cmd: ApproveStep) -> Decision:
-        """Approve the actor's step of an expense.
+        """Approve the actor's step of an expense; with an idempotency key, at most once.
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
             UnknownExpense: no such expense in the actor's company.
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
             InvalidText: see `workflow.approve`.
+            IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.approve(e, cmd.user_id, cmd.comments, at),
+            cmd,
         )
 
     def reject(self, cmd: RejectExpense) -> Decision:
-        """Reject an expense at the actor's current step.
+        """Reject an expense at the actor's current step; with an idempotency key, at most once.
 
         Raises:
             As `approve`, plus ReasonRequired and OptionalStepCannotReject.
@@ -241,19 +296,69 @@ class ExpenseService:
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.reject(e, cmd.user_id, cmd.reason, at),
+            cmd,
         )
 
     def withdraw(self, cmd: WithdrawExpense) -> Decision:
-        """Withdraw a pending expense on its submitter's word.
+        """Withdraw a pending expense on its submitter's word; with an idempotency key, at
+        most once.
 
         Raises:
             UnknownUser, UnknownExpense, NotSubmitter, ExpenseClosed.
+            IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.withdraw(e, cmd.user_id, at),
+            cmd,
+        )
+
+    def decide_in_bulk(self, cmd: DecideInBulk) -> tuple[Decision | DomainError, ...]:
+        """Make each decision on its own, in order, exactly as `approve` or `reject` would: one
+        unit of work each, so a refused decision undoes none of the others.
+
+        Answers each decision, or the domain error that refused it, in input order. Once the
+        store is unavailable the decisions left are not tried: each answers that same error.
+
+        Raises:
+            InvalidBulkSize: no decisions, or more than BULK_LIMIT; nothing is decided.
+        """
+        if not 1 <= len(cmd.decisions) <= BULK_LIMIT:
+            raise InvalidBulkSize(len(cmd.decisions), BULK_LIMIT)
+        results: list[Decision | DomainError] = []
+        unavailable: Unavailable | None = None
+        for item in cmd.decisions:
+            if unavailable is not None:
+                results.append(unavailable)
+                continue
+            try:
+                results.append(self._decide_item(cmd, item))
+            except Unavailable as exc:
+                unavailable = exc
+                results.append(exc)
+            except DomainError as refusal:
+                results.append(refusal)
+        return tuple(results)
+
+    def _decide_item(self, cmd: DecideInBulk, item: BulkDecision) -> Decision:
+        if item.action is BulkAction.APPROVE:
+            return self.approve(
+                ApproveStep(
+                    expense_id=item.expense_id,
+                    user_id=cmd.user_id,
+                    comments=item.comment,
+                    company_id=cmd.company_id,
+                )
+            )
+        return self.reject(
+            RejectExpense(
+                expense_id=item.expense_id,
+                user_id=cmd.user_id,
+                reason=item.comment,
+                company_id=cmd.company_id,
+            )
         )
 
     def send_back(self, cmd: SendBack) -> Decision:
@@ -323,14 +428,80 @@ class ExpenseService:
         user_id: UserId,
         company_id: CompanyId | None,
         decide: Callable[[Expense, datetime], Decision],
+        keyed: Keyed | None = None,
     ) -> Decision:
-        """Apply one decision to the expense, locked, and store what it changed."""
+        """Apply one decision to the expense, locked, and store what it changed; a command
+        with an idempotency key goes through `_once`."""
+        key = None if keyed is None else keyed.idempotency_key
+        if keyed is not None and key is not None:
+            return self._once(
+                user_id,
+                key,
+                keyed.fingerprint(),
+                lambda uow: self._apply(uow, expense_id, user_id, company_id, decide),
+            )
         with self.new_uow() as uow:
-            expense = _locked(uow, expense_id, user_id, company_id)
-            decision = decide(expense, self.clock.now())
-            uow.expenses.save(decision.expense, decision.events)
+            decision = self._apply(uow, expense_id, user_id, company_id, decide)
             uow.commit()
         return decision
+
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        expense_id: ExpenseId,
+        user_id: UserId,
+        company_id: CompanyId | None,
+        decide: Callable[[Expense, datetime], Decision],
+    ) -> Decision:
+        """Apply one decision to the expense, locked, and write what it changed, uncommitted."""
+        expense = _locked(uow, expense_id, user_id, company_id)
+        decision = decide(expense, self.clock.now())
+        uow.expenses.save(decision.expense, decision.events)
+        return decision
+
+    def _once(
+        self,
+        user_id: UserId,
+        key: str,
+        fingerprint: str,
+        run: Callable[[UnitOfWork], Decision],
+    ) -> Decision:
+        """Make a keyed decision at most once. The first request with the key runs `run` (which
+        writes, uncommitted) and stores its decision under the key in the same transaction; a
+        retry answers that decision again, `replayed`, and changes nothing.
+
+        The decision is tried before the key is read: a retry is usually refused (its first
+        request decided the step), and only then is the key looked up; a retry that would pass
+        again, or a twin that waited for the first to commit, fails to store the key and is
+        undone. So a decision under a new key costs one statement more than without one.
+
+        Raises:
+            IdempotencyKeyReused: the user's key was stored by another request.
+            InvalidInput: the key is empty or longer than KEY_LIMIT.
+            Whatever `run` raises, when the key is not stored; then nothing is stored.
+        """
+        _check_key(key)
+        try:
+            with self.new_uow() as uow:
+                try:
+                    decision = run(uow)
+                except Unavailable:
+                    raise
+                except DomainError:
+                    replay = _replayed(uow, user_id, key, fingerprint)
+                    if replay is None:
+                        raise
+                    return replay
+                uow.idempotency.remember_decision(user_id, key, fingerprint, decision)
+                uow.commit()
+            return decision
+        except IdempotencyKeyRace:
+            # Stored first, by an earlier request or by a twin that committed meanwhile.
+            with self.new_uow() as uow:
+                replay = _replayed(uow, user_id, key, fingerprint)
+            if replay is None:
+                raise
+            return replay
 
     def status(self, expense_id: ExpenseId, company_id: CompanyId | None = None) -> ExpenseView:
         """The status page of an expense; without a company, any company's (demo mode).
@@ -439,6 +610,31 @@ def _locked(
         actor(uow, user_id, None)
         raise UnknownExpense(expense_id)
     return found
+
+
+def _fingerprint(*request: object) -> str:
+    # JSON keeps None apart from "None" and separators apart from text.
+    return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    if not 0 < len(key) <= KEY_LIMIT:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_LIMIT} characters")
+
+
+def _replayed(uow: UnitOfWork, user_id: UserId, key: str, fingerprint: str) -> Decision | None:
+    """The decision stored under the user's key, answered again; None for a key not stored.
+
+    Raises:
+        IdempotencyKeyReused: another request (another decision, a submission) stored the key.
+    """
+    found = uow.idempotency.recall_decision(user_id, key)
+    if found is None:
+        return None
+    stored, decision = found
+    if stored != fingerprint or decision is None:
+        raise IdempotencyKeyReused(key)
+    return attrs.evolve(decision, replayed=True)
 
 
 def _recall(uow: UnitOfWork, cmd: SubmitExpense, submitter: Member) -> Submitted | None:
