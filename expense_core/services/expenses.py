@@ -430,18 +430,22 @@ class ExpenseService:
         decide: Callable[[Expense, datetime], Decision],
         keyed: Keyed | None = None,
     ) -> Decision:
-        """Apply one decision to the expense, locked, and store what it changed; a command
-        with an idempotency key goes through `_once`."""
+        """Apply one decision to the expense, locked, store what it changed and commit; with an
+        idempotency key, at most once."""
+        return self._commit_decision(
+            user_id, keyed, lambda uow: self._apply(uow, expense_id, user_id, company_id, decide)
+        )
+
+    def _commit_decision(
+        self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], Decision]
+    ) -> Decision:
+        """Run a decision's writes (`run`, uncommitted) in a unit of work and commit them; a
+        command with an idempotency key goes through `_once`, to be decided at most once."""
         key = None if keyed is None else keyed.idempotency_key
         if keyed is not None and key is not None:
-            return self._once(
-                user_id,
-                key,
-                keyed.fingerprint(),
-                lambda uow: self._apply(uow, expense_id, user_id, company_id, decide),
-            )
+            return self._once(user_id, key, keyed.fingerprint(), run)
         with self.new_uow() as uow:
-            decision = self._apply(uow, expense_id, user_id, company_id, decide)
+            decision = run(uow)
             uow.commit()
         return decision
 

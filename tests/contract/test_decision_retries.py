@@ -10,12 +10,14 @@ import attrs
 import pytest
 
 from expense_core.errors import IdempotencyKeyRace, IdempotencyKeyReused, ReasonRequired
-from expense_core.model import EventKind, ExpenseId, ExpenseStatus
+from expense_core.model import ApprovalStatus, EventKind, ExpenseId, ExpenseStatus
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
     ApproveStep,
     ExpenseService,
     RejectExpense,
+    ResubmitExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
@@ -105,6 +107,28 @@ def test_a_retry_answers_the_first_decision_whatever_happened_since(
     assert expenses.history(expense_id, org.id) == history
     with pytest.raises(IdempotencyKeyReused):
         expenses.approve(attrs.evolve(command, comments="other"))
+
+
+def test_a_retry_in_a_later_round_answers_the_first_round_and_decides_nothing(
+    expenses: ExpenseService, org: Org
+) -> None:
+    """After a send-back and a resubmission the same step is the same approver's again: the
+    retry would approve the new round. It is undone; it answers the first round's approval."""
+    expense_id = _submit(expenses, org)
+    command = ApproveStep(
+        expense_id=expense_id, user_id=org.person(6), comments="ok", idempotency_key="round-1"
+    )
+    first = expenses.approve(command)
+    expenses.send_back(SendBack(expense_id=expense_id, user_id=org.person(5), reason="receipt?"))
+    expenses.resubmit(ResubmitExpense(expense_id=expense_id, user_id=org.person(7)))
+    before = expenses.history(expense_id, org.id)
+    assert expenses.status(expense_id, org.id).approvals[0].approver_id == org.person(6)
+
+    again = expenses.approve(command)
+
+    assert attrs.evolve(again, replayed=False) == first
+    assert expenses.history(expense_id, org.id) == before
+    assert expenses.status(expense_id, org.id).approvals[0].status is ApprovalStatus.PENDING
 
 
 def test_a_refused_decision_keeps_no_key(expenses: ExpenseService, org: Org) -> None:
