@@ -263,16 +263,18 @@ class ExpenseController(Controller):
         data: JSONBody[SendBackBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> SendBackResponse:
+        idempotency_key: DecisionKey = None,
+    ) -> Response[SendBackResponse]:
         decision = expenses.send_back(
             SendBack(
                 expense_id=ExpenseId(data.expense_id),
                 user_id=caller.actor(data.approver_id, "approver_id"),
                 reason=data.reason,
                 company_id=caller.company_id,
+                idempotency_key=idempotency_key,
             )
         )
-        return send_back_response(decision)
+        return _decided(send_back_response(decision), decision)
 
     @post(
         "/expenses/{expense_id:int}/resubmit",
@@ -294,7 +296,8 @@ class ExpenseController(Controller):
         data: JSONBody[ResubmitBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> SubmitResponse:
+        idempotency_key: DecisionKey = None,
+    ) -> Response[SubmitResponse]:
         submitted = expenses.resubmit(
             ResubmitExpense(
                 expense_id=ExpenseId(expense_id),
@@ -304,9 +307,11 @@ class ExpenseController(Controller):
                 policy_id=None if data.policy_id is None else PolicyId(data.policy_id),
                 category=data.category,
                 company_id=caller.company_id,
+                idempotency_key=idempotency_key,
             )
         )
-        return resubmit_response(submitted)
+        headers = {REPLAYED_HEADER: "true"} if submitted.replayed else {}
+        return Response(resubmit_response(submitted), headers=headers)
 
     @get(
         "/expenses/{expense_id:int}/status",

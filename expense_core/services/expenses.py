@@ -157,6 +157,10 @@ class SendBack:
     user_id: UserId
     reason: str | None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("send_back", self.expense_id, self.user_id, self.reason)
 
 
 @attrs.frozen(kw_only=True)
@@ -174,6 +178,19 @@ class ResubmitExpense:
     policy_id: PolicyId | None = None
     category: str | None = None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        amount = None if self.amount is None else f"{self.amount.value:.2f}"
+        return _fingerprint(
+            "resubmit",
+            self.expense_id,
+            self.user_id,
+            amount,
+            self.description,
+            self.policy_id,
+            self.category,
+        )
 
 
 @attrs.frozen
@@ -372,6 +389,7 @@ class ExpenseService:
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.send_back(e, cmd.user_id, cmd.reason, at),
+            cmd,
         )
 
     def resubmit(self, cmd: ResubmitExpense) -> Submitted:
@@ -391,7 +409,9 @@ class ExpenseService:
         """
         if cmd.policy_id is not None and cmd.category is not None:
             raise PolicyChoiceRequired("at most one")
-        with self.new_uow() as uow:
+        routed: list[Member] = []
+
+        def run(uow: UnitOfWork) -> Decision:
             if cmd.category is not None:
                 member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
                 submitter = checked_actor(member, cmd.user_id, cmd.company_id)
@@ -419,8 +439,14 @@ class ExpenseService:
                 at=self.clock.now(),
             )
             uow.expenses.save(decision.expense, decision.events)
-            uow.commit()
-        return Submitted(decision.expense, tuple([r.approver for r in routing]))
+            routed[:] = [r.approver for r in routing]
+            return decision
+
+        decision = self._commit_decision(cmd.user_id, cmd, run)
+        if decision.replayed:
+            with self.new_uow() as uow:
+                routed[:] = [uow.org.member(a.approver_id) for a in decision.expense.approvals]
+        return Submitted(decision.expense, tuple(routed), replayed=decision.replayed)
 
     def _decide(
         self,

@@ -165,3 +165,32 @@ def test_with_tokens_keys_are_the_token_holders(token_api: TokenApi) -> None:
     assert "Idempotent-Replayed" not in eves.headers
     assert franks_again.json() == franks.json()
     assert franks_again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_send_back_and_a_resubmission_retried_answer_their_first_answers(
+    client: Client,
+) -> None:
+    expense_id = submit(client, policy_id=3, amount=1850)
+    back = {"expense_id": expense_id, "approver_id": FRANK, "reason": "receipt missing"}
+    sent = client.post("/api/expenses/send-back", json=back, headers={"Idempotency-Key": "sb-1"})
+    resubmission = {"user_id": GRACE, "amount": 1620}
+    path = f"/api/expenses/{expense_id}/resubmit"
+    resubmitted = client.post(path, json=resubmission, headers={"Idempotency-Key": "rs-1"})
+    after = seen(client, expense_id)
+
+    sent_again = client.post(
+        "/api/expenses/send-back", json=back, headers={"Idempotency-Key": "sb-1"}
+    )
+    again = client.post(path, json=resubmission, headers={"Idempotency-Key": "rs-1"})
+
+    assert (sent.status_code, resubmitted.status_code) == (200, 200)
+    assert sent_again.json() == sent.json()
+    assert sent_again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == resubmitted.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert seen(client, expense_id) == after
+    other = client.post(
+        path, json={"user_id": GRACE, "amount": 1500}, headers={"Idempotency-Key": "rs-1"}
+    )
+    assert other.status_code == 409
+    assert seen(client, expense_id) == after
