@@ -27,6 +27,7 @@ from expense_core.errors import (
     UnknownTeam,
     UnknownUser,
 )
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -220,8 +221,9 @@ class MemoryUnitOfWork:
         self._committed = True
 
     def rollback(self) -> None:
-        users = self._store.tables.users
-        if any(table is users for table, _, _ in self._undo):
+        users, companies = self._store.tables.users, self._store.tables.companies
+        # Pools hold users and their company's fallback approver.
+        if any(table is users or table is companies for table, _, _ in self._undo):
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
             if old is _APPENDED:
@@ -297,7 +299,10 @@ class MemoryOrg:
         candidates: dict[UserId, Member] = {}
         for step in steps:
             self._nearest(index, submitter, step, wanted, candidates)
-        return ApproverPool(tuple(chain), tuple(candidates.values()))
+        company = self._t.companies.get(submitter.user.company_id)
+        fallback_id = None if company is None else company.fallback_approver_id
+        fallback = None if fallback_id is None else members.get(fallback_id)
+        return ApproverPool(tuple(chain), tuple(candidates.values()), fallback)
 
     @staticmethod
     def _nearest(
@@ -379,6 +384,14 @@ class MemoryOrg:
     def add_company(self, name: str) -> Company:
         company = Company(CompanyId(self._store.next_id("companies")), name)
         self._put(self._t.companies, company.id, company)
+        return company
+
+    def update_company(self, company: Company) -> Company:
+        if company.id not in self._t.companies:
+            raise UnknownCompany(company.id)
+        self._put(self._t.companies, company.id, company)
+        # Every pool of the company holds its fallback approver.
+        self._store.org_index().pools.clear()
         return company
 
     def add_team(self, team: Team) -> Team:
@@ -692,6 +705,23 @@ class MemoryExpenses:
     def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
         self.get(company_id, expense_id)
         return self._t.events[expense_id]
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: ExpenseId | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        found: list[DueStep] = []
+        for expense_id in sorted(self._t.expenses):
+            if len(found) >= limit:
+                break
+            if after is not None and expense_id <= after:
+                continue
+            expense = self._t.expenses[expense_id]
+            for a in expense.approvals:
+                if a.status is _PENDING and a.escalate_at is not None and a.escalate_at <= as_of:
+                    found.append(
+                        DueStep(expense.company_id, expense_id, a.step_number, a.escalate_at)
+                    )
+        return tuple(found)
 
 
 def _summary(e: Expense) -> ExpenseSummary:

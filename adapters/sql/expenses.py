@@ -39,7 +39,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable
 
 from adapters.sql.link import Link, Query
-from adapters.sql.sqltypes import naive_utc
+from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import (
     approvals,
     expense_events,
@@ -49,6 +49,7 @@ from adapters.sql.tables import (
     users,
 )
 from expense_core.errors import UnknownExpense
+from expense_core.escalation import DueStep
 from expense_core.model import (
     Approval,
     ApprovalStatus,
@@ -90,6 +91,8 @@ APPROVAL_COLUMNS = (
     approvals.c.status.label("approval_status"),
     approvals.c.approved_at,
     approvals.c.comments,
+    approvals.c.escalate_after_hours,
+    approvals.c.escalate_at,
 )
 
 
@@ -205,6 +208,8 @@ def _approval_arrays() -> Any:
         column("status", String),
         column("approved_at", DateTime),
         column("comments", Text),
+        column("escalate_after_hours", Integer),
+        column("escalate_at", DateTime),
     )
 
 
@@ -236,6 +241,8 @@ def _pg_add() -> Executable:
         "status",
         "approved_at",
         "comments",
+        "escalate_after_hours",
+        "escalate_at",
     )
     new_approvals = insert(approvals).from_select(
         ["expense_id", "company_id", *names],
@@ -269,6 +276,7 @@ def _pg_save(closes: bool) -> Query:
             status=given.c.status,
             approved_at=given.c.approved_at,
             comments=given.c.comments,
+            escalate_at=given.c.escalate_at,
         )
         .returning(approvals.c.id)
         .cte("changed_approvals")
@@ -305,6 +313,7 @@ _SQLITE_SAVE_APPROVAL = (
         status=bindparam("b_status"),
         approved_at=bindparam("b_approved_at"),
         comments=bindparam("b_comments"),
+        escalate_at=bindparam("b_escalate_at"),
     )
 )
 _SQLITE_CLOSE = (
@@ -453,6 +462,25 @@ _HISTORY = (
     .order_by(expense_events.c.id)
 )
 
+# Steps past their deadline, in every company: the partial index on escalate_at holds only the
+# current steps that may escalate, so this is one range scan of it.
+_DUE = Query(
+    select(
+        approvals.c.company_id,
+        approvals.c.expense_id,
+        approvals.c.step_number,
+        approvals.c.escalate_at,
+    )
+    .where(
+        approvals.c.escalate_at.is_not(None),
+        approvals.c.escalate_at <= bindparam("as_of", type_=UtcDateTime),
+        approvals.c.status == STEP_PENDING,
+        approvals.c.expense_id > bindparam("after"),
+    )
+    .order_by(approvals.c.expense_id, approvals.c.step_number)
+    .limit(bindparam("limit"))
+)
+
 # --- rows to entities ------------------------------------------------------------------------
 
 
@@ -469,6 +497,8 @@ def _approval_from(row: Row[Any]) -> Approval:
         status=ApprovalStatus(row.approval_status or ApprovalStatus.PENDING),
         approved_at=row.approved_at,
         comments=row.comments,
+        escalate_after_hours=row.escalate_after_hours,
+        escalate_at=row.escalate_at,
     )
 
 
@@ -578,6 +608,8 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
             "status": str(a.status),
             "approved_at": _iso(a.approved_at),
             "comments": a.comments,
+            "escalate_after_hours": a.escalate_after_hours,
+            "escalate_at": _iso(a.escalate_at),
         }
         for a in items
     ]
@@ -665,6 +697,8 @@ class SqlExpenses:
                     "status": str(a.status),
                     "approved_at": a.approved_at,
                     "comments": a.comments,
+                    "escalate_after_hours": a.escalate_after_hours,
+                    "escalate_at": a.escalate_at,
                 }
                 for a in expense.approvals
             ]
@@ -726,6 +760,7 @@ class SqlExpenses:
                         "b_status": str(a.status),
                         "b_approved_at": a.approved_at,
                         "b_comments": a.comments,
+                        "b_escalate_at": a.escalate_at,
                     }
                     for a in changed
                 ]
@@ -791,3 +826,17 @@ class SqlExpenses:
         if not rows:
             raise UnknownExpense(expense_id)
         return tuple(_event_from(row) for row in rows if row.event_id is not None)
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: ExpenseId | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        params = {"as_of": as_of, "after": 0 if after is None else after, "limit": limit}
+        return tuple(
+            DueStep(
+                CompanyId(row.company_id),
+                ExpenseId(row.expense_id),
+                row.step_number,
+                row.escalate_at,
+            )
+            for row in self._link.read(_DUE, params)
+        )
