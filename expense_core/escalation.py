@@ -4,7 +4,8 @@ A required step carries the instant it is due (`Approval.escalate_at`, set when 
 current step). Once that instant has passed, the step goes to the nearest eligible person
 strictly more senior than its approver in the step's scope (four eyes, never the submitter),
 else to the company's fallback approver; if neither may take it, it stays where it is and the
-escalation fails, once.
+escalation fails, once. The fallback approver is the top of the ladder: a step they hold goes
+no further (else it would bounce between them and whoever is more senior).
 """
 
 from __future__ import annotations
@@ -96,9 +97,13 @@ def choose_target(
     The nearest eligible person strictly more senior than the step's `approver` in the step's
     scope wins (the largest level number below theirs, ties to the lowest user id), never the
     submitter nor an approver of another step (`taken`); else the company's fallback approver,
-    under the fallback's own rules (not the submitter, not in `taken`, active), when they are
-    not the approver already. `pool` must be gathered for `raised(step, approver)`.
+    under the fallback's own rules (not the submitter, not in `taken`, active). A step the
+    fallback approver holds goes nowhere: they are the top of the ladder. `pool` must be
+    gathered for `raised(step, approver)`.
     """
+    fallback = pool.fallback
+    if fallback is not None and fallback.id == approver.id:
+        return None, "the approver is the company's fallback approver, the top of the ladder"
     higher = raised(step, approver)
     best: Member | None = None
     for member in pool.everyone():
@@ -111,11 +116,8 @@ def choose_target(
     if best is not None:
         return best, SENIOR_RULE
     nobody = "nobody more senior is eligible"
-    fallback = pool.fallback
     if fallback is None:
         return None, f"{nobody} and the company names no fallback approver"
-    if fallback.id == approver.id:
-        return None, f"{nobody} and the approver is the fallback approver already"
     why = fallback_ineligibility(submitter, fallback, taken)
     if why is not None:
         return None, f"{nobody} and the fallback approver, {fallback.user.name}, {why}"
