@@ -36,14 +36,15 @@ from expense_core.workflow import Decision
 SENIOR_RULE = "nearest eligible person more senior than the approver"
 
 
-@attrs.frozen
+@attrs.frozen(order=True)
 class DueStep:
-    """A step a store found past its deadline: what a sweep locks and looks at next."""
+    """A step a store found past its deadline: what a sweep locks and looks at next. Sweeps
+    take them most overdue first: by deadline, then expense id."""
 
-    company_id: CompanyId
-    expense_id: ExpenseId
-    step_number: int
     escalate_at: datetime
+    expense_id: ExpenseId
+    company_id: CompanyId = attrs.field(order=False)
+    step_number: int = attrs.field(order=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -261,11 +261,11 @@ class ExpenseRepository(Protocol):
         ...
 
     def due_for_escalation(
-        self, as_of: datetime, *, after: ExpenseId | None, limit: int
+        self, as_of: datetime, *, after: DueStep | None, limit: int
     ) -> tuple[DueStep, ...]:
-        """In every company, by expense id: at most `limit` pending steps whose `escalate_at`
-        is at or before `as_of`, of expenses with an id above `after`. What a sweep reads
-        before it locks each expense and looks again."""
+        """In every company, most overdue first (by `escalate_at`, then expense id): at most
+        `limit` pending steps whose `escalate_at` is at or before `as_of`, and after `after`
+        in that order. What a sweep reads before it locks each expense and looks again."""
         ...
 
 

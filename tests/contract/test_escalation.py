@@ -17,6 +17,7 @@ from expense_core.errors import (
     UnknownCompany,
     UnknownFallbackApprover,
 )
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -184,7 +185,7 @@ def test_approvals_keep_their_hours_and_the_current_one_its_deadline(
     assert [a.escalate_at for a in stored.approvals] == [None, decided_at + 48 * HOUR]
 
 
-def test_due_steps_are_those_past_their_deadline_in_expense_order(
+def test_due_steps_are_those_past_their_deadline_most_overdue_first(
     new_uow: Callable[[], UnitOfWork], org: Org, expenses: ExpenseService
 ) -> None:
     policy = _training(new_uow, org, hours=1)
@@ -200,17 +201,19 @@ def test_due_steps_are_those_past_their_deadline_in_expense_order(
         assert uow.expenses.get(org.id, plain).approval(1).escalate_at is None
         latest = max(at for at in due_at.values() if at is not None)
 
-        def due(as_of: datetime, after: ExpenseId | None = None) -> list[ExpenseId]:
+        def due(as_of: datetime, after: DueStep | None = None) -> list[ExpenseId]:
             found = uow.expenses.due_for_escalation(as_of, after=after, limit=100)
+            assert list(found) == sorted(found)  # most overdue first
             return [d.expense_id for d in found if d.expense_id in ours]
 
         assert due(latest) == [first, elsewhere, last]
         assert due(latest - timedelta(microseconds=1)) == [first, elsewhere]
-        assert due(latest, after=first) == [elsewhere, last]
-        found = uow.expenses.due_for_escalation(latest, after=ExpenseId(first - 1), limit=1)
-        assert [(d.company_id, d.expense_id, d.step_number, d.escalate_at) for d in found] == [
-            (org.id, first, 1, due_at[first])
-        ]
+        after_first = DueStep(due_at[first], first, org.id, 1)
+        assert due(latest, after=after_first) == [elsewhere, last]
+        # A page of one, just before the first: the first.
+        just_before = DueStep(due_at[first], ExpenseId(first - 1), org.id, 1)
+        found = uow.expenses.due_for_escalation(latest, after=just_before, limit=1)
+        assert found == (after_first,)
 
 
 # --- sweeps ----------------------------------------------------------------------------------

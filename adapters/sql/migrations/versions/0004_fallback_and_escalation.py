@@ -4,9 +4,10 @@
 `approval_steps.escalate_after_hours` says how long a required step may stay current; each
 approval copies it at submission, as it fixes the approver, and `approvals.escalate_at` holds
 the instant its step is due: set while the step is current and may escalate, cleared once it is
-decided, closed or its escalation failed. A partial index on `escalate_at` makes a sweep one
-index range scan, however many approvals the database holds. Every column is nullable: existing
-rows keep routing and never escalate.
+decided, closed or its escalation failed. A partial index on (`escalate_at`, `expense_id`) of
+those steps alone gives a sweep the due ones, most overdue first, as the start of one index
+range, however many approvals the database holds. Every column is nullable: existing rows keep
+routing and never escalate.
 
 SQLite adds a foreign key to an existing table only inside the new column's definition, so
 there the column is added with its reference in raw DDL.
@@ -45,7 +46,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_approvals_escalate_at",
         "approvals",
-        ["escalate_at"],
+        ["escalate_at", "expense_id"],
         postgresql_where=sa.text(DUE),
         sqlite_where=sa.text(DUE),
     )
