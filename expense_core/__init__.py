@@ -31,6 +31,7 @@ from expense_core.model import (
 from expense_core.services import (
     AccessService,
     ApproveStep,
+    EscalationService,
     ExpenseService,
     NewPolicy,
     NewUser,
@@ -52,6 +53,7 @@ __all__ = [
     "CompanyId",
     "Conflict",
     "DomainError",
+    "EscalationService",
     "EventKind",
     "ExpenseId",
     "ExpenseService",

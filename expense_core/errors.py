@@ -101,6 +101,15 @@ class UnknownManager(UnknownUser):
         NotFound.__init__(self, f"manager: user {manager_id} does not exist in this company")
 
 
+class UnknownFallbackApprover(UnknownUser):
+    """A fallback approver must be a user of the same company; another company's is unknown."""
+
+    code = "unknown_fallback_approver"
+
+    def __init__(self, user_id: int) -> None:
+        NotFound.__init__(self, f"fallback approver: user {user_id} does not exist in this company")
+
+
 class UnknownExpense(NotFound):
     code = "unknown_expense"
 
@@ -180,6 +189,20 @@ class InvalidOrgFile(InvalidInput):
     """An organisation file breaks a rule; the message names the entry."""
 
     code = "invalid_org_file"
+
+
+class InvalidEscalation(InvalidInput):
+    code = "invalid_escalate_after_hours"
+
+    def __init__(self, step: int, why: str) -> None:
+        super().__init__(f"step {step}: escalate_after_hours {why}")
+
+
+class InvalidAsOf(InvalidInput):
+    code = "invalid_as_of"
+
+    def __init__(self, raw: str, why: str) -> None:
+        super().__init__(f"invalid instant '{raw}': {why}")
 
 
 class ManagerCycle(InvalidInput):
@@ -311,6 +334,13 @@ class NoApproverForStep(Conflict):
             f"no eligible approver for step {step} (level {required_level} or more senior, "
             f"scope '{scope}')"
         )
+
+
+class FallbackApproverInactive(Conflict):
+    code = "fallback_approver_inactive"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} is inactive and cannot be the fallback approver")
 
 
 class PolicyInactive(Conflict):

@@ -105,6 +105,8 @@ class Role(StrEnum):
 class Company:
     id: CompanyId
     name: str
+    # Who takes a step nobody else is eligible for (the top of the ladder); None: nobody.
+    fallback_approver_id: UserId | None = None
 
 
 @attrs.frozen
@@ -215,6 +217,8 @@ class ApprovalStep:
     is_required: bool = True
     description: str | None = None
     id: int = 0
+    # A required step current for longer is escalated by the sweep; None: it never is.
+    escalate_after_hours: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -266,6 +270,8 @@ class EventKind(StrEnum):
     REASSIGNED = "reassigned"
     RETURNED = "returned"
     RESUBMITTED = "resubmitted"
+    ESCALATED = "escalated"
+    ESCALATION_FAILED = "escalation_failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -279,6 +285,11 @@ class Approval:
     status: ApprovalStatus = ApprovalStatus.PENDING
     approved_at: datetime | None = None
     comments: str | None = None
+    # The policy step's `escalate_after_hours`, copied at submission as the approver is.
+    escalate_after_hours: int | None = None
+    # When the sweep escalates this step: set while it is the current one and may escalate,
+    # cleared once it is decided, closed, or its escalation failed.
+    escalate_at: datetime | None = None
 
     @property
     def is_pending(self) -> bool:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol, Self
 
 from expense_core.approvers import ApproverPool
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -93,6 +94,14 @@ class OrgRepository(Protocol):
     def user_by_email(self, company_id: CompanyId, email: str) -> User | None: ...
 
     def add_company(self, name: str) -> Company: ...
+
+    def update_company(self, company: Company) -> Company:
+        """Overwrite a stored company's name and fallback approver.
+
+        Raises:
+            UnknownCompany: no such company.
+        """
+        ...
 
     def add_team(self, team: Team) -> Team:
         """Store a new team; its `id` is ignored and the stored one returned."""
@@ -250,6 +259,14 @@ class ExpenseRepository(Protocol):
         Raises:
             UnknownExpense: no such expense in this company.
         """
+        ...
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        """In every company, most overdue first (by `escalate_at`, then expense id): at most
+        `limit` pending steps whose `escalate_at` is at or before `as_of`, and after `after`
+        in that order. What a sweep reads before it locks each expense and looks again."""
         ...
 
 

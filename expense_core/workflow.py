@@ -5,13 +5,16 @@ steps are decided in order; optional steps never block and are skipped when the 
 An expense is approved exactly when no required approval is pending and none is rejected.
 The current step's approver may instead send it back (`returned`, not terminal): its submitter
 then resubmits it, routed afresh as a new round of approvals, or withdraws it.
-A refused command raises and changes nothing.
+A refused command raises and changes nothing. The current step carries the instant it is due
+for escalation (`escalate_at`) when its policy step escalates: set when it becomes current
+(at submission or resubmission, or at the required decision before it), restarted by an
+escalation, cleared once it is decided, closed, or its escalation failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -72,7 +75,8 @@ def submit(
     routing: Sequence[RoutedStep],
     at: datetime,
 ) -> Decision:
-    """Open a pending expense with one pending approval per routed step.
+    """Open a pending expense with one pending approval per routed step, each with its
+    step's `escalate_after_hours`; the first required step is due that long after `at`.
 
     The expense carries `NEW_EXPENSE` as its id until a store assigns one.
 
@@ -90,15 +94,7 @@ def submit(
         description=check_text("description", description),
         status=ExpenseStatus.PENDING,
         submitted_at=at,
-        approvals=tuple(
-            Approval(
-                step_number=r.step.step_order,
-                approver_id=r.approver.id,
-                approver_level_id=r.approver.level.id,
-                required=r.step.is_required,
-            )
-            for r in routing
-        ),
+        approvals=_round(routing, at),
     )
     # A policy of optional steps only needs nobody's approval: it is approved at once.
     return _decide(opened, EventKind.SUBMITTED, submitter.id, at)
@@ -189,7 +185,7 @@ def send_back(expense: Expense, actor: UserId, reason: str | None, at: datetime)
         [
             decided
             if a.step_number == step.step_number
-            else attrs.evolve(a, status=ApprovalStatus.SKIPPED)
+            else attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
             if a.status is _PENDING
             else a
             for a in expense.approvals
@@ -251,19 +247,32 @@ def resubmit(
         description=description,
         status=ExpenseStatus.PENDING,
         submitted_at=expense.submitted_at,
-        approvals=tuple(
-            Approval(
-                step_number=r.step.step_order,
-                approver_id=r.approver.id,
-                approver_level_id=r.approver.level.id,
-                required=r.step.is_required,
-            )
-            for r in routing
-        ),
+        approvals=_round(routing, at),
     )
     changes = _changes(expense, reopened)
     # As at submission, a round of optional steps only is approved at once.
     return _decide(reopened, EventKind.RESUBMITTED, submitter.id, at, comment=changes)
+
+
+def _round(routing: Sequence[RoutedStep], at: datetime) -> tuple[Approval, ...]:
+    """One pending approval per routed step, each with its step's `escalate_after_hours`; the
+    first required step is current from `at` on, so its clock starts then."""
+    approvals: list[Approval] = []
+    clock_started = False
+    for r in routing:
+        step = r.step
+        approval = Approval(
+            step_number=step.step_order,
+            approver_id=r.approver.id,
+            approver_level_id=r.approver.level.id,
+            required=step.is_required,
+            escalate_after_hours=step.escalate_after_hours,
+        )
+        if step.is_required and not clock_started:
+            clock_started = True
+            approval = _due(approval, at)
+        approvals.append(approval)
+    return tuple(approvals)
 
 
 def _changes(before: Expense, after: Expense) -> str:
@@ -303,6 +312,75 @@ def reassign(
         previous_approver_id=step.approver_id,
     )
     return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def escalate(
+    expense: Expense,
+    step_number: int,
+    approver: Member,
+    *,
+    overdue: timedelta,
+    at: datetime,
+    restart_at: datetime,
+) -> Decision:
+    """Move an overdue step to a more senior approver (or the fallback) and restart its clock
+    at `restart_at`; an `escalated` event says from whom, to whom and how overdue it was.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        StepAlreadyDecided: the step is not pending.
+        SelfApproval: the new approver submitted the expense.
+    """
+    step = _open_step(expense, step_number)
+    if approver.id == expense.user_id:
+        raise SelfApproval(expense.id)
+    moved = _due(
+        attrs.evolve(step, approver_id=approver.id, approver_level_id=approver.level.id),
+        restart_at,
+    )
+    approvals = tuple(moved if a.step_number == step_number else a for a in expense.approvals)
+    event = attrs.evolve(
+        _event(expense, EventKind.ESCALATED, None, at, step_number, overdue_by(overdue)),
+        approver_id=approver.id,
+        previous_approver_id=step.approver_id,
+    )
+    return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def fail_escalation(
+    expense: Expense, step_number: int, why: str, *, overdue: timedelta, at: datetime
+) -> Decision:
+    """Leave an overdue step with its approver, since nobody may take it over, and stop its
+    clock: one `escalation_failed` event says why, not one per sweep.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        StepAlreadyDecided: the step is not pending.
+    """
+    step = _open_step(expense, step_number)
+    stopped = attrs.evolve(step, escalate_at=None)
+    approvals = tuple(stopped if a.step_number == step_number else a for a in expense.approvals)
+    comment = f"{overdue_by(overdue)}; {why}"
+    event = attrs.evolve(
+        _event(expense, EventKind.ESCALATION_FAILED, None, at, step_number, comment),
+        approver_id=step.approver_id,
+    )
+    return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def overdue_by(overdue: timedelta) -> str:
+    """How late a step is, in whole hours and minutes: 'overdue by 26 h 05 min'."""
+    minutes = max(0, int(overdue.total_seconds()) // 60)
+    return f"overdue by {minutes // 60} h {minutes % 60:02d} min"
+
+
+def _open_step(expense: Expense, step_number: int) -> Approval:
+    if expense.is_terminal:
+        raise ExpenseClosed(expense.id, expense.status)
+    step = expense.approval(step_number)
+    if not step.is_pending:
+        raise StepAlreadyDecided(expense.id, step_number, step.status)
+    return step
 
 
 def _actors_step(expense: Expense, actor: UserId) -> Approval:
@@ -358,8 +436,14 @@ def _decide(
     if closes_as is None:
         for a in approvals:
             if a.required and a.status is _PENDING:
-                moved = expense if decided is None else _with(expense, approvals)
-                return Decision(moved, (event,), step_number)
+                if decided is None:
+                    return Decision(expense, (event,), step_number)
+                if decided.required and a.escalate_after_hours is not None:
+                    # A required step was decided, so this one became current: its clock
+                    # starts at the decision.
+                    current = _due(a, at)
+                    approvals = tuple([current if b is a else b for b in approvals])
+                return Decision(_with(expense, approvals), (event,), step_number)
         closes_as = ExpenseStatus.APPROVED
     skipped = tuple(
         [
@@ -371,7 +455,9 @@ def _decide(
     if skipped:
         approvals = tuple(
             [
-                attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.status is _PENDING else a
+                attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
+                if a.status is _PENDING
+                else a
                 for a in approvals
             ]
         )
@@ -390,7 +476,16 @@ def _decided(
         status=verdict,
         approved_at=at,
         comments=comment,
+        escalate_after_hours=step.escalate_after_hours,
     )
+
+
+def _due(step: Approval, since: datetime) -> Approval:
+    """The step, to be escalated `escalate_after_hours` after `since` (if it may escalate)."""
+    hours = step.escalate_after_hours
+    if hours is None:
+        return step
+    return attrs.evolve(step, escalate_at=since + timedelta(hours=hours))
 
 
 def _with(

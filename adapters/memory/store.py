@@ -27,6 +27,7 @@ from expense_core.errors import (
     UnknownTeam,
     UnknownUser,
 )
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -225,8 +226,9 @@ class MemoryUnitOfWork:
         self._committed = True
 
     def rollback(self) -> None:
-        users = self._store.tables.users
-        if any(table is users for table, _, _ in self._undo):
+        users, companies = self._store.tables.users, self._store.tables.companies
+        # Pools hold users and their company's fallback approver.
+        if any(table is users or table is companies for table, _, _ in self._undo):
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
             if old is _APPENDED:
@@ -302,7 +304,10 @@ class MemoryOrg:
         candidates: dict[UserId, Member] = {}
         for step in steps:
             self._nearest(index, submitter, step, wanted, candidates)
-        return ApproverPool(tuple(chain), tuple(candidates.values()))
+        company = self._t.companies.get(submitter.user.company_id)
+        fallback_id = None if company is None else company.fallback_approver_id
+        fallback = None if fallback_id is None else members.get(fallback_id)
+        return ApproverPool(tuple(chain), tuple(candidates.values()), fallback)
 
     @staticmethod
     def _nearest(
@@ -384,6 +389,14 @@ class MemoryOrg:
     def add_company(self, name: str) -> Company:
         company = Company(CompanyId(self._store.next_id("companies")), name)
         self._put(self._t.companies, company.id, company)
+        return company
+
+    def update_company(self, company: Company) -> Company:
+        if company.id not in self._t.companies:
+            raise UnknownCompany(company.id)
+        self._put(self._t.companies, company.id, company)
+        # Every pool of the company holds its fallback approver.
+        self._store.org_index().pools.clear()
         return company
 
     def add_team(self, team: Team) -> Team:
@@ -697,6 +710,18 @@ class MemoryExpenses:
     def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
         self.get(company_id, expense_id)
         return self._t.events[expense_id]
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        found: list[DueStep] = []
+        for expense in self._t.expenses.values():
+            for a in expense.approvals:
+                if a.status is _PENDING and a.escalate_at is not None and a.escalate_at <= as_of:
+                    due = DueStep(a.escalate_at, expense.id, expense.company_id, a.step_number)
+                    if after is None or due > after:
+                        found.append(due)
+        return tuple(sorted(found)[:limit])
 
 
 def _summary(e: Expense) -> ExpenseSummary:

