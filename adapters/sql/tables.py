@@ -3,10 +3,11 @@
 One deliberate change: the seed's UNIQUE (company_id, category, min_amount) on `policies` is a
 partial unique index on active policies instead (migration 0002). Additions: `users.manager_id`
 and `users.role`; `company_id` on `approval_steps` and `approvals` (every tenant table carries
-its tenant, ready for distribution by company); and the tables `expense_events`,
-`idempotency_keys` and `api_tokens`. Constraints carry the names PostgreSQL gives the seed's
-unnamed ones. The migrations create all this; these tables are what queries are built from, and
-a test holds the two to each other.
+its tenant, ready for distribution by company); the tables `expense_events`,
+`idempotency_keys` and `api_tokens`; and `delegations` with `expense_events.on_behalf_of`
+(migration 0007). Constraints carry the names PostgreSQL gives the seed's unnamed ones. The
+migrations create all this; these tables are what queries are built from, and a test holds
+the two to each other.
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ expense_events = Table(
     Column("comment", Text, nullable=True),
     Column("approver_id", Integer, ForeignKey("users.id"), nullable=True),
     Column("previous_approver_id", Integer, ForeignKey("users.id"), nullable=True),
+    # Migration 0007: the absent approver a delegate decided for.
+    Column("on_behalf_of", Integer, ForeignKey("users.id"), nullable=True),
     Index("ix_expense_events_company_expense", "company_id", "expense_id", "id"),
 )
 
@@ -220,4 +223,19 @@ api_tokens = Table(
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     PrimaryKeyConstraint("token_id", name="api_tokens_pkey"),
+)
+
+# Migration 0007: who covers for whom, one delegation per absent user.
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("delegate_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("note", Text, nullable=True),
+    PrimaryKeyConstraint("company_id", "user_id", name="delegations_pkey"),
+    CheckConstraint("ends_at > starts_at", name="delegations_period_check"),
+    Index("ix_delegations_company_delegate", "company_id", "delegate_id"),
 )

@@ -5,12 +5,19 @@ answers one query.
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
+- `delegations`: who covers for whom while they are away (`DelegationService`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
 
 from expense_core.services._common import MAX_PAGE
 from expense_core.services.access import TOKEN_PREFIX, AccessService
+from expense_core.services.delegations import (
+    ClearDelegation,
+    DelegationService,
+    DelegationState,
+    SetDelegation,
+)
 from expense_core.services.expenses import (
     KEY_LIMIT,
     ApproveStep,
@@ -56,6 +63,9 @@ __all__ = [
     "AccessService",
     "ApproveStep",
     "ChangeUser",
+    "ClearDelegation",
+    "DelegationService",
+    "DelegationState",
     "ExpenseService",
     "ImportReport",
     "LevelPlan",
@@ -70,6 +80,7 @@ __all__ = [
     "Reassignment",
     "RejectExpense",
     "RoutingExplanation",
+    "SetDelegation",
     "StepPlan",
     "SubmitExpense",
     "Submitted",

@@ -15,6 +15,7 @@ import attrs
 
 from expense_core import approvers, workflow
 from expense_core.approvers import StepExplanation
+from expense_core.delegation import Cover
 from expense_core.errors import (
     IdempotencyKeyRace,
     IdempotencyKeyReused,
@@ -188,32 +189,33 @@ class ExpenseService:
             return _recall(uow, cmd, actor(uow, cmd.user_id, cmd.company_id))
 
     def approve(self, cmd: ApproveStep) -> Decision:
-        """Approve the actor's step of an expense.
+        """Approve the actor's step of an expense, or, as a delegate, an absent approver's.
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
             UnknownExpense: no such expense in the actor's company.
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
-            InvalidText: see `workflow.approve`.
+            DelegateNotEligible, InvalidText: see `workflow.approve`.
         """
-        return self._decide(
+        return self._decide_as(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.approve(e, cmd.user_id, cmd.comments, at),
+            lambda e, covers, at: workflow.approve(e, cmd.user_id, cmd.comments, at, covers),
         )
 
     def reject(self, cmd: RejectExpense) -> Decision:
-        """Reject an expense at the actor's current step.
+        """Reject an expense at the actor's current step, or, as a delegate, an absent
+        approver's.
 
         Raises:
             As `approve`, plus ReasonRequired and OptionalStepCannotReject.
         """
-        return self._decide(
+        return self._decide_as(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.reject(e, cmd.user_id, cmd.reason, at),
+            lambda e, covers, at: workflow.reject(e, cmd.user_id, cmd.reason, at, covers),
         )
 
     def withdraw(self, cmd: WithdrawExpense) -> Decision:
@@ -240,6 +242,28 @@ class ExpenseService:
         with self.new_uow() as uow:
             expense = _locked(uow, expense_id, user_id, company_id)
             decision = decide(expense, self.clock.now())
+            uow.expenses.save(decision.expense, decision.events)
+            uow.commit()
+        return decision
+
+    def _decide_as(
+        self,
+        expense_id: ExpenseId,
+        user_id: UserId,
+        company_id: CompanyId | None,
+        decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
+    ) -> Decision:
+        """As `_decide`, for a decision a delegate may take for an absent approver: the
+        expense comes locked with the covers its approvers' delegations give the actor, read
+        in the same step (no extra round trip)."""
+        with self.new_uow() as uow:
+            found = uow.expenses.get_for_decision(company_id, user_id, expense_id)
+            if found is None:
+                if company_id is None:
+                    actor(uow, user_id, None)  # as `_locked`: an unknown actor says so first
+                raise UnknownExpense(expense_id)
+            expense, covers = found
+            decision = decide(expense, covers, self.clock.now())
             uow.expenses.save(decision.expense, decision.events)
             uow.commit()
         return decision
@@ -286,7 +310,8 @@ class ExpenseService:
         cursor: int | None = None,
         limit: int = 50,
     ) -> Page[InboxItem]:
-        """The steps an approver can act on now, oldest expense first.
+        """The steps an approver can act on now, oldest expense first: their own, and those
+        they may decide for an absent approver who named them delegate (`on_behalf_of`).
 
         Raises:
             UnknownUser: no such approver. InvalidInput: a bad limit or cursor.
@@ -303,6 +328,7 @@ class ExpenseService:
                 approver_id,
                 after=ExpenseId(cursor) if cursor is not None else None,
                 limit=limit + 1,
+                as_of=self.clock.now(),
             )
         return page_of(items, limit, lambda i: i.expense_id)
 
