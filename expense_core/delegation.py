@@ -10,7 +10,7 @@ absent user's. Not transitive: a delegate's own delegate inherits nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import attrs
 
@@ -20,6 +20,7 @@ from expense_core.errors import (
     DelegationPeriodEmpty,
     NaiveTimestamp,
     SelfDelegation,
+    TimestampOutOfRange,
     UnknownDelegate,
 )
 from expense_core.model import (
@@ -77,6 +78,7 @@ def new_delegation(
 
     Raises:
         NaiveTimestamp: a time without a time zone.
+        TimestampOutOfRange: a time whose UTC date falls outside years 1 to 9999.
         DelegationPeriodEmpty: `ends_at` is not after `starts_at`.
         SelfDelegation: the delegate is the user.
         UnknownDelegate: the delegate is of another company.
@@ -85,9 +87,7 @@ def new_delegation(
             that overlaps this one.
         InvalidText: the note is longer than 2,000 characters.
     """
-    for field, value in (("starts_at", starts_at), ("ends_at", ends_at)):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveTimestamp(field, value)
+    starts_at, ends_at = _utc("starts_at", starts_at), _utc("ends_at", ends_at)
     if ends_at <= starts_at:
         raise DelegationPeriodEmpty(starts_at, ends_at)
     if delegate.id == user.id:
@@ -114,6 +114,20 @@ def new_delegation(
     ):
         raise DelegationCycle(user.id, delegate.id)
     return delegation
+
+
+def _utc(field: str, value: datetime) -> datetime:
+    """The same instant in UTC, as stores hand it back.
+
+    Raises:
+        NaiveTimestamp, TimestampOutOfRange.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveTimestamp(field, value)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise TimestampOutOfRange(field, value) from None
 
 
 def in_force(covers: Sequence[Cover], actor: UserId, at: datetime) -> tuple[Cover, ...]:

@@ -221,6 +221,13 @@ class NaiveTimestamp(InvalidInput):
         super().__init__(f"{field} {value} has no time zone; give one, e.g. 2026-12-01T00:00:00Z")
 
 
+class TimestampOutOfRange(InvalidInput):
+    code = "timestamp_out_of_range"
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field} {value} is out of range in UTC (years 1 to 9999)")
+
+
 class DelegationPeriodEmpty(InvalidInput):
     code = "delegation_period_empty"
 

@@ -88,6 +88,8 @@ class ApproveResponse(Struct):
     step_approved: int
     expense_status: ExpenseStatus
     pending_approvals: int
+    # The absent approver a delegate approved for; null when approvers decide their own step.
+    on_behalf_of: int | None
 
 
 class RejectResponse(Struct):
@@ -95,6 +97,7 @@ class RejectResponse(Struct):
     expense_id: int
     step_rejected: int
     expense_status: ExpenseStatus
+    on_behalf_of: int | None
 
 
 class WithdrawResponse(Struct):
@@ -158,6 +161,8 @@ class InboxEntry(Struct):
     submitter_id: int
     submitter_name: str
     policy_name: str
+    # Whose step it is when the inbox's owner covers for them; null for their own.
+    on_behalf_of: int | None
 
 
 class InboxPage(Struct):
@@ -175,6 +180,7 @@ class EventOut(Struct):
     comment: str | None
     approver_id: int | None
     previous_approver_id: int | None
+    on_behalf_of: int | None
 
 
 class HistoryResponse(Struct):
@@ -251,6 +257,7 @@ def approve_response(decision: Decision) -> ApproveResponse:
         step_approved=decision.step_number,
         expense_status=decision.expense.status,
         pending_approvals=decision.expense.pending_required,
+        on_behalf_of=decision.on_behalf_of,
     )
 
 
@@ -261,6 +268,7 @@ def reject_response(decision: Decision) -> RejectResponse:
         expense_id=decision.expense.id,
         step_rejected=decision.step_number,
         expense_status=decision.expense.status,
+        on_behalf_of=decision.on_behalf_of,
     )
 
 
@@ -334,6 +342,7 @@ def inbox_page(page: Page[InboxItem]) -> InboxPage:
                 submitter_id=i.submitter_id,
                 submitter_name=i.submitter_name,
                 policy_name=i.policy_name,
+                on_behalf_of=i.on_behalf_of,
             )
             for i in page.items
         ],
@@ -353,6 +362,7 @@ def history_response(expense_id: int, events: tuple[ExpenseEvent, ...]) -> Histo
                 comment=e.comment,
                 approver_id=e.approver_id,
                 previous_approver_id=e.previous_approver_id,
+                on_behalf_of=e.on_behalf_of,
             )
             for e in events
         ],

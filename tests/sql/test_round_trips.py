@@ -7,6 +7,7 @@ driver's own BEGIN and COMMIT (psycopg) do not, nor does the pool's liveness pin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from adapters.sql import SqlDatabase
+from expense_core.delegation import Delegation
 from expense_core.model import CompanyId, ExpenseId
 from expense_core.services import (
     ApproveStep,
@@ -22,7 +24,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
-from tests.clocks import TickingClock
+from tests.clocks import START, TickingClock
 from tests.contract.support import money, tech_corp
 from tests.sql.support import opened
 
@@ -126,6 +128,32 @@ def test_each_use_case_takes_few_statements(db: SqlDatabase, known_company: bool
     decide(lambda: expenses.reject(rejection))
     withdrawal = WithdrawExpense(expense_id=withdrawn, user_id=org.person(7), company_id=company)
     decide(lambda: expenses.withdraw(withdrawal))
+    # A delegate's decision: the delegation comes with the locking read, no statement of its own.
+    with db.unit_of_work() as uow:
+        uow.delegations.put(
+            Delegation(
+                company_id=org.id,
+                user_id=org.person(6),
+                delegate_id=org.person(3),
+                starts_at=START,
+                ends_at=START + timedelta(days=14),
+            )
+        )
+        uow.commit()
+    own, covered = submit("small", "12.00"), submit("small", "13.00")
+    decide(approve(own, 6))
+    decide(approve(covered, 3))
+    assert counts["decide"][-1] == counts["decide"][-2], counts["decide"]
+    covered_rejection = RejectExpense(
+        expense_id=submit("large", "2600.00"),
+        user_id=org.person(3),
+        reason="no",
+        company_id=company,
+    )
+    decide(lambda: expenses.reject(covered_rejection))
+    if not db.is_sqlite:
+        # The locking read and one write, whoever decides.
+        assert counts["decide"][-3:] == [2, 2, 2], counts["decide"]
     for expense_id in (small, large, travel, withdrawn):
         counts["status"].append(len(recorder.run(status(expense_id))))
 
