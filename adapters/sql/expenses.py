@@ -35,8 +35,10 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable
 
@@ -173,6 +175,8 @@ def _step_level() -> Any:
             approval_steps.c.company_id == expenses.c.company_id,
             approval_steps.c.step_order == approvals.c.step_number,
         )
+        # Correlated to the expense and the approval row wherever they are in the statement.
+        .correlate_except(approval_steps)
         .scalar_subquery()
     )
 
@@ -515,13 +519,17 @@ def _inbox() -> Executable:
 _INBOX = _inbox()
 
 
-def _inbox_covering() -> Executable:
-    """As `_inbox`, with the steps the approver may decide as of `as_of` for the absent users
-    who named them delegate (marked `on_behalf_of`): where they are not the submitter, hold no
-    step of the expense themselves (four eyes) and are at the step's required level or more
-    senior, as `workflow.covered_step` decides."""
+def _decidable(approver: Any, *, covering: bool, first_page: bool) -> Any:
+    """The pending approval rows of `approver` (a bind parameter or a column) that can be
+    decided now: by them, or (`covering`) by the delegate the `approver` bind parameter names,
+    where the delegate is not the submitter, holds no step of the expense (four eyes) and is
+    at the step's required level or more senior, as `workflow.covered_step` decides.
+
+    Read from `approvals` alone, every other condition a correlated subquery, so the inbox
+    index gives them in order; `first_page` (PostgreSQL) keeps each expense's first step and
+    stops after `limit` expenses.
+    """
     earlier = approvals.alias("earlier")
-    held = approvals.alias("held")
     blocked = (
         select(earlier.c.id)
         .where(
@@ -533,79 +541,132 @@ def _inbox_covering() -> Executable:
         )
         .exists()
     )
-    holds_a_step = (
-        select(held.c.id)
+    expense_allows = [expenses.c.status == EXPENSE_PENDING]
+    if covering:
+        expense_allows += [
+            expenses.c.user_id != bindparam("approver"),
+            _level_of("approver") <= _step_level(),
+        ]
+    # OFFSET 0 keeps PostgreSQL from turning this into a join, which hashed all the
+    # company's pending expenses first: probed per row instead, the index order survives.
+    pending_expense = (
+        select(expenses.c.id)
         .where(
-            held.c.expense_id == approvals.c.expense_id,
-            held.c.company_id == approvals.c.company_id,
-            held.c.approver_id == bindparam("approver"),
+            expenses.c.id == approvals.c.expense_id,
+            expenses.c.company_id == approvals.c.company_id,
+            *expense_allows,
         )
+        .offset(0)
         .exists()
     )
-    # The approver and everyone they cover for now: each a probe of the inbox index.
-    whose = select(bindparam("approver", type_=Integer)).union_all(
-        select(delegations.c.user_id).where(
+    where = [
+        approvals.c.company_id == bindparam("company"),
+        approvals.c.approver_id == approver,
+        approvals.c.status == STEP_PENDING,
+        approvals.c.expense_id > bindparam("after"),
+        # Optional steps never wait; a required one waits for every earlier required one.
+        or_(approvals.c.required.is_(false()), not_(blocked)),
+        pending_expense,
+    ]
+    on_behalf_of: Any = cast(null(), Integer)
+    if covering:
+        held = approvals.alias("held")
+        where.append(
+            ~select(held.c.id)
+            .where(
+                held.c.expense_id == approvals.c.expense_id,
+                held.c.company_id == approvals.c.company_id,
+                held.c.approver_id == bindparam("approver"),
+            )
+            .exists()
+        )
+        on_behalf_of = approvals.c.approver_id
+    rows = select(
+        approvals.c.expense_id,
+        approvals.c.company_id,
+        approvals.c.step_number,
+        approvals.c.required,
+        on_behalf_of.label("on_behalf_of"),
+    ).where(*where)
+    if not first_page:
+        return rows
+    return (
+        rows.ext(distinct_on(approvals.c.expense_id))
+        .order_by(approvals.c.expense_id, approvals.c.step_number)
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def _inbox_covering(postgres: bool) -> Executable:
+    """As `_inbox`, with the steps the approver may decide for those they cover for now
+    (`on_behalf_of`), one item per expense.
+
+    Their own steps and the covered ones are two branches. On PostgreSQL each branch reads a
+    page at most, the covered one per absent user (LATERAL) from the few delegations to the
+    approver, each by the inbox index in its order (a page of the union is within the pages
+    of its parts); names are joined to the page alone. One condition over "the approver or
+    whom they cover for" had the planner start from all the company's pending expenses
+    (150 ms against 0.1 ms for 10,000 of them), delegation or not, and joining expenses
+    before the page read all of an absent approver's pending steps (120 ms for 3,000).
+    """
+    absent = (
+        select(delegations.c.user_id)
+        .where(
             delegations.c.company_id == bindparam("company"),
             delegations.c.delegate_id == bindparam("approver"),
             delegations.c.starts_at <= bindparam("as_of"),
             delegations.c.ends_at > bindparam("as_of"),
         )
+        .subquery("absent")
     )
-    own = approvals.c.approver_id == bindparam("approver")
-    actionable = (
+    own = _decidable(bindparam("approver"), covering=False, first_page=postgres)
+    if postgres:
+        theirs = _decidable(absent.c.user_id, covering=True, first_page=True).lateral("theirs")
+        covered = select(theirs).select_from(absent.join(theirs, true()))
+    else:
+        covered = _decidable(absent.c.user_id, covering=True, first_page=False)
+    both = union_all(own, covered).subquery("steps")
+    ranked = select(
+        both,
+        func.row_number()
+        .over(partition_by=both.c.expense_id, order_by=both.c.step_number)
+        .label("nth"),
+    ).subquery("ranked")
+    page = (
+        select(ranked)
+        .where(ranked.c.nth == literal_column("1"))
+        .order_by(ranked.c.expense_id)
+        .limit(bindparam("limit"))
+        .subquery("page")
+    )
+    return (
         select(
-            approvals.c.expense_id,
-            approvals.c.step_number,
-            approvals.c.required,
+            page.c.expense_id,
+            page.c.step_number,
+            page.c.required,
             expenses.c.amount,
             expenses.c.description,
             expenses.c.submitted_at,
             expenses.c.user_id,
             _submitter.c.name.label("submitter_name"),
             policies.c.name.label("policy_name"),
-            case((own, null()), else_=approvals.c.approver_id).label("on_behalf_of"),
-            func.row_number()
-            .over(partition_by=approvals.c.expense_id, order_by=approvals.c.step_number)
-            .label("nth"),
+            page.c.on_behalf_of,
         )
         .select_from(
-            approvals.join(
+            page.join(
                 expenses,
                 and_(
-                    expenses.c.id == approvals.c.expense_id,
-                    expenses.c.company_id == approvals.c.company_id,
+                    expenses.c.id == page.c.expense_id, expenses.c.company_id == page.c.company_id
                 ),
             )
             .join(_submitter, _same_tenant(_submitter, expenses, "user_id"))
             .join(policies, _same_tenant(policies, expenses, "policy_id"))
         )
-        .where(
-            approvals.c.company_id == bindparam("company"),
-            approvals.c.approver_id.in_(whose),
-            approvals.c.status == STEP_PENDING,
-            expenses.c.status == EXPENSE_PENDING,
-            approvals.c.expense_id > bindparam("after"),
-            or_(approvals.c.required.is_(false()), not_(blocked)),
-            or_(
-                own,
-                and_(
-                    expenses.c.user_id != bindparam("approver"),
-                    not_(holds_a_step),
-                    _level_of("approver") <= _step_level(),
-                ),
-            ),
-        )
-        .subquery("actionable")
-    )
-    return (
-        select(actionable)
-        .where(actionable.c.nth == literal_column("1"))
-        .order_by(actionable.c.expense_id)
-        .limit(bindparam("limit"))
+        .order_by(page.c.expense_id)
     )
 
 
-_INBOX_COVERING = _inbox_covering()
 _HISTORY = (
     select(
         expenses.c.id.label("expense_id"),
@@ -1027,7 +1088,7 @@ class SqlExpenses:
         statement = _INBOX
         if as_of is not None:
             params["as_of"] = as_of
-            statement = _INBOX_COVERING
+            statement = _inbox_covering(not self._link.is_sqlite)
         return tuple(_inbox_item_from(row) for row in self._link.read(statement, params))
 
     def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:

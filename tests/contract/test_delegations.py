@@ -278,3 +278,23 @@ def test_the_inbox_of_someone_covering_for_nobody_now_is_their_own(
     _store(new_uow, _away(org, 6, 3, start=3))  # from day 3 only
     assert expenses.inbox(org.person(3), org.id).items == ()
     assert [i.expense_id for i in expenses.inbox(org.person(6), org.id).items] == [small]
+
+
+def test_the_inbox_of_someone_covering_for_two_pages_through_both(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    first = _submit(expenses, org, 7, "small", "10.00")  # Frank
+    travel = _submit(expenses, org, 7, "travel", "50.00")  # Frank, then Eve
+    expenses.approve(ApproveStep(expense_id=travel, user_id=org.person(6)))
+    last = _submit(expenses, org, 7, "small", "30.00")  # Frank
+    _store(new_uow, _away(org, 6, 3), _away(org, 5, 3))  # Carol covers for Frank and Eve
+    expected = [(first, org.person(6)), (travel, org.person(5)), (last, org.person(6))]
+    whole = expenses.inbox(org.person(3), org.id)
+    assert [(i.expense_id, i.on_behalf_of) for i in whole.items] == expected
+    seen, cursor = [], None
+    for _ in range(3):
+        page = expenses.inbox(org.person(3), org.id, cursor=cursor, limit=1)
+        seen += [(i.expense_id, i.on_behalf_of) for i in page.items]
+        cursor = page.next_cursor
+    assert seen == expected
+    assert cursor is None
