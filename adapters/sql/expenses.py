@@ -143,9 +143,14 @@ def _lock(where: Any) -> Any:
     )
 
 
-# An expense without approval rows (a policy stored without steps) needs no inner join.
+# An expense without approval rows (a policy stored without steps) needs no inner join; its
+# one row says it has no step, as the outer join of `_get` does.
 def _lock_bare(where: Any) -> Any:
-    return select(*EXPENSE_COLUMNS).where(where).with_for_update()
+    return (
+        select(*EXPENSE_COLUMNS, cast(null(), Integer).label("step_number"))
+        .where(where)
+        .with_for_update()
+    )
 
 
 def _level_of(user: str) -> Any:
@@ -793,11 +798,11 @@ def _inbox_item_from(row: Row[Any]) -> InboxItem:
 
 def _covers_from(rows: Sequence[Row[Any]], actor_id: UserId) -> tuple[Cover, ...]:
     """The covers among rows of `_lock_covering`: those with a delegation whose step and
-    delegate levels are known."""
+    delegate levels are known. Rows of `_lock_bare` (an expense without steps) have none."""
     covers = []
     for row in rows:
         if (
-            row.cover_user_id is None
+            getattr(row, "cover_user_id", None) is None
             or row.cover_required_level is None
             or row.cover_delegate_level is None
         ):

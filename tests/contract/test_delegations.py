@@ -10,7 +10,16 @@ import pytest
 
 from expense_core.delegation import Delegation
 from expense_core.errors import DelegateNotEligible, DelegationCycle, NotYourStep
-from expense_core.model import ApprovalStatus, EventKind, ExpenseId
+from expense_core.model import (
+    NEW_EXPENSE,
+    ApprovalStatus,
+    EventKind,
+    Expense,
+    ExpenseId,
+    ExpenseStatus,
+    Policy,
+    PolicyId,
+)
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
     ApproveStep,
@@ -298,3 +307,32 @@ def test_the_inbox_of_someone_covering_for_two_pages_through_both(
         cursor = page.next_cursor
     assert seen == expected
     assert cursor is None
+
+
+@pytest.mark.parametrize("known_company", [True, False])
+def test_the_locking_read_finds_an_expense_without_steps(
+    new_uow: Callable[[], UnitOfWork], org: Org, known_company: bool
+) -> None:
+    with new_uow() as uow:
+        policy = uow.org.add_policy(
+            Policy(id=PolicyId(0), company_id=org.id, category="misc", name="Nothing to approve")
+        )
+        stored = uow.expenses.add(
+            Expense(
+                id=NEW_EXPENSE,
+                company_id=org.id,
+                user_id=org.person(7),
+                policy_id=policy.id,
+                amount=money("5.00"),
+                description=None,
+                status=ExpenseStatus.PENDING,
+                submitted_at=START,
+            ),
+            [],
+        )
+        uow.commit()
+    _store(new_uow, _away(org, 6, 3))
+    with new_uow() as uow:
+        company = org.id if known_company else None
+        assert uow.expenses.get_for_decision(company, org.person(3), stored.id) == (stored, ())
+        assert uow.expenses.get_for_update(org.id, stored.id) == stored
