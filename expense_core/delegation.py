@@ -141,15 +141,15 @@ def ineligibility(expense: Expense, step: Approval, cover: Cover) -> str | None:
     """Why the cover's delegate may not decide `step` for its approver; None when they may."""
     delegate = cover.delegation.delegate_id
     if cover.delegation.user_id != step.approver_id or cover.step_number != step.step_number:
-        return f"is not user {step.approver_id}'s delegate for step {step.step_number}"
+        return f"are not user {step.approver_id}'s delegate for step {step.step_number}"
     if delegate == expense.user_id:
         return "submitted the expense"
     for a in expense.approvals:
         if a.approver_id == delegate:
-            return f"approves step {a.step_number} of this expense (four eyes)"
+            return f"approve step {a.step_number} of this expense themselves (four eyes)"
     if cover.delegate_level > cover.required_level:
         return (
-            f"is level {cover.delegate_level}; step {step.step_number} needs level "
+            f"are level {cover.delegate_level}; step {step.step_number} needs level "
             f"{cover.required_level} or more senior"
         )
     return None

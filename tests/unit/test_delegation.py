@@ -265,14 +265,14 @@ def test_a_delegate_never_acts_outside_the_period(at: datetime) -> None:
 
 def test_a_delegate_who_approves_another_step_of_the_expense_is_not_eligible() -> None:
     covers = covers_for(large(), [away(FRANK, EVE)], REQUIRED_LARGE)
-    with pytest.raises(DelegateNotEligible, match="approves step 2 of this expense"):
+    with pytest.raises(DelegateNotEligible, match="approve step 2 of this expense themselves"):
         workflow.approve(large(), EVE.id, None, START, covers)
 
 
 def test_a_delegate_junior_to_the_step_is_not_eligible() -> None:
     expense = expense_of(GRACE, (EVE, 5, True))
     covers = covers_for(expense, [away(EVE, FRANK)], {1: 5})
-    with pytest.raises(DelegateNotEligible, match="is level 6; step 1 needs level 5"):
+    with pytest.raises(DelegateNotEligible, match="are level 6; step 1 needs level 5"):
         workflow.approve(expense, FRANK.id, None, START, covers)
 
 
