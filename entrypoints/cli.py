@@ -1,5 +1,5 @@
 """The `expense-tracker` command: serve the API, migrate the database, seed it, issue tokens,
-escalate overdue steps.
+escalate overdue steps, name delegates.
 
 Configuration comes from the environment (see `Settings.from_env`). Exit codes: 0 done,
 1 refused or failed (an unknown user, an unreachable database...), 2 bad usage or settings.
@@ -33,7 +33,12 @@ from expense_core import demo
 from expense_core.errors import DomainError
 from expense_core.escalation import Escalation
 from expense_core.model import CompanyId, UserId
-from expense_core.services import OrgFiles
+from expense_core.services import (
+    ClearDelegation,
+    DelegationState,
+    OrgFiles,
+    SetDelegation,
+)
 from expense_core.workflow import overdue_by
 
 log = logging.getLogger("expense_tracker.cli")
@@ -248,7 +253,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="say what would be escalated; change nothing"
     )
     escalate_parser.set_defaults(command=escalate)
+    delegation_parser = commands.add_parser(
+        "delegation", help="name who acts for someone while they are away"
+    )
+    delegation_commands = delegation_parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True
+    )
+    set_parser = delegation_commands.add_parser(
+        "set",
+        help="name a user's delegate for a period, replacing any before",
+        description=(
+            "From --from (included) until --until (excluded) the delegate may approve or reject "
+            "the user's steps where they would be allowed to themselves apart from team scope "
+            "(see docs/delegation.md). Times are ISO-8601 with a zone, e.g. 2026-12-01T00:00Z."
+        ),
+    )
+    set_parser.add_argument("--user-id", type=int, required=True, help="who is away")
+    set_parser.add_argument("--delegate-id", type=int, required=True, help="who acts for them")
+    set_parser.add_argument(
+        "--from", dest="starts_at", type=_instant, required=True, metavar="TIME", help="from"
+    )
+    set_parser.add_argument(
+        "--until", dest="ends_at", type=_instant, required=True, metavar="TIME", help="until"
+    )
+    set_parser.add_argument("--note", help="why, e.g. 'holiday'")
+    set_parser.set_defaults(command=delegation_set)
+    show_parser = delegation_commands.add_parser("show", help="print a user's delegation")
+    show_parser.add_argument("--user-id", type=int, required=True, help="the absent user")
+    show_parser.set_defaults(command=delegation_show)
+    clear_parser = delegation_commands.add_parser("clear", help="end a user's delegation")
+    clear_parser.add_argument("--user-id", type=int, required=True, help="the absent user")
+    clear_parser.set_defaults(command=delegation_clear)
     return parser
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -404,7 +447,7 @@ def org_export(args: argparse.Namespace, settings: Settings, console: Console) -
 
 
 def escalate(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    as_of = None if args.as_of is None else _instant(args.as_of)
+    as_of = None if args.as_of is None else _as_of(args.as_of)
     if settings.is_memory:
         raise Usage(f"DATABASE_URL={MEMORY_URL} is empty in a new process: nothing to escalate")
     with _opened(settings) as container:
@@ -422,7 +465,7 @@ def escalate(args: argparse.Namespace, settings: Settings, console: Console) -> 
     return OK
 
 
-def _instant(raw: str) -> datetime:
+def _as_of(raw: str) -> datetime:
     try:
         instant = datetime.fromisoformat(raw)
     except ValueError:
@@ -441,6 +484,47 @@ def _escalation_line(outcome: Escalation) -> str:
     if outcome.approver is None:
         return f"{where}: stays with {previous}, {late}: {outcome.rule}"
     return f"{where}: {previous} -> {outcome.approver.user.name}, {late} ({outcome.rule})"
+
+
+def delegation_set(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: nothing to set")
+    with _opened(settings) as container:
+        state = container.delegations().set(
+            SetDelegation(
+                user_id=UserId(args.user_id),
+                delegate_id=UserId(args.delegate_id),
+                starts_at=args.starts_at,
+                ends_at=args.ends_at,
+                note=args.note,
+            )
+        )
+    _print_delegation(state)
+    return OK
+
+
+def delegation_show(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    with _opened(settings) as container:
+        state = container.delegations().get(UserId(args.user_id))
+    _print_delegation(state)
+    return OK
+
+
+def delegation_clear(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    with _opened(settings) as container:
+        container.delegations().clear(ClearDelegation(user_id=UserId(args.user_id)))
+    console.print(f"user {args.user_id}'s delegation has ended ({_where(settings)})")
+    return OK
+
+
+def _print_delegation(state: DelegationState) -> None:
+    d = state.delegation
+    note = "" if d.note is None else f" ({d.note})"
+    sys.stdout.write(
+        f"user {d.user_id}: user {d.delegate_id} acts for them from {d.starts_at.isoformat()} "
+        f"until {d.ends_at.isoformat()}{note}, {'active' if state.active else 'not active'} now\n"
+    )
+    sys.stdout.flush()
 
 
 @contextlib.contextmanager

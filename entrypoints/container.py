@@ -18,7 +18,13 @@ from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
 from entrypoints.ports import BulkLoader
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.ports import UnitOfWork
-from expense_core.services import AccessService, EscalationService, ExpenseService, OrgService
+from expense_core.services import (
+    AccessService,
+    DelegationService,
+    EscalationService,
+    ExpenseService,
+    OrgService,
+)
 
 
 @runtime_checkable
@@ -126,6 +132,7 @@ class Container(containers.DeclarativeContainer):
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
     escalation = providers.Singleton(EscalationService, new_uow=new_uow, clock=clock)
+    delegations = providers.Singleton(DelegationService, new_uow=new_uow, clock=clock)
 
 
 def container_for(settings: Settings) -> Container:

@@ -117,6 +117,22 @@ class UnknownExpense(NotFound):
         super().__init__(f"expense {expense_id} does not exist")
 
 
+class UnknownDelegate(UnknownUser):
+    """A delegate must be a user of the same company; another company's user is unknown."""
+
+    code = "unknown_delegate"
+
+    def __init__(self, delegate_id: int) -> None:
+        NotFound.__init__(self, f"delegate: user {delegate_id} does not exist in this company")
+
+
+class NoDelegation(NotFound):
+    code = "no_delegation"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} has named no delegate")
+
+
 # --- invalid input ---------------------------------------------------------------------------
 
 
@@ -228,6 +244,41 @@ class InvalidBulkSize(InvalidInput):
         super().__init__(f"a bulk call takes 1 to {most} decisions, got {size}")
 
 
+class NaiveTimestamp(InvalidInput):
+    code = "naive_timestamp"
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field} {value} has no time zone; give one, e.g. 2026-12-01T00:00:00Z")
+
+
+class TimestampOutOfRange(InvalidInput):
+    code = "timestamp_out_of_range"
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field} {value} is out of range in UTC (years 1 to 9999)")
+
+
+class DelegationPeriodEmpty(InvalidInput):
+    code = "delegation_period_empty"
+
+    def __init__(self, starts_at: object, ends_at: object) -> None:
+        super().__init__(f"ends_at ({ends_at}) must be after starts_at ({starts_at})")
+
+
+class SelfDelegation(InvalidInput):
+    code = "self_delegation"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} cannot be their own delegate")
+
+
+class DelegateInactive(InvalidInput):
+    code = "delegate_inactive"
+
+    def __init__(self, delegate_id: int) -> None:
+        super().__init__(f"delegate: user {delegate_id} is inactive")
+
+
 # --- forbidden -------------------------------------------------------------------------------
 
 
@@ -280,6 +331,16 @@ class AdminOnly(Forbidden):
 
     def __init__(self, what: str = "the organisation") -> None:
         super().__init__(f"only an admin of the company may change or read {what}")
+
+
+class DelegateNotEligible(Forbidden):
+    code = "delegate_not_eligible"
+
+    def __init__(self, expense_id: int, step: int, actor: int, absent: int, why: str) -> None:
+        super().__init__(
+            f"user {actor} may not decide step {step} of expense {expense_id} for user {absent}: "
+            f"they {why}"
+        )
 
 
 class InactiveUser(Forbidden):
@@ -432,4 +493,14 @@ class OrgFileDisagrees(Conflict):
         super().__init__(
             f"{what} already exists with other values ({differences}); change it through the "
             "API, or fix the file"
+        )
+
+
+class DelegationCycle(Conflict):
+    code = "delegation_cycle"
+
+    def __init__(self, user_id: int, delegate_id: int) -> None:
+        super().__init__(
+            f"user {delegate_id} has named user {user_id} as their delegate for an overlapping "
+            "period; two people cannot cover for each other at once"
         )

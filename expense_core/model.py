@@ -370,6 +370,8 @@ class ExpenseEvent:
     comment: str | None = None
     approver_id: UserId | None = None
     previous_approver_id: UserId | None = None
+    # The absent approver a delegate decided for; `actor_id` is the delegate.
+    on_behalf_of: UserId | None = None
 
 
 def with_expense_id(
@@ -389,6 +391,7 @@ def with_expense_id(
                 comment=e.comment,
                 approver_id=e.approver_id,
                 previous_approver_id=e.previous_approver_id,
+                on_behalf_of=e.on_behalf_of,
             )
             for e in events
         ]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol, Self
 
 from expense_core.approvers import ApproverPool
+from expense_core.delegation import Cover, Delegation
 from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStep,
@@ -218,6 +219,17 @@ class ExpenseRepository(Protocol):
         """
         ...
 
+    def get_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> tuple[Expense, tuple[Cover, ...]] | None:
+        """As `get_for_update` (or `get_for_update_by` when `company_id` is None), with, read
+        in the same step, a `Cover` for each step of the expense whose approver has named the
+        actor as delegate, whatever the delegation's period.
+
+        None when the expense is not found, as `get_for_update_by` says.
+        """
+        ...
+
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         """Write a decided expense (loaded with `get_for_update`) and append its events."""
         ...
@@ -247,10 +259,20 @@ class ExpenseRepository(Protocol):
         ...
 
     def inbox(
-        self, company_id: CompanyId, approver_id: UserId, *, after: ExpenseId | None, limit: int
+        self,
+        company_id: CompanyId,
+        approver_id: UserId,
+        *,
+        after: ExpenseId | None,
+        limit: int,
+        as_of: datetime | None = None,
     ) -> tuple[InboxItem, ...]:
         """Oldest first: pending expenses whose current required step, or a pending optional
-        step, belongs to the approver, with an id above `after`."""
+        step, belongs to the approver, with an id above `after`; one item per expense.
+
+        With `as_of`, also those whose step the approver may decide then for someone absent
+        (`workflow.covered_step` under the delegations in force then), marked `on_behalf_of`.
+        """
         ...
 
     def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
@@ -267,6 +289,22 @@ class ExpenseRepository(Protocol):
         """In every company, most overdue first (by `escalate_at`, then expense id): at most
         `limit` pending steps whose `escalate_at` is at or before `as_of`, and after `after`
         in that order. What a sweep reads before it locks each expense and looks again."""
+        ...
+
+
+class DelegationRepository(Protocol):
+    """Who covers for whom: at most one delegation per user."""
+
+    def get(self, company_id: CompanyId, user_id: UserId) -> Delegation | None:
+        """The user's delegation, whatever its period, if they named a delegate."""
+        ...
+
+    def put(self, delegation: Delegation) -> None:
+        """Store a delegation in place of the user's previous one, if any."""
+        ...
+
+    def remove(self, company_id: CompanyId, user_id: UserId) -> bool:
+        """End the user's delegation; whether there was one."""
         ...
 
 
@@ -322,6 +360,9 @@ class UnitOfWork(Protocol):
 
     @property
     def tokens(self) -> ApiTokens: ...
+
+    @property
+    def delegations(self) -> DelegationRepository: ...
 
     def __enter__(self) -> Self: ...
 

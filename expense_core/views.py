@@ -82,6 +82,8 @@ class InboxItem:
     submitter_id: UserId
     submitter_name: str
     policy_name: str
+    # The absent approver whose step it is, when the inbox's owner covers for them.
+    on_behalf_of: UserId | None = None
 
 
 @attrs.frozen

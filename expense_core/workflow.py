@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 import attrs
 
 from expense_core.approvers import RoutedStep
+from expense_core.delegation import Cover, in_force, ineligibility
 from expense_core.errors import (
+    DelegateNotEligible,
     ExpenseClosed,
     ExpenseNotReturned,
     NotSubmitter,
@@ -54,7 +56,8 @@ _PENDING = ApprovalStatus.PENDING
 
 @attrs.frozen
 class Decision:
-    """The expense after a command, the events it appends, and the step it decided (if any).
+    """The expense after a command, the events it appends, the step it decided (if any), and
+    the absent approver a delegate decided it for (if one did).
 
     `replayed` marks the answer to a retried request (the same idempotency key): the first
     request's decision, with the expense as it stood right after it; the retry changed nothing.
@@ -63,6 +66,7 @@ class Decision:
     expense: Expense
     events: tuple[ExpenseEvent, ...]
     step_number: int | None = None
+    on_behalf_of: UserId | None = None
     replayed: bool = False
 
 
@@ -100,33 +104,57 @@ def submit(
     return _decide(opened, EventKind.SUBMITTED, submitter.id, at)
 
 
-def approve(expense: Expense, actor: UserId, comment: str | None, at: datetime) -> Decision:
-    """Approve the actor's step: the current required step, or a pending optional one.
+def approve(
+    expense: Expense,
+    actor: UserId,
+    comment: str | None,
+    at: datetime,
+    covers: Sequence[Cover] = (),
+) -> Decision:
+    """Approve the actor's step: the current required step, or a pending optional one; failing
+    that, such a step of an absent approver whose delegation in `covers` names the actor.
 
     Raises:
         ExpenseClosed: the expense is no longer pending.
         SelfApproval: the actor submitted the expense.
-        NotYourStep: the actor approves no step of this expense.
+        NotYourStep: the actor approves no step of this expense, nor covers for anyone who does.
         StepAlreadyDecided: the actor's step was already decided.
         StepNotReached: the actor's step waits for an earlier required step.
+        DelegateNotEligible: the actor covers for the step's approver, but may not decide it.
         InvalidText: the comment is longer than 2,000 characters.
     """
-    step = _actors_step(expense, actor)
+    step = _actors_step(expense, actor, in_force(covers, actor, at))
     comment = check_text("comments", comment)
     decided = _decided(step, ApprovalStatus.APPROVED, comment, at)
-    return _decide(expense, EventKind.APPROVED, actor, at, decided=decided, comment=comment)
+    return _decide(
+        expense,
+        EventKind.APPROVED,
+        actor,
+        at,
+        decided=decided,
+        comment=comment,
+        on_behalf_of=_absent(step, actor),
+    )
 
 
-def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
-    """Reject the expense at the actor's current required step; the other steps are skipped.
+def reject(
+    expense: Expense,
+    actor: UserId,
+    reason: str | None,
+    at: datetime,
+    covers: Sequence[Cover] = (),
+) -> Decision:
+    """Reject the expense at the actor's current required step (or one they cover for, as
+    `approve`); the other steps are skipped.
 
     Raises:
-        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached: as `approve`.
+        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
+        DelegateNotEligible: as `approve`.
         OptionalStepCannotReject: the actor only holds an optional step.
         ReasonRequired: the reason is missing or blank.
         InvalidText: the reason is longer than 2,000 characters.
     """
-    step = _actors_step(expense, actor)
+    step = _actors_step(expense, actor, in_force(covers, actor, at))
     if not step.required:
         raise OptionalStepCannotReject(expense.id, step.step_number)
     if reason is None or not reason.strip():
@@ -141,6 +169,7 @@ def reject(expense: Expense, actor: UserId, reason: str | None, at: datetime) ->
         decided=decided,
         comment=reason,
         closes_as=ExpenseStatus.REJECTED,
+        on_behalf_of=_absent(step, actor),
     )
 
 
@@ -158,19 +187,27 @@ def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
     return _decide(expense, EventKind.WITHDRAWN, actor, at, closes_as=ExpenseStatus.WITHDRAWN)
 
 
-def send_back(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
-    """Return the expense to its submitter from the actor's current required step, with a reason.
+def send_back(
+    expense: Expense,
+    actor: UserId,
+    reason: str | None,
+    at: datetime,
+    covers: Sequence[Cover] = (),
+) -> Decision:
+    """Return the expense to its submitter from the actor's current required step (or one they
+    cover for, as `approve`), with a reason.
 
     The expense becomes `returned`; its pending steps are closed until it is resubmitted.
 
     Raises:
-        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached: as `approve`.
+        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
+        DelegateNotEligible: as `approve`.
         OptionalStepCannotSendBack: the actor only holds an optional step.
         ReasonRequired: the reason is missing or blank.
         InvalidText: the reason is longer than 2,000 characters.
     """
     # The same check as approve and reject: whoever may decide the step may send it back.
-    step = _actors_step(expense, actor)
+    step = _actors_step(expense, actor, in_force(covers, actor, at))
     if not step.required:
         raise OptionalStepCannotSendBack(expense.id, step.step_number)
     if reason is None or not reason.strip():
@@ -191,15 +228,16 @@ def send_back(expense: Expense, actor: UserId, reason: str | None, at: datetime)
             for a in expense.approvals
         ]
     )
-    returned = _event(expense, EventKind.RETURNED, actor, at, step.step_number, reason)
+    absent = _absent(step, actor)
+    returned = _event(expense, EventKind.RETURNED, actor, at, step.step_number, reason, absent)
     skipped = [
-        _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+        _event(expense, EventKind.SKIPPED, actor, at, a.step_number, None, absent)
         for a in expense.approvals
         if a.status is _PENDING and a.step_number != step.step_number
     ]
     # Not terminal: completed_at stays unset until a later round closes the expense.
     moved = _with(expense, approvals, ExpenseStatus.RETURNED)
-    return Decision(moved, (returned, *skipped), step.step_number)
+    return Decision(moved, (returned, *skipped), step.step_number, absent)
 
 
 def check_resubmission(expense: Expense, actor: UserId) -> None:
@@ -383,7 +421,9 @@ def _open_step(expense: Expense, step_number: int) -> Approval:
     return step
 
 
-def _actors_step(expense: Expense, actor: UserId) -> Approval:
+def _actors_step(expense: Expense, actor: UserId, covers: Sequence[Cover] = ()) -> Approval:
+    """The step the actor decides now: their own, else one that a delegation in `covers` (in
+    force, see `delegation.in_force`) lets them decide for its absent approver."""
     if expense.status is not ExpenseStatus.PENDING:
         raise ExpenseClosed(expense.id, expense.status)
     if actor == expense.user_id:
@@ -398,20 +438,78 @@ def _actors_step(expense: Expense, actor: UserId) -> Approval:
                 mine = a
             if waiting and first_pending is None:
                 first_pending = a
+    if first_pending is not None:
+        for a in expense.approvals:
+            if (
+                a.approver_id == actor
+                and a.status is _PENDING
+                and (not a.required or a is current or a == current)
+            ):
+                return a
+    if covers:
+        covered = _covered_step(expense, actor, current, covers)
+        if covered is not None:
+            return covered
+        if mine is None:
+            # The covered steps answer for the actor: not reached yet, or decided already.
+            covered_steps = [a for a in expense.approvals if _cover_of(a, covers) is not None]
+            mine = covered_steps[0] if covered_steps else None
+            first_pending = next((a for a in covered_steps if a.status is _PENDING), None)
     if mine is None:
         raise NotYourStep(expense.id, actor)
     if first_pending is None:
         raise StepAlreadyDecided(expense.id, mine.step_number, mine.status)
-    for a in expense.approvals:
-        if (
-            a.approver_id == actor
-            and a.status is _PENDING
-            and (not a.required or a is current or a == current)
-        ):
-            return a
     # Only required steps after the current one remain: steps are sequential.
     assert current is not None  # noqa: S101 -- a pending expense always has a pending required step
     raise StepNotReached(expense.id, first_pending.step_number, current.step_number)
+
+
+def _cover_of(step: Approval, covers: Sequence[Cover]) -> Cover | None:
+    for c in covers:
+        if c.step_number == step.step_number and c.delegation.user_id == step.approver_id:
+            return c
+    return None
+
+
+def _covered_step(
+    expense: Expense, actor: UserId, current: Approval | None, covers: Sequence[Cover]
+) -> Approval | None:
+    """The first step the actor may decide now for its absent approver, if any.
+
+    Raises:
+        DelegateNotEligible: a step they cover for can be decided now, but not by them.
+    """
+    refusal = None
+    for a in expense.approvals:
+        if a.status is not _PENDING or (a.required and a != current):
+            continue
+        cover = _cover_of(a, covers)
+        if cover is None:
+            continue
+        why = ineligibility(expense, a, cover)
+        if why is None:
+            return a
+        if refusal is None:
+            refusal = DelegateNotEligible(expense.id, a.step_number, actor, a.approver_id, why)
+    if refusal is not None:
+        raise refusal
+    return None
+
+
+def covered_step(expense: Expense, actor: UserId, covers: Sequence[Cover]) -> Approval | None:
+    """The first step of a pending expense the actor may decide now for its absent approver
+    under one of `covers` (in force, see `delegation.in_force`); None if there is none."""
+    if expense.status is not ExpenseStatus.PENDING:
+        return None
+    try:
+        return _covered_step(expense, actor, expense.current_step, covers)
+    except DelegateNotEligible:
+        return None
+
+
+def _absent(step: Approval, actor: UserId) -> UserId | None:
+    """Whom the actor decided `step` for: its approver, unless that is the actor."""
+    return None if step.approver_id == actor else step.approver_id
 
 
 def _decide(
@@ -423,31 +521,33 @@ def _decide(
     decided: Approval | None = None,
     comment: str | None = None,
     closes_as: ExpenseStatus | None = None,
+    on_behalf_of: UserId | None = None,
 ) -> Decision:
     """The one way an expense moves on someone's word: a `kind` event by the actor, the step
     they `decided` in place of its pending self, and the expense closed as `closes_as`, or as
-    approved once no required step is pending; closing skips the steps still pending."""
+    approved once no required step is pending; closing skips the steps still pending. A
+    delegate's word carries `on_behalf_of` on every event it appends."""
     approvals = expense.approvals
     step_number = None
     if decided is not None:
         step_number = decided.step_number
         approvals = tuple([decided if a.step_number == step_number else a for a in approvals])
-    event = _event(expense, kind, actor, at, step_number, comment)
+    event = _event(expense, kind, actor, at, step_number, comment, on_behalf_of)
     if closes_as is None:
         for a in approvals:
             if a.required and a.status is _PENDING:
                 if decided is None:
-                    return Decision(expense, (event,), step_number)
+                    return Decision(expense, (event,), step_number, on_behalf_of)
                 if decided.required and a.escalate_after_hours is not None:
                     # A required step was decided, so this one became current: its clock
                     # starts at the decision.
                     current = _due(a, at)
                     approvals = tuple([current if b is a else b for b in approvals])
-                return Decision(_with(expense, approvals), (event,), step_number)
+                return Decision(_with(expense, approvals), (event,), step_number, on_behalf_of)
         closes_as = ExpenseStatus.APPROVED
     skipped = tuple(
         [
-            _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+            _event(expense, EventKind.SKIPPED, actor, at, a.step_number, None, on_behalf_of)
             for a in approvals
             if a.status is _PENDING
         ]
@@ -462,7 +562,7 @@ def _decide(
             ]
         )
     closed = _with(expense, approvals, closes_as, at)
-    return Decision(closed, (event, *skipped), step_number)
+    return Decision(closed, (event, *skipped), step_number, on_behalf_of)
 
 
 def _decided(
@@ -518,6 +618,7 @@ def _event(
     at: datetime,
     step_number: int | None = None,
     comment: str | None = None,
+    on_behalf_of: UserId | None = None,
 ) -> ExpenseEvent:
     return ExpenseEvent(
         expense_id=expense.id,
@@ -527,4 +628,5 @@ def _event(
         actor_id=actor,
         step_number=step_number,
         comment=comment,
+        on_behalf_of=on_behalf_of,
     )

@@ -15,7 +15,9 @@ from typing import Any, Self
 
 import attrs
 
+from expense_core import workflow
 from expense_core.approvers import ApproverPool, may_approve
+from expense_core.delegation import Cover, Delegation, in_force
 from expense_core.errors import (
     DuplicateEmail,
     DuplicateName,
@@ -93,6 +95,8 @@ class _Tables:
     # What a key stored by a decision answers again; its key is in `idempotency` too.
     decisions: dict[tuple[UserId, str], Decision] = attrs.Factory(dict)
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
+    # By the absent user: one delegation each.
+    delegations: dict[UserId, Delegation] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
 
 
@@ -207,6 +211,7 @@ class MemoryUnitOfWork:
         self.expenses = MemoryExpenses(store, self._undo)
         self.idempotency = MemoryIdempotency(store, self._undo)
         self.tokens = MemoryTokens(store, self._undo)
+        self.delegations = MemoryDelegations(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
@@ -569,6 +574,47 @@ class MemoryExpenses:
             return None
         return expense if expense.company_id == actor.company_id else None
 
+    def get_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> tuple[Expense, tuple[Cover, ...]] | None:
+        if company_id is None:
+            expense = self.get_for_update_by(actor_id, expense_id)
+        else:
+            expense = self._t.expenses.get(expense_id)
+            if expense is not None and expense.company_id != company_id:
+                expense = None
+        if expense is None:
+            return None
+        return expense, self._covers(expense, actor_id)
+
+    def _covers(self, expense: Expense, actor_id: UserId) -> tuple[Cover, ...]:
+        """A cover per step whose approver named the actor as delegate, as the SQL adapter's
+        locking read finds them: only where the step's and the actor's levels are known."""
+        delegations = self._t.delegations
+        if not delegations:
+            return ()
+        covers: list[Cover] = []
+        for a in expense.approvals:
+            d = delegations.get(a.approver_id)
+            if d is None or d.delegate_id != actor_id or d.company_id != expense.company_id:
+                continue
+            policy = self._t.policies.get(expense.policy_id)
+            step = None
+            if policy is not None:
+                step = next((s for s in policy.steps if s.step_order == a.step_number), None)
+            delegate = self._store.org_index().members.get(actor_id)
+            if step is None or delegate is None:
+                continue
+            covers.append(
+                Cover(
+                    step_number=a.step_number,
+                    delegation=d,
+                    required_level=step.required_level,
+                    delegate_level=delegate.level.level_number,
+                )
+            )
+        return tuple(covers)
+
     def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         t, undo = self._t, self._undo
         expense_id = expense.id
@@ -672,8 +718,25 @@ class MemoryExpenses:
         return tuple(found)
 
     def inbox(
-        self, company_id: CompanyId, approver_id: UserId, *, after: ExpenseId | None, limit: int
+        self,
+        company_id: CompanyId,
+        approver_id: UserId,
+        *,
+        after: ExpenseId | None,
+        limit: int,
+        as_of: datetime | None = None,
     ) -> tuple[InboxItem, ...]:
+        absent = []
+        if as_of is not None:
+            absent = [
+                d.user_id
+                for d in self._t.delegations.values()
+                if d.delegate_id == approver_id
+                and d.company_id == company_id
+                and d.is_active(as_of)
+            ]
+        if absent:
+            return self._inbox_covering(company_id, approver_id, absent, after, limit, as_of)
         items: list[InboxItem] = []
         for expense_id in sorted(self._waiting(approver_id)):
             if after is not None and expense_id <= after:
@@ -690,6 +753,52 @@ class MemoryExpenses:
                 ):
                     items.append(self._inbox_item(expense, a.step_number, a.required))
                     break
+            if len(items) >= limit:
+                break
+        return tuple(items)
+
+    def _inbox_covering(
+        self,
+        company_id: CompanyId,
+        approver_id: UserId,
+        absent: list[UserId],
+        after: ExpenseId | None,
+        limit: int,
+        as_of: datetime | None,
+    ) -> tuple[InboxItem, ...]:
+        """The inbox of someone who covers for the `absent`: their own steps and the steps
+        they may decide for them, one item per expense."""
+        assert as_of is not None  # noqa: S101 -- only called with a moment
+        candidates = set(self._waiting(approver_id))
+        for user_id in absent:
+            candidates |= self._waiting(user_id)
+        items: list[InboxItem] = []
+        for expense_id in sorted(candidates):
+            if after is not None and expense_id <= after:
+                continue
+            expense = self._t.expenses[expense_id]
+            if expense.company_id != company_id or expense.is_terminal:
+                continue
+            current = expense.current_step
+            own = next(
+                (
+                    a
+                    for a in expense.approvals
+                    if a.approver_id == approver_id
+                    and a.is_pending
+                    and (not a.required or a == current)
+                ),
+                None,
+            )
+            if own is not None:
+                items.append(self._inbox_item(expense, own.step_number, own.required))
+            else:
+                covers = in_force(self._covers(expense, approver_id), approver_id, as_of)
+                covered = workflow.covered_step(expense, approver_id, covers)
+                if covered is None:
+                    continue
+                item = self._inbox_item(expense, covered.step_number, covered.required)
+                items.append(attrs.evolve(item, on_behalf_of=covered.approver_id))
             if len(items) >= limit:
                 break
         return tuple(items)
@@ -762,6 +871,26 @@ class MemoryIdempotency:
     ) -> None:
         self.remember(user_id, key, fingerprint, decision.expense.id)
         _put(self._undo, self._t.decisions, (user_id, key), decision)
+
+
+class MemoryDelegations:
+    def __init__(self, store: MemoryStore, undo: Undo) -> None:
+        self._t = store.tables
+        self._undo = undo
+
+    def get(self, company_id: CompanyId, user_id: UserId) -> Delegation | None:
+        found = self._t.delegations.get(user_id)
+        return found if found is not None and found.company_id == company_id else None
+
+    def put(self, delegation: Delegation) -> None:
+        _put(self._undo, self._t.delegations, delegation.user_id, delegation)
+
+    def remove(self, company_id: CompanyId, user_id: UserId) -> bool:
+        if self.get(company_id, user_id) is None:
+            return False
+        _put(self._undo, self._t.delegations, user_id, _MISSING)
+        del self._t.delegations[user_id]
+        return True
 
 
 class MemoryTokens:

@@ -158,7 +158,7 @@ def expense_rows(numbering: Numbering, expenses: Submitted) -> Rows:
         ]  # fmt: skip
         rows[tables.expense_events] += [
             (take(tables.expense_events), company, expense_id, str(v.kind), v.at, v.actor_id,
-             v.step_number, v.comment, v.approver_id, v.previous_approver_id)
+             v.step_number, v.comment, v.approver_id, v.previous_approver_id, v.on_behalf_of)
             for v in events
         ]  # fmt: skip
     return rows

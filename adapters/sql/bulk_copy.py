@@ -119,7 +119,7 @@ def _expense_lines(numbering: Numbering, expenses: Submitted, lines: Lines) -> N
             event_lines.append(
                 f"{event_id}\t{company}\t{expense_id}\t{e.kind}\t{stamps[e.at]}\t"
                 f"{_id(e.actor_id)}\t{_id(e.step_number)}\t{texts[e.comment]}\t"
-                f"{_id(e.approver_id)}\t{_id(e.previous_approver_id)}\n"
+                f"{_id(e.approver_id)}\t{_id(e.previous_approver_id)}\t{_id(e.on_behalf_of)}\n"
             )
         ids[event_key] = first + len(events)
 

@@ -4,11 +4,12 @@ One deliberate change: the seed's UNIQUE (company_id, category, min_amount) on `
 partial unique index on active policies instead (migration 0002). Additions: `users.manager_id`
 and `users.role`; `company_id` on `approval_steps` and `approvals` (every tenant table carries
 its tenant, ready for distribution by company); the tables `expense_events`,
-`idempotency_keys` and `api_tokens`; and, for escalation (migration 0004),
+`idempotency_keys` and `api_tokens`; for escalation (migration 0004),
 `companies.fallback_approver_id`, `approval_steps.escalate_after_hours` and the approvals'
-`escalate_after_hours` and `escalate_at`. Constraints carry the names PostgreSQL gives the seed's
-unnamed ones. The migrations create all this; these tables are what queries are built from, and
-a test holds the two to each other.
+`escalate_after_hours` and `escalate_at`; `idempotency_keys.decision` (0005); and `delegations`
+with `expense_events.on_behalf_of` (0006). Constraints carry the names PostgreSQL gives the
+seed's unnamed ones. The migrations create all this; these tables are what queries are built
+from, and a test holds the two to each other.
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ expense_events = Table(
     Column("comment", Text, nullable=True),
     Column("approver_id", Integer, ForeignKey("users.id"), nullable=True),
     Column("previous_approver_id", Integer, ForeignKey("users.id"), nullable=True),
+    # Migration 0006: the absent approver a delegate decided for.
+    Column("on_behalf_of", Integer, ForeignKey("users.id"), nullable=True),
     Index("ix_expense_events_company_expense", "company_id", "expense_id", "id"),
 )
 
@@ -243,4 +246,19 @@ api_tokens = Table(
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     PrimaryKeyConstraint("token_id", name="api_tokens_pkey"),
+)
+
+# Migration 0006: who covers for whom, one delegation per absent user.
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("delegate_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("note", Text, nullable=True),
+    PrimaryKeyConstraint("company_id", "user_id", name="delegations_pkey"),
+    CheckConstraint("ends_at > starts_at", name="delegations_period_check"),
+    Index("ix_delegations_company_delegate", "company_id", "delegate_id"),
 )

@@ -7,6 +7,7 @@ from typing import Self
 from sqlalchemy.engine import Engine
 
 from adapters.sql.access import SqlIdempotency, SqlTokens
+from adapters.sql.delegations import SqlDelegations
 from adapters.sql.expenses import SqlExpenses
 from adapters.sql.link import Link
 from adapters.sql.org import SqlOrg
@@ -24,6 +25,7 @@ class SqlUnitOfWork:
         self.expenses = SqlExpenses(self._link)
         self.idempotency = SqlIdempotency(self._link)
         self.tokens = SqlTokens(self._link)
+        self.delegations = SqlDelegations(self._link)
 
     def __enter__(self) -> Self:
         return self

@@ -34,6 +34,7 @@ from entrypoints.container import Container, Database, container_for
 from entrypoints.http.admin import AdminController
 from entrypoints.http.auth import Caller, bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
+from entrypoints.http.delegations import DelegationController
 from entrypoints.http.errors import (
     EXCEPTION_HANDLERS,
     UNAVAILABLE_LOG_EVERY_S,
@@ -44,7 +45,7 @@ from entrypoints.http.middleware import in_flight_limit, request_ids
 from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
 from entrypoints.settings import AuthMode, Settings, configure_logging
-from expense_core.services import AccessService, ExpenseService, OrgService
+from expense_core.services import AccessService, DelegationService, ExpenseService, OrgService
 
 log = logging.getLogger("expense_tracker.http")
 
@@ -121,6 +122,9 @@ def create_app(container: Container) -> Litestar:
     def org(caller: NamedDependency[Caller]) -> OrgService:
         return container.org()
 
+    def delegations(caller: NamedDependency[Caller]) -> DelegationService:
+        return container.delegations()
+
     def database() -> Database:
         return container.database()
 
@@ -161,11 +165,18 @@ def create_app(container: Container) -> Litestar:
     )
     return ExpenseTracker(
         front=lambda app: request_ids(limited(app)),
-        route_handlers=[ExpenseController, HealthController, AdminController, *DOCUMENTATION],
+        route_handlers=[
+            ExpenseController,
+            HealthController,
+            AdminController,
+            DelegationController,
+            *DOCUMENTATION,
+        ],
         dependencies={
             "expenses": Provide(expenses, sync_to_thread=False),
             "access": Provide(access, sync_to_thread=False),
             "org": Provide(org, sync_to_thread=False),
+            "delegations": Provide(delegations, sync_to_thread=False),
             "database": Provide(database, sync_to_thread=False),
             "caller": caller,
             "about": Provide(lambda: about, sync_to_thread=False),

@@ -155,6 +155,8 @@ class ApproveResponse(Struct):
     step_approved: int
     expense_status: ExpenseStatus
     pending_approvals: int
+    # The absent approver a delegate approved for; null when approvers decide their own step.
+    on_behalf_of: int | None
 
 
 class RejectResponse(Struct):
@@ -162,6 +164,7 @@ class RejectResponse(Struct):
     expense_id: int
     step_rejected: int
     expense_status: ExpenseStatus
+    on_behalf_of: int | None
 
 
 class WithdrawResponse(Struct):
@@ -266,6 +269,8 @@ class InboxEntry(Struct):
     submitter_id: int
     submitter_name: str
     policy_name: str
+    # Whose step it is when the inbox's owner covers for them; null for their own.
+    on_behalf_of: int | None
 
 
 class InboxPage(Struct):
@@ -283,6 +288,7 @@ class EventOut(Struct):
     comment: str | None
     approver_id: int | None
     previous_approver_id: int | None
+    on_behalf_of: int | None
 
 
 class HistoryResponse(Struct):
@@ -359,6 +365,7 @@ def approve_response(decision: Decision) -> ApproveResponse:
         step_approved=decision.step_number,
         expense_status=decision.expense.status,
         pending_approvals=decision.expense.pending_required,
+        on_behalf_of=decision.on_behalf_of,
     )
 
 
@@ -369,6 +376,7 @@ def reject_response(decision: Decision) -> RejectResponse:
         expense_id=decision.expense.id,
         step_rejected=decision.step_number,
         expense_status=decision.expense.status,
+        on_behalf_of=decision.on_behalf_of,
     )
 
 
@@ -387,8 +395,7 @@ def send_back_response(decision: Decision) -> SendBackResponse:
         expense_id=decision.expense.id,
         step_returned=decision.step_number,
         expense_status=decision.expense.status,
-        # TODO(#14): the absent approver when a delegate sent it back.
-        on_behalf_of=None,
+        on_behalf_of=decision.on_behalf_of,
     )
 
 
@@ -499,6 +506,7 @@ def inbox_page(page: Page[InboxItem]) -> InboxPage:
                 submitter_id=i.submitter_id,
                 submitter_name=i.submitter_name,
                 policy_name=i.policy_name,
+                on_behalf_of=i.on_behalf_of,
             )
             for i in page.items
         ],
@@ -518,6 +526,7 @@ def history_response(expense_id: int, events: tuple[ExpenseEvent, ...]) -> Histo
                 comment=e.comment,
                 approver_id=e.approver_id,
                 previous_approver_id=e.previous_approver_id,
+                on_behalf_of=e.on_behalf_of,
             )
             for e in events
         ],

@@ -7,12 +7,19 @@ answers one query.
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
 - `escalation`: sweeps that escalate overdue steps (`EscalationService`).
+- `delegations`: who covers for whom while they are away (`DelegationService`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
 
 from expense_core.services._common import MAX_PAGE
 from expense_core.services.access import TOKEN_PREFIX, AccessService
+from expense_core.services.delegations import (
+    ClearDelegation,
+    DelegationService,
+    DelegationState,
+    SetDelegation,
+)
 from expense_core.services.escalation import SWEEP_BATCH, EscalationService
 from expense_core.services.expenses import (
     BULK_LIMIT,
@@ -69,7 +76,10 @@ __all__ = [
     "BulkAction",
     "BulkDecision",
     "ChangeUser",
+    "ClearDelegation",
     "DecideInBulk",
+    "DelegationService",
+    "DelegationState",
     "EscalationService",
     "ExpenseService",
     "ImportReport",
@@ -87,6 +97,7 @@ __all__ = [
     "ResubmitExpense",
     "RoutingExplanation",
     "SendBack",
+    "SetDelegation",
     "StepPlan",
     "SubmitExpense",
     "Submitted",

@@ -17,6 +17,7 @@ import attrs
 
 from expense_core import approvers, workflow
 from expense_core.approvers import StepExplanation
+from expense_core.delegation import Cover
 from expense_core.errors import (
     DomainError,
     IdempotencyKeyRace,
@@ -285,25 +286,27 @@ class ExpenseService:
             return _recall(uow, cmd, actor(uow, cmd.user_id, cmd.company_id))
 
     def approve(self, cmd: ApproveStep) -> Decision:
-        """Approve the actor's step of an expense; with an idempotency key, at most once.
+        """Approve the actor's step of an expense, or, as a delegate, an absent approver's; with
+        an idempotency key, at most once.
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
             UnknownExpense: no such expense in the actor's company.
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
-            InvalidText: see `workflow.approve`.
+            DelegateNotEligible, InvalidText: see `workflow.approve`.
             IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.approve(e, cmd.user_id, cmd.comments, at),
+            lambda e, covers, at: workflow.approve(e, cmd.user_id, cmd.comments, at, covers),
             cmd,
         )
 
     def reject(self, cmd: RejectExpense) -> Decision:
-        """Reject an expense at the actor's current step; with an idempotency key, at most once.
+        """Reject an expense at the actor's current step, or, as a delegate, an absent
+        approver's; with an idempotency key, at most once.
 
         Raises:
             As `approve`, plus ReasonRequired and OptionalStepCannotReject.
@@ -312,7 +315,7 @@ class ExpenseService:
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.reject(e, cmd.user_id, cmd.reason, at),
+            lambda e, covers, at: workflow.reject(e, cmd.user_id, cmd.reason, at, covers),
             cmd,
         )
 
@@ -328,7 +331,7 @@ class ExpenseService:
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.withdraw(e, cmd.user_id, at),
+            lambda e, _covers, at: workflow.withdraw(e, cmd.user_id, at),
             cmd,
         )
 
@@ -388,7 +391,7 @@ class ExpenseService:
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
-            lambda e, at: workflow.send_back(e, cmd.user_id, cmd.reason, at),
+            lambda e, covers, at: workflow.send_back(e, cmd.user_id, cmd.reason, at, covers),
             cmd,
         )
 
@@ -453,7 +456,7 @@ class ExpenseService:
         expense_id: ExpenseId,
         user_id: UserId,
         company_id: CompanyId | None,
-        decide: Callable[[Expense, datetime], Decision],
+        decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
         keyed: Keyed | None = None,
     ) -> Decision:
         """Apply one decision to the expense, locked, store what it changed and commit; with an
@@ -481,11 +484,20 @@ class ExpenseService:
         expense_id: ExpenseId,
         user_id: UserId,
         company_id: CompanyId | None,
-        decide: Callable[[Expense, datetime], Decision],
+        decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
     ) -> Decision:
-        """Apply one decision to the expense, locked, and write what it changed, uncommitted."""
-        expense = _locked(uow, expense_id, user_id, company_id)
-        decision = decide(expense, self.clock.now())
+        """Apply one decision to the expense, locked, and write what it changed, uncommitted.
+        The expense comes with the covers its approvers' delegations give the actor, read in
+        the same step (no extra round trip), for a decision a delegate may take."""
+        found = uow.expenses.get_for_decision(company_id, user_id, expense_id)
+        if found is None:
+            if company_id is None:
+                # The actor's company and the expense come in one step; on a miss, the actor
+                # decides the error as if looked up first (unknown, inactive).
+                actor(uow, user_id, None)
+            raise UnknownExpense(expense_id)
+        expense, covers = found
+        decision = decide(expense, covers, self.clock.now())
         uow.expenses.save(decision.expense, decision.events)
         return decision
 
@@ -575,7 +587,8 @@ class ExpenseService:
         cursor: int | None = None,
         limit: int = 50,
     ) -> Page[InboxItem]:
-        """The steps an approver can act on now, oldest expense first.
+        """The steps an approver can act on now, oldest expense first: their own, and those
+        they may decide for an absent approver who named them delegate (`on_behalf_of`).
 
         Raises:
             UnknownUser: no such approver. InvalidInput: a bad limit or cursor.
@@ -592,6 +605,7 @@ class ExpenseService:
                 approver_id,
                 after=ExpenseId(cursor) if cursor is not None else None,
                 limit=limit + 1,
+                as_of=self.clock.now(),
             )
         return page_of(items, limit, lambda i: i.expense_id)
 
@@ -625,21 +639,6 @@ class ExpenseService:
         """
         with self.new_uow() as uow:
             return actor(uow, user_id, None).user.company_id
-
-
-def _locked(
-    uow: UnitOfWork, expense_id: ExpenseId, user_id: UserId, company_id: CompanyId | None
-) -> Expense:
-    """The expense a decision is about, held against concurrent decisions."""
-    if company_id is not None:
-        return uow.expenses.get_for_update(company_id, expense_id)
-    # The actor's company and the expense in one step; on a miss, the actor decides the error
-    # as if looked up first (unknown, inactive), else the expense is not in their company.
-    found = uow.expenses.get_for_update_by(user_id, expense_id)
-    if found is None:
-        actor(uow, user_id, None)
-        raise UnknownExpense(expense_id)
-    return found
 
 
 def _fingerprint(*request: object) -> str:

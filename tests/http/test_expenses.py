@@ -164,6 +164,7 @@ def test_reject_closes_the_expense_and_skips_the_rest(client: Client) -> None:
         "expense_id": expense,
         "step_rejected": 2,
         "expense_status": "rejected",
+        "on_behalf_of": None,
     }
     status = client.get(f"/api/expenses/{expense}/status").json()
     assert status["status"] == "rejected"
@@ -297,6 +298,7 @@ def test_inbox_lists_only_the_steps_an_approver_can_act_on(client: Client) -> No
         "submitter_id": GRACE,
         "submitter_name": "Grace Taylor",
         "policy_name": "Large Equipment",
+        "on_behalf_of": None,
     }
     assert eve["next_cursor"] is None
 

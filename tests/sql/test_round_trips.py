@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from adapters.sql import SqlDatabase
+from expense_core.delegation import Delegation
 from expense_core.model import ApprovalStep, CompanyId, ExpenseId
 from expense_core.services import (
     ApproveStep,
@@ -173,6 +174,33 @@ def test_each_use_case_takes_few_statements(db: SqlDatabase, known_company: bool
     resubmit(returned, "resubmit", policy_id=org.small.id, amount=money("10.00"))
     decide(send_back(returned))
     resubmit(returned, "resubmit by category", category="equipment", amount=money("2500.00"))
+
+    # A delegate's decision: the delegation comes with the locking read, no statement of its own.
+    with db.unit_of_work() as uow:
+        uow.delegations.put(
+            Delegation(
+                company_id=org.id,
+                user_id=org.person(6),
+                delegate_id=org.person(3),
+                starts_at=START,
+                ends_at=START + timedelta(days=14),
+            )
+        )
+        uow.commit()
+    own, covered = submit("small", "12.00"), submit("small", "13.00")
+    decide(approve(own, 6))
+    decide(approve(covered, 3))
+    assert counts["decide"][-1] == counts["decide"][-2], counts["decide"]
+    covered_rejection = RejectExpense(
+        expense_id=submit("large", "2600.00"),
+        user_id=org.person(3),
+        reason="no",
+        company_id=company,
+    )
+    decide(lambda: expenses.reject(covered_rejection))
+    if not db.is_sqlite:
+        # The locking read and one write, whoever decides.
+        assert counts["decide"][-3:] == [2, 2, 2], counts["decide"]
     for expense_id in (small, large, travel, withdrawn):
         counts["status"].append(len(recorder.run(status(expense_id))))
     keyed = submit("large", "2600.00")

@@ -229,6 +229,15 @@ def test_the_additions_are_there(postgres_url: str) -> None:
         "comment",
         "approver_id",
         "previous_approver_id",
+        "on_behalf_of",
+    }
+    assert {c for t, c in columns if t == "delegations"} == {
+        "company_id",
+        "user_id",
+        "delegate_id",
+        "starts_at",
+        "ends_at",
+        "note",
     }
     assert {c for t, c in columns if t == "idempotency_keys"} == {
         "user_id",
@@ -250,6 +259,9 @@ def test_the_additions_are_there(postgres_url: str) -> None:
     assert ("idempotency_keys", "PRIMARY KEY (user_id, key)") in definitions
     assert ("api_tokens", "PRIMARY KEY (token_id)") in definitions
     assert ("users", "FOREIGN KEY (manager_id) REFERENCES users(id)") in definitions
+    assert ("delegations", "PRIMARY KEY (company_id, user_id)") in definitions
+    assert ("delegations", "CHECK ((ends_at > starts_at))") in definitions
+    assert ("expense_events", "FOREIGN KEY (on_behalf_of) REFERENCES users(id)") in definitions
     assert (
         "expense_events",
         "ix_expense_events_company_expense",

@@ -1,0 +1,136 @@
+"""Delegations: a user names who covers for them while they are away; each use case one unit
+of work. A user sets, reads and clears their own; an admin of the company anyone's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from expense_core.delegation import Delegation, new_delegation
+from expense_core.errors import AdminOnly, NoDelegation, UnknownDelegate, UnknownUser
+from expense_core.model import CompanyId, Member, Role, UserId
+from expense_core.ports import Clock, UnitOfWork
+from expense_core.services._common import actor
+
+
+@attrs.frozen(kw_only=True)
+class SetDelegation:
+    """Name `delegate_id` to act for `user_id` from `starts_at` until `ends_at`, replacing the
+    user's previous delegation. `actor_id` is who sets it (the user when None); `company_id`
+    confines the command to the caller's company, when known (a verified token)."""
+
+    user_id: UserId
+    delegate_id: UserId
+    starts_at: datetime
+    ends_at: datetime
+    note: str | None = None
+    actor_id: UserId | None = None
+    company_id: CompanyId | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClearDelegation:
+    """End `user_id`'s delegation; `actor_id` and `company_id` as in `SetDelegation`."""
+
+    user_id: UserId
+    actor_id: UserId | None = None
+    company_id: CompanyId | None = None
+
+
+@attrs.frozen
+class DelegationState:
+    """A stored delegation, and whether its period holds the moment it was read."""
+
+    delegation: Delegation
+    active: bool
+
+
+@attrs.frozen
+class DelegationService:
+    """Set, read and clear who covers for whom."""
+
+    new_uow: Callable[[], UnitOfWork]
+    clock: Clock
+
+    def set(self, cmd: SetDelegation) -> DelegationState:
+        """Store a delegation in place of the user's previous one.
+
+        Raises:
+            UnknownUser, InactiveUser: the actor is unknown (or of another company) or
+                inactive; or the user is unknown in the actor's company.
+            AdminOnly: the actor sets someone else's delegation and is not an admin.
+            UnknownDelegate: no such delegate in the user's company.
+            NaiveTimestamp, DelegationPeriodEmpty, SelfDelegation, DelegateInactive,
+            DelegationCycle, InvalidText: see `delegation.new_delegation`.
+        """
+        with self.new_uow() as uow:
+            user = _changeable(uow, cmd.user_id, cmd.actor_id, cmd.company_id)
+            company = user.user.company_id
+            try:
+                delegate = uow.org.member(cmd.delegate_id)
+            except UnknownUser:
+                raise UnknownDelegate(cmd.delegate_id) from None
+            delegation = new_delegation(
+                user=user,
+                delegate=delegate,
+                starts_at=cmd.starts_at,
+                ends_at=cmd.ends_at,
+                note=cmd.note,
+                delegates_own=uow.delegations.get(company, delegate.id),
+            )
+            uow.delegations.put(delegation)
+            uow.commit()
+        return DelegationState(delegation, delegation.is_active(self.clock.now()))
+
+    def get(self, user_id: UserId, company_id: CompanyId | None = None) -> DelegationState:
+        """The user's delegation, whatever its period; without a company, any company's (demo
+        mode).
+
+        Raises:
+            UnknownUser: no such user (in that company).
+            NoDelegation: the user has named no delegate.
+        """
+        with self.new_uow() as uow:
+            user = uow.org.member(user_id)
+            if company_id is not None and user.user.company_id != company_id:
+                raise UnknownUser(user_id)
+            delegation = uow.delegations.get(user.user.company_id, user_id)
+        if delegation is None:
+            raise NoDelegation(user_id)
+        return DelegationState(delegation, delegation.is_active(self.clock.now()))
+
+    def clear(self, cmd: ClearDelegation) -> None:
+        """End the user's delegation: from now on their delegate acts for them no more.
+
+        Raises:
+            UnknownUser, InactiveUser, AdminOnly: as `set`.
+            NoDelegation: the user has named no delegate.
+        """
+        with self.new_uow() as uow:
+            user = _changeable(uow, cmd.user_id, cmd.actor_id, cmd.company_id)
+            if not uow.delegations.remove(user.user.company_id, user.id):
+                raise NoDelegation(cmd.user_id)
+            uow.commit()
+
+
+def _changeable(
+    uow: UnitOfWork, user_id: UserId, actor_id: UserId | None, company_id: CompanyId | None
+) -> Member:
+    """The user whose delegation the actor changes, if they may: their own, or as an admin
+    anyone's in their company.
+
+    Raises:
+        UnknownUser, InactiveUser, AdminOnly.
+    """
+    acting = actor(uow, user_id if actor_id is None else actor_id, company_id)
+    if acting.id == user_id:
+        return acting
+    user = uow.org.member(user_id)
+    if user.user.company_id != acting.user.company_id:
+        raise UnknownUser(user_id)
+    if acting.user.role is not Role.ADMIN:
+        raise AdminOnly("another user's delegation")
+    return user
