@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +26,7 @@ from entrypoints.container import Container, container_for
 from entrypoints.settings import (
     DEFAULT_DATABASE_URL,
     MEMORY_URL,
+    METRICS_DIR_VARIABLE,
     InvalidSetting,
     Settings,
     configure_logging,
@@ -57,6 +61,12 @@ environment:
   SHUTDOWN_GRACE_S         after SIGTERM, time for requests in flight (default 20)
   BODY_TIMEOUT_S           time for a request body to arrive whole, else 408 (default 10)
   MAX_HEADER_BYTES         largest request line and headers, else 431 (default 16384)
+  LOG_FORMAT      json (default off a terminal) or console
+  ACCESS_LOG      one line per request: true (default) or false
+  METRICS         Prometheus metrics at /metrics: true (default) or false
+  METRICS_BY_COMPANY       label the expense counters by company (default false)
+  PROMETHEUS_MULTIPROC_DIR where `serve` workers share metrics (default: a temporary one)
+  OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces there (default: no tracing)
 
 exit codes: 0 done, 1 refused or failed, 2 bad usage or settings
 """
@@ -227,17 +237,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    changes = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    if settings.is_memory and settings.workers > 1:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
+    with _metrics_directory(settings):
+        return _serve(args, settings, console)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     import uvicorn
 
     from entrypoints.http import create_app
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
     from entrypoints.supervisor import supervise
 
-    changes = {"host": args.host, "port": args.port, "workers": args.workers}
-    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
-    if settings.is_memory and settings.workers > 1:
-        raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
-    container = container_for(settings)
+    # With workers, this process only checks and seeds the database: it keeps no metrics (its
+    # pool would be counted as a worker's).
+    serving_here = settings.workers == 1
+    container = container_for(settings if serving_here else settings.replace(metrics=False))
     database = container.database()
     database.ping()
     if args.seed_demo:
@@ -255,14 +273,56 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         # uvicorn's httptools protocol, with a bound on the size of a request's headers.
         "http": BoundedHttpToolsProtocol,
+        # The app writes its own access line (entrypoints/http/observe.py), with the route.
+        "access_log": False,
     }
-    if settings.workers == 1:
+    if serving_here:
         uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()
-    started = supervise(APP_FACTORY, settings.workers, settings.host, settings.port, options)
+    on_exit = None
+    if settings.metrics:
+        from entrypoints.metrics import worker_exited
+
+        on_exit = worker_exited
+    started = supervise(
+        APP_FACTORY, settings.workers, settings.host, settings.port, options, on_exit
+    )
     return OK if started else FAILED
+
+
+# The files prometheus-client writes in multiprocess mode, one per kind of metric and process.
+METRICS_FILES: Final = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+
+
+@contextlib.contextmanager
+def _metrics_directory(settings: Settings) -> Iterator[None]:
+    """A directory where every worker writes its metrics, for any of them to read all.
+
+    PROMETHEUS_MULTIPROC_DIR if set (created if missing, emptied of an earlier run's files:
+    counters must start again with the server); else a temporary one, removed when the server
+    stops. Set before anything loads prometheus-client, which reads it once.
+    """
+    if not settings.metrics:
+        yield
+        return
+    given = os.environ.get(METRICS_DIR_VARIABLE, "").strip()
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for pattern in METRICS_FILES:
+            for old in path.glob(pattern):
+                old.unlink()
+        yield
+        return
+    path = Path(tempfile.mkdtemp(prefix="expense-tracker-metrics-"))
+    os.environ[METRICS_DIR_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def db_upgrade(_: argparse.Namespace, settings: Settings, console: Console) -> int:
