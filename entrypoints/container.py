@@ -136,6 +136,8 @@ def open_database(settings: Settings, metrics: Metrics | None = None) -> Iterato
 def observe_database(database: Database, observer: Any) -> None:
     """Let `observer` (an `adapters.sql.observe.SqlObserver`) watch a SQL database's pool and
     statements; the memory store has neither."""
+    if isinstance(database, MemoryDatabase):
+        return  # and in-memory use never loads SQLAlchemy
     from adapters.sql import SqlDatabase
 
     if isinstance(database, SqlDatabase):
@@ -144,6 +146,8 @@ def observe_database(database: Database, observer: Any) -> None:
 
 def trace_database(database: Database, tracer: Any) -> None:
     """Give each statement a SQL database runs a span of `tracer` (an OpenTelemetry tracer)."""
+    if isinstance(database, MemoryDatabase):
+        return
     from adapters.sql import SqlDatabase
 
     if isinstance(database, SqlDatabase):
@@ -161,11 +165,19 @@ def metrics_for(settings: Settings) -> Metrics | None:
     return Metrics(by_company=settings.metrics_by_company)
 
 
-def uow_factory_for(database: Database, metrics: Metrics | None = None) -> Callable[[], UnitOfWork]:
-    """What the services call to start a unit of work (telling the metrics what it commits)."""
-    if metrics is None:
-        return database.unit_of_work
-    return watched(database.unit_of_work, metrics.domain.committed)
+def uow_factory_for(
+    database: Database, metrics: Metrics | None = None, tracer: Any = None
+) -> Callable[[], UnitOfWork]:
+    """What the services call to start a unit of work: telling the metrics what it commits,
+    and in a span of `tracer` (an OpenTelemetry tracer), if either is kept."""
+    new_uow: Callable[[], UnitOfWork] = database.unit_of_work
+    if metrics is not None:
+        new_uow = watched(new_uow, metrics.domain.committed)
+    if tracer is not None:
+        from entrypoints.tracing import traced_units
+
+        new_uow = traced_units(new_uow, tracer)
+    return new_uow
 
 
 def bulk_loader_for(database: Database) -> BulkLoader:
@@ -185,7 +197,9 @@ class Container(containers.DeclarativeContainer):
     # An OpenTelemetry tracer once tracing is installed (`entrypoints.tracing.install`).
     tracer: providers.Provider[Any] = providers.Object(None)
     database = providers.Resource(open_database, settings=settings, metrics=metrics)
-    new_uow = providers.Singleton(uow_factory_for, database=database, metrics=metrics)
+    new_uow = providers.Singleton(
+        uow_factory_for, database=database, metrics=metrics, tracer=tracer
+    )
     bulk_loader = providers.Singleton(bulk_loader_for, database=database)
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)

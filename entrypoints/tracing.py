@@ -7,22 +7,24 @@ tracer provider into a container (the OTLP one from `otlp_provider`, or any othe
 an in-memory exporter); the app then puts `requests` in front of its routes.
 
 A request's span carries its request id (`request_id`), continues the caller's trace when a
-`traceparent` header comes with it, and is named for the route template once routed. Use cases
-run in worker threads on a copy of the request's context, so their spans are its children, and
-those of their statements theirs.
+`traceparent` header comes with it, and is named for the route template once routed. A use case
+is one unit of work: its span is the unit of work's, named for the service method that opened
+it. Use cases run in worker threads on a copy of the request's context, so their spans are the
+request's children, and those of their statements theirs.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import sys
 from collections.abc import Callable
-from typing import Any, Final
+from types import FrameType
+from typing import Any, Final, Self
 
 from dependency_injector import providers
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from opentelemetry import propagate
+from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -32,6 +34,7 @@ from entrypoints.container import Container, trace_database
 from entrypoints.http.errors import REQUEST_ID_STATE
 from entrypoints.http.observe import route_label
 from entrypoints.settings import Settings
+from expense_core.ports import UnitOfWork
 
 SERVICE: Final = "expense-tracker"
 SERVICES_MODULE: Final = "expense_core.services"
@@ -59,10 +62,11 @@ def install(container: Container, provider: TracerProvider) -> Tracer:
     app reads the tracer from `container.tracer` to trace requests."""
     tracer = provider.get_tracer(INSTRUMENTATION)
     container.tracer.override(providers.Object(tracer))
-    for name, provider_ in container.providers.items():
-        if isinstance(provider_, providers.Singleton) and _is_service(provider_.cls):
-            inner = providers.Singleton(provider_.cls, *provider_.args, **provider_.kwargs)
-            provider_.override(providers.Singleton(_TracedService, inner, tracer=tracer, name=name))
+    # Built again, on units of work that trace (`uow_factory_for`), when next asked for.
+    container.new_uow.reset()
+    for service in container.providers.values():
+        if isinstance(service, providers.Singleton) and _is_service(service.cls):
+            service.reset()
     trace_database(container.database(), tracer)
     return tracer
 
@@ -71,27 +75,57 @@ def _is_service(cls: Any) -> bool:
     return isinstance(cls, type) and cls.__module__.startswith(SERVICES_MODULE)
 
 
-class _TracedService:
-    """A use-case service whose public methods each run in a span (`expenses.submit`...)."""
+def traced_units(new_uow: Callable[[], UnitOfWork], tracer: Tracer) -> Callable[[], UnitOfWork]:
+    """A unit-of-work factory whose units of work each run in a span named for the use case
+    that opened it (`ExpenseService.approve`): a use case is one unit of work."""
 
-    def __init__(self, service: Any, *, tracer: Tracer, name: str) -> None:
-        self._service = service
-        self._tracer = tracer
-        self._name = name
+    def new_traced() -> UnitOfWork:
+        return _TracedUnitOfWork(new_uow(), tracer, use_case(sys._getframe(1)))
 
-    def __getattr__(self, attribute: str) -> Any:
-        found = getattr(self._service, attribute)
-        if attribute.startswith("_") or not callable(found):
-            return found
-        span = f"{self._name}.{attribute}"
-        tracer = self._tracer
+    return new_traced
 
-        @functools.wraps(found)
-        def traced(*args: Any, **kwargs: Any) -> Any:
-            with tracer.start_as_current_span(span, kind=SpanKind.INTERNAL):
-                return found(*args, **kwargs)
 
-        return traced
+def use_case(frame: FrameType | None) -> str:
+    """The public method of a use-case service that is running in `frame` or a caller of it
+    (`ExpenseService.approve`, though `_decide` opened the unit of work)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(SERVICES_MODULE):
+            owner, _, method = frame.f_code.co_qualname.rpartition(".")
+            if owner and not method.startswith("_"):
+                return f"{owner}.{method}"
+        frame = frame.f_back
+    return "unit of work"
+
+
+class _TracedUnitOfWork:
+    """A store's unit of work in a span of its own, failed if the use case raised in it."""
+
+    def __init__(self, inner: UnitOfWork, tracer: Tracer, name: str) -> None:
+        self._inner = inner
+        self._span = tracer.start_span(name, kind=SpanKind.INTERNAL)
+        self._token: object = None
+
+    def __enter__(self) -> Self:
+        self._token = context.attach(trace.set_span_in_context(self._span))
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._inner.__exit__(*exc_info)
+        finally:
+            error = exc_info[1] if exc_info else None
+            if isinstance(error, BaseException):
+                self._span.record_exception(error)
+                self._span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            context.detach(self._token)  # type: ignore[arg-type]
+            self._span.end()
+
+    def commit(self) -> None:
+        self._inner.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def requests(tracer: Tracer) -> Callable[[ASGIApp], ASGIApp]:
