@@ -69,24 +69,27 @@ def renderer(*, console: bool, colors: bool = False) -> Processor:
     return structlog.processors.JSONRenderer()
 
 
-def configure(level: str, *, console: bool, stream: TextIO | None = None) -> None:
-    """Send every record at `level` or above to `stream` (stderr), one line each."""
-    out = sys.stderr if stream is None else stream
-    colors = console and out.isatty()
+def handler(*, console: bool, stream: TextIO) -> logging.Handler:
+    """A handler writing each record to `stream` on one line, as JSON or for a terminal."""
     final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if not console:
         final.append(structlog.processors.format_exc_info)
-    final.append(renderer(console=console, colors=colors))
+    final.append(renderer(console=console, colors=console and stream.isatty()))
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=list(SHARED),
         processors=final,
     )
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter)
+    written = logging.StreamHandler(stream)
+    written.setFormatter(formatter)
+    return written
+
+
+def configure(level: str, *, console: bool, stream: TextIO | None = None) -> None:
+    """Send every record at `level` or above to `stream` (stderr), one line each."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(handler(console=console, stream=sys.stderr if stream is None else stream))
     root.setLevel(level)
     structlog.configure(
         processors=[

@@ -70,9 +70,16 @@ class Server:
     base_url: str
     env: dict[str, str]
     log: Path
+    process: subprocess.Popen[bytes] | None = attrs.field(default=None, eq=False, repr=False)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    def stop(self) -> str:
+        """Stop the server (SIGINT, as Ctrl-C) and read all it logged."""
+        if self.process is not None:
+            _stop(self.process)
+        return self.log.read_text(errors="replace")
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
@@ -129,7 +136,7 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[StartServer]:
         processes.append((process, log))
         base_url = f"http://127.0.0.1:{port}"
         _wait_until_ready(process, base_url, log)
-        return Server(base_url, env, log)
+        return Server(base_url, env, log, process)
 
     yield start
     for process, log in processes:
