@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -267,3 +269,51 @@ def test_serving_loads_no_opentelemetry_without_an_endpoint(metrics: bool) -> No
     assert [name for name in served if name.startswith("opentelemetry")] == []
     assert ("prometheus_client" in everything) is metrics
     assert "sqlalchemy" not in everything
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def families(client: Client) -> set[str]:
+    """The metric families a scrape shows, counters under their full `_total` name too."""
+    client.post("/api/expenses", json={"user_id": GRACE, "policy_id": 1, "amount": 10})
+    found = text_string_to_metric_families(client.get("/metrics").text)
+    return {
+        name
+        for family in found
+        for name in (family.name, *([f"{family.name}_total"] if family.type == "counter" else []))
+    }
+
+
+def test_every_metric_is_documented_with_its_labels(client: Client) -> None:
+    documented = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    words = re.findall(r"`[a-z_]+`", documented)
+    ours = {
+        name
+        for name in families(client)
+        # The standard collectors are named in a list; `_created` is the client's own series.
+        if not name.startswith(("python_gc", "process_")) and not name.endswith("_created")
+    }
+
+    missing = {name for name in ours if not {f"`{name}`", f"`{name}_total`"} & set(words)}
+    assert missing == set()
+    for label in ("method", "route", "status", "reason", "kind", "company", "pid"):
+        assert f"`{label}`" in documented
+
+
+def test_the_dashboard_charts_only_metrics_that_exist(client: Client) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "expense-tracker.json").read_text())
+    queries = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    named = {
+        re.sub(r"_(bucket|count|sum)$", "", name) for q in queries for name in METRIC.findall(q)
+    }
+    counters = {f"{name}_total" for name in families(client)}
+
+    assert queries
+    assert named - families(client) - counters == set()
+    assert dashboard["uid"] == "expense-tracker"
+
+
+METRIC = re.compile(r"\b((?:http|db|expense|expenses|process)_[a-z_]+)\{")
