@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -294,6 +295,8 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
 
 # The files prometheus-client writes in multiprocess mode, one per kind of metric and process.
 METRICS_FILES: Final = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+# A temporary metrics directory is named for the server's pid: `expense-tracker-metrics-<pid>-*`.
+METRICS_DIR_PREFIX: Final = "expense-tracker-metrics-"
 
 
 @contextlib.contextmanager
@@ -302,7 +305,8 @@ def _metrics_directory(settings: Settings) -> Iterator[None]:
 
     PROMETHEUS_MULTIPROC_DIR if set (created if missing, emptied of an earlier run's files:
     counters must start again with the server); else a temporary one, removed when the server
-    stops. Set before anything loads prometheus-client, which reads it once.
+    stops, and by the next server to start if this one could not (it was killed). Set before
+    anything loads prometheus-client, which reads it once.
     """
     if not settings.metrics:
         yield
@@ -316,13 +320,40 @@ def _metrics_directory(settings: Settings) -> Iterator[None]:
                 old.unlink()
         yield
         return
-    path = Path(tempfile.mkdtemp(prefix="expense-tracker-metrics-"))
+    _remove_orphans(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
     os.environ[METRICS_DIR_VARIABLE] = str(path)
+    # uvicorn ends a single-worker server's SIGTERM by raising the signal again, to the handler
+    # it found: exiting here (143, as a process killed by SIGTERM) lets the directory go first.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous)
         os.environ.pop(METRICS_DIR_VARIABLE, None)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, _: object) -> None:
+    sys.exit(128 + signum)
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Remove the temporary metrics directories of servers that are no longer running."""
+    for orphan in folder.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = orphan.name.removeprefix(METRICS_DIR_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)) and orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def db_upgrade(_: argparse.Namespace, settings: Settings, console: Console) -> int:

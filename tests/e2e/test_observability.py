@@ -4,6 +4,8 @@ a whole flow has a request id on its lines, one access line per request, and no 
 from __future__ import annotations
 
 import json
+import signal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -136,3 +138,43 @@ def test_a_flow_in_token_mode_is_logged_with_request_ids_and_no_secret(
         assert secret not in text
     assert "Bearer" not in text
     assert DESCRIPTION not in text
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_metrics_directory_lives_as_long_as_the_server(
+    start_server: StartServer, tmp_path: Path, stop: signal.Signals
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    orphan = temporary / "expense-tracker-metrics-999999999-abc"  # a server long gone
+    orphan.mkdir()
+    server = start_server(TMPDIR=str(temporary))
+    assert server.process is not None
+    [made] = temporary.glob(f"expense-tracker-metrics-{server.process.pid}-*")
+    assert sorted(p.name.split("_")[0] for p in made.iterdir()) >= ["counter", "gauge"]
+    assert not orphan.exists()
+
+    server.process.send_signal(stop)
+    server.process.wait(timeout=30)
+
+    assert not made.exists()
+
+
+def test_a_given_metrics_directory_is_kept_and_emptied_of_earlier_runs(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    (shared / "counter_12345.db").write_bytes(b"an earlier run's counts")
+    (shared / "notes.txt").write_text("not ours")
+
+    server = start_server(PROMETHEUS_MULTIPROC_DIR=str(shared))
+    for _ in range(3):
+        assert httpx.get(f"{server.base_url}/", timeout=10.0).status_code == 200
+    samples = scrape(server)
+
+    assert total(samples, "http_requests_total", route="/", status="200") == 3
+    assert not (shared / "counter_12345.db").exists()
+    assert (shared / "notes.txt").exists()
+    server.stop()
+    assert shared.exists()
