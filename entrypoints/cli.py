@@ -536,12 +536,20 @@ def _escalation_line(outcome: Escalation) -> str:
 
 @contextlib.contextmanager
 def _opened(settings: Settings) -> Iterator[Container]:
-    """A container whose database is disposed of when the command is done."""
+    """A container whose database is disposed of when the command is done.
+
+    Run with a server's PROMETHEUS_MULTIPROC_DIR, a command's counts (the escalations of
+    `escalate`) join the server's metrics; its gauges of work in progress leave with it.
+    """
     container = container_for(settings)
     try:
         yield container
     finally:
         container.shutdown_resources()
+        if settings.metrics and os.environ.get(METRICS_DIR_VARIABLE):
+            from entrypoints.metrics import worker_exited
+
+            worker_exited(os.getpid())
 
 
 def _where(settings: Settings) -> str:

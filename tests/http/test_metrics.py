@@ -317,3 +317,21 @@ def test_the_dashboard_charts_only_metrics_that_exist(client: Client) -> None:
 
 
 METRIC = re.compile(r"\b((?:http|db|expense|expenses|process)_[a-z_]+)\{")
+
+
+def test_a_send_back_and_resubmission_are_counted_and_close_nothing(client: Client) -> None:
+    created = client.post(
+        "/api/expenses", json={"user_id": GRACE, "policy_id": 3, "amount": 300}
+    ).json()
+    expense_id = created["expense_id"]
+    returned = {"expense_id": expense_id, "approver_id": FRANK, "reason": "hotel receipt"}
+    assert client.post("/api/expenses/send-back", json=returned).status_code == 200
+    resubmitted = f"/api/expenses/{expense_id}/resubmit"
+    assert client.post(resubmitted, json={"user_id": GRACE}).status_code == 200
+
+    samples = scrape(client)
+
+    assert value(samples, "expense_events_total", kind="returned") == 1
+    assert value(samples, "expense_events_total", kind="resubmitted") == 1
+    assert named(samples, "expenses_closed_total") == []
+    assert value(samples, "expense_pending_steps") >= 1
