@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +29,7 @@ from entrypoints.container import Container, container_for
 from entrypoints.settings import (
     DEFAULT_DATABASE_URL,
     MEMORY_URL,
+    METRICS_DIR_VARIABLE,
     InvalidSetting,
     Settings,
     configure_logging,
@@ -66,6 +71,12 @@ environment:
   SHUTDOWN_GRACE_S         after SIGTERM, time for requests in flight (default 20)
   BODY_TIMEOUT_S           time for a request body to arrive whole, else 408 (default 10)
   MAX_HEADER_BYTES         largest request line and headers, else 431 (default 16384)
+  LOG_FORMAT      json (default off a terminal) or console
+  ACCESS_LOG      one line per request: true (default) or false
+  METRICS         Prometheus metrics at /metrics: true (default) or false
+  METRICS_BY_COMPANY       label the expense counters by company (default false)
+  PROMETHEUS_MULTIPROC_DIR where `serve` workers share metrics (default: a temporary one)
+  OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces there (default: no tracing)
 
 exit codes: 0 done, 1 refused or failed, 2 bad usage or settings
 """
@@ -298,17 +309,25 @@ def _instant(text: str) -> datetime:
 
 
 def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    changes = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    if settings.is_memory and settings.workers > 1:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
+    with _metrics_directory(settings):
+        return _serve(args, settings, console)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     import uvicorn
 
     from entrypoints.http import create_app
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
     from entrypoints.supervisor import supervise
 
-    changes = {"host": args.host, "port": args.port, "workers": args.workers}
-    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
-    if settings.is_memory and settings.workers > 1:
-        raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
-    container = container_for(settings)
+    # With workers, this process only checks and seeds the database: it keeps no metrics (its
+    # pool would be counted as a worker's).
+    serving_here = settings.workers == 1
+    container = container_for(settings if serving_here else settings.replace(metrics=False))
     database = container.database()
     database.ping()
     if args.seed_demo:
@@ -326,14 +345,86 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         # uvicorn's httptools protocol, with a bound on the size of a request's headers.
         "http": BoundedHttpToolsProtocol,
+        # The app writes its own access line (entrypoints/http/observe.py), with the route.
+        "access_log": False,
     }
-    if settings.workers == 1:
+    if serving_here:
         uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()
-    started = supervise(APP_FACTORY, settings.workers, settings.host, settings.port, options)
+    on_exit = None
+    if settings.metrics:
+        from entrypoints.metrics import worker_exited
+
+        on_exit = worker_exited
+    started = supervise(
+        APP_FACTORY, settings.workers, settings.host, settings.port, options, on_exit
+    )
     return OK if started else FAILED
+
+
+# The files prometheus-client writes in multiprocess mode, one per kind of metric and process.
+METRICS_FILES: Final = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+# A temporary metrics directory is named for the server's pid: `expense-tracker-metrics-<pid>-*`.
+METRICS_DIR_PREFIX: Final = "expense-tracker-metrics-"
+
+
+@contextlib.contextmanager
+def _metrics_directory(settings: Settings) -> Iterator[None]:
+    """A directory where every worker writes its metrics, for any of them to read all.
+
+    PROMETHEUS_MULTIPROC_DIR if set (created if missing, emptied of an earlier run's files:
+    counters must start again with the server); else a temporary one, removed when the server
+    stops, and by the next server to start if this one could not (it was killed). Set before
+    anything loads prometheus-client, which reads it once.
+    """
+    if not settings.metrics:
+        yield
+        return
+    given = os.environ.get(METRICS_DIR_VARIABLE, "").strip()
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for pattern in METRICS_FILES:
+            for old in path.glob(pattern):
+                old.unlink()
+        yield
+        return
+    _remove_orphans(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
+    os.environ[METRICS_DIR_VARIABLE] = str(path)
+    # uvicorn ends a single-worker server's SIGTERM by raising the signal again, to the handler
+    # it found: exiting here (143, as a process killed by SIGTERM) lets the directory go first.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, _: object) -> None:
+    sys.exit(128 + signum)
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Remove the temporary metrics directories of servers that are no longer running."""
+    for orphan in folder.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = orphan.name.removeprefix(METRICS_DIR_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)) and orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def db_upgrade(_: argparse.Namespace, settings: Settings, console: Console) -> int:
@@ -529,12 +620,20 @@ def _print_delegation(state: DelegationState) -> None:
 
 @contextlib.contextmanager
 def _opened(settings: Settings) -> Iterator[Container]:
-    """A container whose database is disposed of when the command is done."""
+    """A container whose database is disposed of when the command is done.
+
+    Run with a server's PROMETHEUS_MULTIPROC_DIR, a command's counts (the escalations of
+    `escalate`) join the server's metrics; its gauges of work in progress leave with it.
+    """
     container = container_for(settings)
     try:
         yield container
     finally:
         container.shutdown_resources()
+        if settings.metrics and os.environ.get(METRICS_DIR_VARIABLE):
+            from entrypoints.metrics import worker_exited
+
+            worker_exited(os.getpid())
 
 
 def _where(settings: Settings) -> str:

@@ -3,20 +3,26 @@
 Nothing is built at import time: a `Container` is fed `Settings` by its entrypoint and builds
 each provider on first use. Tests override `settings` (`memory://`) to run the whole API in
 memory.
+
+With METRICS on (the default) the container also keeps the service's metrics: the database
+tells them about its pool and failed statements, and units of work about what they commit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
+from entrypoints.observed import watched
 from entrypoints.ports import BulkLoader
 from entrypoints.settings import InvalidSetting, Settings
+from expense_core.model import ApprovalStatus, ExpenseStatus
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
     AccessService,
@@ -25,6 +31,10 @@ from expense_core.services import (
     ExpenseService,
     OrgService,
 )
+from expense_core.views import Backlog
+
+if TYPE_CHECKING:
+    from entrypoints.metrics import Metrics
 
 
 @runtime_checkable
@@ -51,6 +61,14 @@ class Database(Protocol):
         """What loads generated data in bulk into this store (see `entrypoints.ports`)."""
         ...
 
+    def backlog(self) -> Backlog:
+        """What waits for a decision, in every company (for the metrics).
+
+        Raises:
+            Unavailable: the store cannot be reached.
+        """
+        ...
+
 
 @attrs.frozen
 class MemoryDatabase:
@@ -72,6 +90,17 @@ class MemoryDatabase:
 
     def bulk_loader(self) -> MemoryBulkLoader:
         return MemoryBulkLoader(self.store)
+
+    def backlog(self) -> Backlog:
+        with self.store.lock:
+            pending = [
+                e for e in self.store.tables.expenses.values() if e.status is ExpenseStatus.PENDING
+            ]
+            steps = sum(
+                1 for e in pending for a in e.approvals if a.status is ApprovalStatus.PENDING
+            )
+        since: datetime | None = min((e.submitted_at for e in pending), default=None)
+        return Backlog(pending_steps=steps, oldest_pending_since=since)
 
 
 def database_for(settings: Settings) -> Database:
@@ -98,18 +127,63 @@ def database_for(settings: Settings) -> Database:
         raise InvalidSetting(f"DATABASE_URL: {exc}") from None
 
 
-def open_database(settings: Settings) -> Iterator[Database]:
-    """The database for these settings, disposed of when the container shuts down."""
+def open_database(settings: Settings, metrics: Metrics | None = None) -> Iterator[Database]:
+    """The database for these settings, disposed of when the container shuts down; watched by
+    the metrics, if kept."""
     database = database_for(settings)
+    if metrics is not None:
+        observe_database(database, metrics.database)
     try:
         yield database
     finally:
         database.dispose()
 
 
-def uow_factory_for(database: Database) -> Callable[[], UnitOfWork]:
-    """What the services call to start a unit of work."""
-    return database.unit_of_work
+def observe_database(database: Database, observer: Any) -> None:
+    """Let `observer` (an `adapters.sql.observe.SqlObserver`) watch a SQL database's pool and
+    statements; the memory store has neither."""
+    if isinstance(database, MemoryDatabase):
+        return  # and in-memory use never loads SQLAlchemy
+    from adapters.sql import SqlDatabase
+
+    if isinstance(database, SqlDatabase):
+        database.observe(observer)
+
+
+def trace_database(database: Database, tracer: Any) -> None:
+    """Give each statement a SQL database runs a span of `tracer` (an OpenTelemetry tracer)."""
+    if isinstance(database, MemoryDatabase):
+        return
+    from adapters.sql import SqlDatabase
+
+    if isinstance(database, SqlDatabase):
+        from adapters.sql.tracing import trace_statements
+
+        trace_statements(database.engine, tracer)
+
+
+def metrics_for(settings: Settings) -> Metrics | None:
+    """The service's metrics; None with METRICS=false, and prometheus-client is not loaded."""
+    if not settings.metrics:
+        return None
+    from entrypoints.metrics import Metrics
+
+    return Metrics(by_company=settings.metrics_by_company)
+
+
+def uow_factory_for(
+    database: Database, metrics: Metrics | None = None, tracer: Any = None
+) -> Callable[[], UnitOfWork]:
+    """What the services call to start a unit of work: telling the metrics what it commits,
+    and in a span of `tracer` (an OpenTelemetry tracer), if either is kept."""
+    new_uow: Callable[[], UnitOfWork] = database.unit_of_work
+    if metrics is not None:
+        new_uow = watched(new_uow, metrics.domain.committed)
+    if tracer is not None:
+        from entrypoints.tracing import traced_units
+
+        new_uow = traced_units(new_uow, tracer)
+    return new_uow
 
 
 def bulk_loader_for(database: Database) -> BulkLoader:
@@ -125,8 +199,13 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
-    database = providers.Resource(open_database, settings=settings)
-    new_uow = providers.Singleton(uow_factory_for, database=database)
+    metrics = providers.Singleton(metrics_for, settings=settings)
+    # An OpenTelemetry tracer once tracing is installed (`entrypoints.tracing.install`).
+    tracer: providers.Provider[Any] = providers.Object(None)
+    database = providers.Resource(open_database, settings=settings, metrics=metrics)
+    new_uow = providers.Singleton(
+        uow_factory_for, database=database, metrics=metrics, tracer=tracer
+    )
     bulk_loader = providers.Singleton(bulk_loader_for, database=database)
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)

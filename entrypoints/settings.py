@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Final
 
 import attrs
 
+from entrypoints import logs
+
 MEMORY_URL: Final = "memory://"
 DEFAULT_DATABASE_URL: Final = "sqlite:///./expense_tracker.db"
 LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# Where the workers of one server share their metrics (prometheus-client's own variable).
+METRICS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class AuthMode(StrEnum):
@@ -24,6 +29,13 @@ class AuthMode(StrEnum):
 
     DEMO = "demo"  # the actor id in the body or query, as the seed: anyone can be anyone
     TOKEN = "token"  # noqa: S105 -- a mode name; the actor comes from a bearer token
+
+
+class LogFormat(StrEnum):
+    """How log records are written."""
+
+    JSON = "json"  # one JSON object per line, for machines (the default off a terminal)
+    CONSOLE = "console"  # one readable line per record, for people at a terminal
 
 
 class InvalidSetting(ValueError):
@@ -62,6 +74,15 @@ class Settings:
     body_timeout_s: int = attrs.field(default=10, validator=_within(1, 3600))
     # The request line and headers together; past it 431 and the connection is closed.
     max_header_bytes: int = attrs.field(default=16384, validator=_within(1024, 1024 * 1024))
+    log_format: LogFormat = LogFormat.JSON
+    # One line per request (method, route, status, duration, bytes, request id).
+    access_log: bool = True
+    # Prometheus metrics at GET /metrics, and what the service counts for them.
+    metrics: bool = True
+    # Label the expense counters by company: one series per company, so off by default.
+    metrics_by_company: bool = False
+    # Where traces go (OTLP over HTTP); unset, nothing is traced and OpenTelemetry is not loaded.
+    otel_endpoint: str | None = None
 
     @property
     def is_memory(self) -> bool:
@@ -90,6 +111,16 @@ class Settings:
             except ValueError:
                 raise InvalidSetting(f"{name} must be a whole number, got {raw!r}") from None
 
+        def flag(name: str) -> bool | None:
+            raw = read(name)
+            if raw is None:
+                return None
+            if raw.lower() in TRUE:
+                return True
+            if raw.lower() in FALSE:
+                return False
+            raise InvalidSetting(f"{name} must be true or false, got {raw!r}")
+
         given: dict[str, object] = {
             "database_url": read("DATABASE_URL"),
             "host": read("HOST"),
@@ -99,7 +130,20 @@ class Settings:
             "db_pool_size": number("DB_POOL_SIZE"),
             "max_body_bytes": number("MAX_BODY_BYTES"),
             **{field: number(ENV_NAMES[field]) for field in NUMBERS},
+            **{field: flag(ENV_NAMES[field]) for field in FLAGS},
+            "otel_endpoint": read("OTEL_EXPORTER_OTLP_ENDPOINT"),
         }
+        log_format = read("LOG_FORMAT")
+        if log_format is None:
+            # People at a terminal read lines; anything else (a file, a collector) gets JSON.
+            given["log_format"] = LogFormat.CONSOLE if sys.stderr.isatty() else LogFormat.JSON
+        else:
+            try:
+                given["log_format"] = LogFormat(log_format.lower())
+            except ValueError:
+                raise InvalidSetting(
+                    f"LOG_FORMAT must be 'json' or 'console', got {log_format!r}"
+                ) from None
         mode = read("AUTH_MODE")
         if mode is not None:
             try:
@@ -145,6 +189,11 @@ ENV_NAMES: Final = {
     "max_in_flight": "MAX_IN_FLIGHT",
     "body_timeout_s": "BODY_TIMEOUT_S",
     "max_header_bytes": "MAX_HEADER_BYTES",
+    "log_format": "LOG_FORMAT",
+    "access_log": "ACCESS_LOG",
+    "metrics": "METRICS",
+    "metrics_by_company": "METRICS_BY_COMPANY",
+    "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (
@@ -156,6 +205,10 @@ NUMBERS: Final = (
     "body_timeout_s",
     "max_header_bytes",
 )
+# Switches read the same way: true/false, 1/0, yes/no, on/off.
+FLAGS: Final = ("access_log", "metrics", "metrics_by_company")
+TRUE: Final = frozenset({"true", "1", "yes", "on"})
+FALSE: Final = frozenset({"false", "0", "no", "off"})
 
 
 def _explain(exc: Exception) -> str:
@@ -167,11 +220,8 @@ def _explain(exc: Exception) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Send log records to stderr at the configured level, one line each."""
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        force=True,
-    )
+    """Send log records to stderr at the configured level, one line each, as JSON or for a
+    terminal (`entrypoints.logs`); each line written for a request carries its id."""
+    logs.configure(settings.log_level, console=settings.log_format is LogFormat.CONSOLE)
     # Alembic announces each of its plugins at INFO on every start; only its migrations matter.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 from typing import Any, Final
 
@@ -33,15 +34,33 @@ CHECK_EVERY_S: Final = 0.5  # how soon a dead worker is noticed
 BACKLOG: Final = 2048  # uvicorn's default
 
 
-def supervise(app: str, workers: int, host: str, port: int, options: dict[str, Any]) -> bool:
+def supervise(
+    app: str,
+    workers: int,
+    host: str,
+    port: int,
+    options: dict[str, Any],
+    on_exit: Callable[[int], None] | None = None,
+) -> bool:
     """Serve the app factory `app` (an import string) from `workers` processes until SIGTERM or
-    SIGINT, uvicorn `options` applying to each; False when a worker failed to start."""
+    SIGINT, uvicorn `options` applying to each; False when a worker failed to start.
+    `on_exit` hears the pid of each worker that has exited (the metrics forget its gauges)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.create_server((host, port), family=family, backlog=BACKLOG) as listener:
-        return asyncio.run(_run(listener, workers, app, options))
+        return asyncio.run(_run(listener, workers, app, options, on_exit or _ignore))
 
 
-async def _run(listener: socket.socket, workers: int, app: str, options: dict[str, Any]) -> bool:
+def _ignore(_: int) -> None:
+    """No one listens for exits."""
+
+
+async def _run(
+    listener: socket.socket,
+    workers: int,
+    app: str,
+    options: dict[str, Any],
+    on_exit: Callable[[int], None],
+) -> bool:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -70,6 +89,8 @@ async def _run(listener: socket.socket, workers: int, app: str, options: dict[st
                     stop.set()
                     break
                 log.warning("worker %s exited (%s): starting another", worker.pid, worker.exitcode)
+                if worker.pid is not None:
+                    on_exit(worker.pid)
                 running[index] = start()
     finally:
         # Refused from here on, rather than queued where nobody will answer them.
@@ -78,6 +99,8 @@ async def _run(listener: socket.socket, workers: int, app: str, options: dict[st
             worker.terminate()  # SIGTERM: uvicorn finishes the requests in flight, then exits
         for worker in running:
             worker.join()
+            if worker.pid is not None:
+                on_exit(worker.pid)
     return not failed
 
 

@@ -92,3 +92,15 @@ class Page(Generic[T]):
 
     items: tuple[T, ...]
     next_cursor: int | None
+
+
+@attrs.frozen(kw_only=True)
+class Backlog:
+    """What waits for a decision across every company: an operator's figure, not a tenant's.
+
+    `oldest_pending_since` is the submission of the oldest expense with a pending step (its
+    steps have waited since), None when nothing is pending.
+    """
+
+    pending_steps: int
+    oldest_pending_since: datetime | None

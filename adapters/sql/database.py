@@ -9,14 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, func, literal_column, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from adapters.sql.link import Link, is_unavailability
+from adapters.sql.observe import SqlObserver
+from adapters.sql.tables import approvals, expenses
 from adapters.sql.uow import SqlUnitOfWork
 from expense_core.errors import Unavailable
+from expense_core.views import Backlog
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -32,6 +35,17 @@ POOL_TIMEOUT_S: Final = 5.0
 # Any constant will do: it keeps two processes from migrating one database at once.
 MIGRATION_LOCK: Final = 4_000_001
 
+# Every company's pending approvals (those the partial index of migration 0003 holds), and the
+# submission of the oldest pending expense among them: ids follow the order of submission.
+_PENDING = (
+    select(func.count().label("steps"), func.min(approvals.c.expense_id).label("first"))
+    .where(approvals.c.status == literal_column("'pending'"))
+    .cte("pending")
+)
+BACKLOG: Final = select(_PENDING.c.steps, expenses.c.submitted_at.label("since")).select_from(
+    _PENDING.outerjoin(expenses, expenses.c.id == _PENDING.c.first)
+)
+
 
 class SqlDatabase:
     """One database: hands out units of work over a pool of connections."""
@@ -39,6 +53,7 @@ class SqlDatabase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self._observer: SqlObserver | None = None
 
     @classmethod
     def connect(
@@ -100,7 +115,29 @@ class SqlDatabase:
         return cls(engine)
 
     def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self._observer)
+
+    def observe(self, observer: SqlObserver) -> None:
+        """Tell `observer` about the pool and failed statements from now on (see observe.py)."""
+        self._observer = observer
+        pool = self.engine.pool
+        if isinstance(pool, QueuePool):
+            observer.pool_sized(pool.size())
+        event.listen(self.engine, "checkout", lambda *_: observer.checked_out())
+        event.listen(self.engine, "checkin", lambda *_: observer.checked_in())
+
+    def backlog(self) -> Backlog:
+        """What is waiting for a decision: pending steps, and since when the oldest has.
+
+        Raises:
+            Unavailable: the database cannot be reached.
+        """
+        link = Link(self.engine)
+        try:
+            row = link.read(BACKLOG).one()
+        finally:
+            link.close()
+        return Backlog(pending_steps=row.steps, oldest_pending_since=row.since)
 
     def bulk_loader(self) -> CopyBulkLoader | SqliteBulkLoader:
         """What loads generated data in bulk: COPY on PostgreSQL, batched INSERTs on SQLite."""

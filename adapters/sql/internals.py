@@ -6,9 +6,9 @@ execution instead, a submit-status-approve cycle on PostgreSQL took 30-50% more 
 library (three alternating runs of 1,500 cycles on 2 cores: 1.73-2.78 ms against 2.29-3.55 ms).
 For it the adapter reads a compiled statement's parts (documented among SQLAlchemy's "Core
 Internals"), and does by hand three things that SQLAlchemy's own execution does: fire the
-`before_cursor_execute` event, translate a driver error, and invalidate the pool after a
-disconnect (`Pool._invalidate`, private). A result's columns come from the statement's public
-`exported_columns`, read once when it is compiled.
+`before_cursor_execute` and `after_cursor_execute` events, translate a driver error, and
+invalidate the pool after a disconnect (`Pool._invalidate`, private). A result's columns come
+from the statement's public `exported_columns`, read once when it is compiled.
 
 Checked against SQLAlchemy 2.1, which pyproject.toml pins (`>=2.1,<2.2`). Before widening the
 pin, run tests/sql/test_internals.py: each of its tests names the assumption it checks and
@@ -90,6 +90,15 @@ def before_cursor_execute(
     as SQLAlchemy does before each statement it runs itself."""
     if conn.dispatch.before_cursor_execute:
         conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+
+
+def after_cursor_execute(
+    conn: Connection, cursor: Any, sql: str, params: Mapping[str, Any]
+) -> None:
+    """Fire the engine's `after_cursor_execute` listeners (statement spans end there), as
+    SQLAlchemy does after each statement it ran without an error."""
+    if conn.dispatch.after_cursor_execute:
+        conn.dispatch.after_cursor_execute(conn, cursor, sql, params, None, False)
 
 
 def invalidate_pool(engine: Engine, conn: Connection, exc: Exception) -> None:

@@ -19,10 +19,14 @@ that died while idle in the pool (a server restart, a killed backend) fails its 
 statement instead; nothing can have happened on it yet, so that statement runs once more on a
 fresh connection. The failure has invalidated the whole pool, so the connections that died
 with it are replaced as they are checked out, each without a failure.
+
+Watched (`SqlDatabase.observe`), a link tells its observer how long it waited for a connection
+when none was free, and the kind of each failure it raises.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeAlias, overload
 
@@ -35,14 +39,17 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Executable
 
 from adapters.sql.internals import (
     CompiledQuery,
+    after_cursor_execute,
     before_cursor_execute,
     driver_error,
     invalidate_pool,
 )
+from adapters.sql.observe import SqlObserver, error_kind
 from expense_core.errors import Unavailable
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -103,8 +110,9 @@ def is_unavailability(exc: SQLAlchemyError) -> bool:
 class Link:
     """The connection of one unit of work, checked out at its first statement."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, observer: SqlObserver | None = None) -> None:
         self._engine = engine
+        self._observer = observer
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._conn: Connection | None = None
         self._autocommit = False
@@ -147,7 +155,7 @@ class Link:
                 # begin, and its commit must not be skipped as a commit of nothing.
                 conn.begin()
         except SQLAlchemyError as exc:
-            _reraise(exc)
+            self._raise(exc)
         self._in_transaction = True
         return conn
 
@@ -157,7 +165,7 @@ class Link:
         try:
             self._conn.commit()
         except SQLAlchemyError as exc:
-            _reraise(exc)
+            self._raise(exc)
         finally:
             self._in_transaction = False
 
@@ -184,7 +192,8 @@ class Link:
         if self._conn is not None:
             return self._conn
         try:
-            self._conn = self._engine.connect()
+            observer = self._observer
+            self._conn = self._engine.connect() if observer is None else self._checkout(observer)
             self._first_use = True
             if autocommit and not self.is_sqlite:
                 # Set on psycopg itself: SQLAlchemy's isolation_level="AUTOCOMMIT" costs as much
@@ -192,7 +201,7 @@ class Link:
                 _driver(self._conn).autocommit = True
                 self._autocommit = True
         except SQLAlchemyError as exc:
-            _reraise(exc)
+            self._raise(exc)
         return self._conn
 
     def _run(self, statement: Executable | Query, params: Params, *, autocommit: bool) -> Any:
@@ -202,9 +211,9 @@ class Link:
             return self._execute(conn, statement, params)
         except DBAPIError as exc:
             if not (retry and exc.connection_invalidated):
-                _reraise(exc)
+                self._raise(exc)
         except SQLAlchemyError as exc:
-            _reraise(exc)
+            self._raise(exc)
         # The connection died in the pool before this unit of work ran anything on it.
         self._discard()
         conn = self._connection(autocommit=True) if autocommit else self.begin()
@@ -212,7 +221,7 @@ class Link:
         try:
             return self._execute(conn, statement, params)
         except SQLAlchemyError as exc:
-            _reraise(exc)
+            self._raise(exc)
 
     def _execute(self, conn: Connection, statement: Executable | Query, params: Params) -> Any:
         if not isinstance(statement, Query):
@@ -237,6 +246,7 @@ class Link:
         try:
             before_cursor_execute(conn, cursor, compiled.sql, params)
             cursor.execute(compiled.sql, params, prepare=True)
+            after_cursor_execute(conn, cursor, compiled.sql, params)
             fetched = cursor.fetchall() if compiled.row is not None else []
             return Rows(compiled.rows(fetched))
         except self._engine.dialect.loaded_dbapi.Error as exc:
@@ -246,6 +256,22 @@ class Link:
             raise driver_error(
                 exc, compiled.sql, params, self._engine.dialect, connection_invalidated=lost
             ) from exc
+
+    def _checkout(self, observer: SqlObserver) -> Connection:
+        """A pooled connection, the wait for it told to the observer when none was free."""
+        pool = self._engine.pool
+        if not isinstance(pool, QueuePool) or pool.checkedout() < pool.size():
+            return self._engine.connect()
+        started = time.perf_counter()
+        try:
+            return self._engine.connect()
+        finally:
+            observer.waited(time.perf_counter() - started)
+
+    def _raise(self, exc: SQLAlchemyError) -> NoReturn:
+        if self._observer is not None:
+            self._observer.failed(error_kind(exc))
+        _reraise(exc)
 
     def _discard(self) -> None:
         """Give back a connection that was found dead, and start over without one."""

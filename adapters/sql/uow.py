@@ -10,6 +10,7 @@ from adapters.sql.access import SqlIdempotency, SqlTokens
 from adapters.sql.delegations import SqlDelegations
 from adapters.sql.expenses import SqlExpenses
 from adapters.sql.link import Link
+from adapters.sql.observe import SqlObserver
 from adapters.sql.org import SqlOrg
 
 
@@ -19,8 +20,8 @@ class SqlUnitOfWork:
     It reads in autocommit until its first write, then holds one transaction (see `Link`).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._link = Link(engine)
+    def __init__(self, engine: Engine, observer: SqlObserver | None = None) -> None:
+        self._link = Link(engine, observer)
         self.org = SqlOrg(self._link)
         self.expenses = SqlExpenses(self._link)
         self.idempotency = SqlIdempotency(self._link)

@@ -1,5 +1,6 @@
 """The app factory: routes, dependencies from the container, error handlers, the middleware in
-front of the routes (`middleware.py`) and the documentation (`openapi.py`).
+front of the routes (`middleware.py`; metrics and access lines, `observe.py`; traces when on,
+`entrypoints.tracing`), the documentation (`openapi.py`) and GET /metrics (`scrape.py`).
 
 `create_app(container)` builds an app on a container someone else configured (the CLI, tests);
 `app_from_env()` is the factory uvicorn's worker processes call with `--workers` > 1.
@@ -42,8 +43,10 @@ from entrypoints.http.errors import (
     Throttle,
 )
 from entrypoints.http.middleware import in_flight_limit, request_ids
+from entrypoints.http.observe import observed
 from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
+from entrypoints.http.scrape import scrape_route
 from entrypoints.settings import AuthMode, Settings, configure_logging
 from expense_core.services import AccessService, DelegationService, ExpenseService, OrgService
 
@@ -158,19 +161,45 @@ def create_app(container: Container) -> Litestar:
     def close_database() -> None:
         container.shutdown_resources()
 
+    metrics = container.metrics()
     limited = in_flight_limit(
         settings.max_in_flight,
         body_timeout_s=settings.body_timeout_s,
         max_body_bytes=settings.max_body_bytes,
+        on_refused=None if metrics is None else lambda code: metrics.http.shed.labels(code).inc(),
     )
+    observing: list[Any] = []
+    if metrics is not None:
+        observing.append(scrape_route(metrics, container.database))
+    traced: Callable[[ASGIApp], ASGIApp] = _untraced
+    shutdown: list[Callable[[], None]] = []
+    if settings.otel_endpoint is not None and container.tracer() is None:
+        # Imported only now: without an endpoint, nothing of OpenTelemetry is loaded.
+        from entrypoints import tracing
+
+        provider = tracing.otlp_provider(settings)
+        tracing.install(container, provider)
+        shutdown.append(provider.shutdown)
+    if container.tracer() is not None:
+        from entrypoints.tracing import requests as traced_requests
+
+        traced = traced_requests(container.tracer())
+
+    def front(app: ASGIApp) -> ASGIApp:
+        http = None if metrics is None else metrics.http
+        return request_ids(
+            traced(observed(limited(app), metrics=http, access_log=settings.access_log))
+        )
+
     return ExpenseTracker(
-        front=lambda app: request_ids(limited(app)),
+        front=front,
         route_handlers=[
             ExpenseController,
             HealthController,
             AdminController,
             DelegationController,
             *DOCUMENTATION,
+            *observing,
         ],
         dependencies={
             "expenses": Provide(expenses, sync_to_thread=False),
@@ -187,9 +216,13 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi_config(settings, _version()),
         on_startup=[warn_if_demo, warm_up, size_threads],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
-        on_shutdown=[close_database],
+        on_shutdown=[close_database, *shutdown],
         logging_config=None,
     )
+
+
+def _untraced(app: ASGIApp) -> ASGIApp:
+    return app
 
 
 def app_from_env() -> Litestar:

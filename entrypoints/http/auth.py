@@ -15,6 +15,7 @@ import attrs
 from litestar import Request
 from litestar.di import NamedDependency
 
+from entrypoints import logs
 from expense_core.errors import AdminOnly, Forbidden, InvalidInput, Unauthenticated, UnknownCompany
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.services import AccessService
@@ -88,7 +89,10 @@ def bearer_caller(
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>' (AUTH_MODE=token)")
-    return Caller(access.authenticate(token.strip()))
+    member = access.authenticate(token.strip())
+    # Every later line of the request, its access line included, says who made it.
+    logs.bind_request(user_id=member.id, company_id=member.user.company_id)
+    return Caller(member)
 
 
 def admin_scope(caller: Caller) -> CompanyId | None:

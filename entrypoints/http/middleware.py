@@ -3,7 +3,8 @@ worker serves at once.
 
 Both wrap the whole application (`app.ExpenseTracker`), before Litestar routes a request: every
 answer carries the id, those of unknown paths and of refused requests included, and a request
-refused for overload costs no routing.
+refused for overload costs no routing. The id is also bound to every log line written for the
+request (`entrypoints.logs`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from litestar.types import (
     Send,
 )
 
+from entrypoints import logs
 from entrypoints.http.errors import REQUEST_ID_HEADER, REQUEST_ID_STATE
 
 SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,6 +54,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         ours = f"{prefix}{next(counter):016x}"
         request_id = given if SAFE_REQUEST_ID.fullmatch(given) else ours
         scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
+        logs.begin_request(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -74,14 +77,18 @@ BODY_TIMEOUT_BODY: Final = msgspec.json.encode(
 )
 OVERLOADED_RETRY_AFTER_S: Final = 1
 # Answered even when every slot is taken: a supervisor probing liveness must not see a busy
-# worker as a dead one.
-UNLIMITED_PATHS: Final = frozenset({"/health/live"})
+# worker as a dead one, and an overload is when an operator's scrapes matter most.
+UNLIMITED_PATHS: Final = frozenset({"/health/live", "/metrics"})
 # Requests whose bodies no route reads: their slot is taken at once, no body awaited.
 BODILESS_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
 def in_flight_limit(
-    limit: int, *, body_timeout_s: float, max_body_bytes: int
+    limit: int,
+    *,
+    body_timeout_s: float,
+    max_body_bytes: int,
+    on_refused: Callable[[str], None] | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """Serve at most `limit` requests at once; answer any more 503 at once (`overloaded`).
 
@@ -89,8 +96,10 @@ def in_flight_limit(
     those serve, waiting only adds latency, so the excess is shed while it is cheap to shed
     (it wraps the whole app: a refused request costs no routing). A request takes its slot
     once its body is in: a client sending its body slowly holds only its connection, and for
-    `body_timeout_s` at most (then 408, connection closed).
+    `body_timeout_s` at most (then 408, connection closed). `on_refused` hears the code of each
+    refusal (`overloaded`, `request_timeout`, `shutting_down`), for the metrics.
     """
+    refused = on_refused or _ignore
 
     def wrap(app: ASGIApp) -> ASGIApp:
         in_flight = 0
@@ -105,12 +114,14 @@ def in_flight_limit(
                     async with asyncio.timeout(body_timeout_s):
                         body = await _read_body(receive, max_body_bytes)
                 except TimeoutError:
+                    refused("request_timeout")
                     await _refuse(send, 408, BODY_TIMEOUT_BODY, close=True)
                     return
                 if body is None:
                     return  # the client is gone
                 receive = _replaying(body, receive)
             if in_flight >= limit:
+                refused("overloaded")
                 await _refuse(send, 503, OVERLOADED_BODY)
                 return
             in_flight += 1
@@ -129,6 +140,7 @@ def in_flight_limit(
                 # stays in its transaction, rolled back as the process and its connections go.
                 if started:
                     raise
+                refused("shutting_down")
                 await _refuse(send, 503, SHUTTING_DOWN_BODY, close=True)
             finally:
                 in_flight -= 1
@@ -136,6 +148,10 @@ def in_flight_limit(
         return middleware
 
     return wrap
+
+
+def _ignore(_: str) -> None:
+    """No one listens for refusals."""
 
 
 async def _read_body(receive: Receive, max_body_bytes: int) -> bytes | None:

@@ -1,15 +1,18 @@
 """The API's documentation: the OpenAPI document and the one place it is read, the seed's paths.
 
 Swagger UI at /docs, ReDoc at /redoc, the document at /openapi.json, drawn by Litestar's render
-plugins; Litestar's own /schema answers 404. The document is Litestar's, finished here: links
-from a submission to what a client can do next with its ids, and `additionalProperties: false`
-on the bodies that refuse unknown fields.
+plugins from scripts served here (/docs/assets/, shipped in a package), so the pages work on a
+machine without internet and name no other host; Litestar's own /schema answers 404. The
+document is Litestar's, finished here: links from a submission to what a client can do next
+with its ids, and `additionalProperties: false` on the bodies that refuse unknown fields.
 """
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Litestar, Request, Router, get
@@ -20,6 +23,8 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.params import PathParameter
+from litestar.response import File
 
 from entrypoints.http import admin_schemas, expense_schemas
 from entrypoints.settings import AuthMode, Settings
@@ -119,8 +124,42 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     return document
 
 
-_SWAGGER = SwaggerRenderPlugin()
-_REDOC = RedocRenderPlugin()
+# Swagger UI's and ReDoc's own distributions, as drf-spectacular-sidecar ships them (a Django
+# app of static files; only the files are read).
+ASSETS_PATH: Final = "/docs/assets"
+_SIDECAR: Final = "drf_spectacular_sidecar"
+_STATIC: Final = ("static", "drf_spectacular_sidecar")
+ASSETS: Final = {
+    "swagger-ui-bundle.js": ("swagger-ui-dist", "text/javascript"),
+    "swagger-ui-standalone-preset.js": ("swagger-ui-dist", "text/javascript"),
+    "swagger-ui.css": ("swagger-ui-dist", "text/css"),
+    "favicon-32x32.png": ("swagger-ui-dist", "image/png"),
+    "redoc.standalone.js": ("redoc/bundles", "text/javascript"),
+}
+_FAVICON: Final = f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
+
+
+def asset_file(name: str) -> Path:
+    """Where one of `ASSETS` lies in the installed package.
+
+    Raises:
+        NotFoundException: a name that is not one of them.
+    """
+    if name not in ASSETS:
+        raise NotFoundException
+    folder, _ = ASSETS[name]
+    return Path(str(resources.files(_SIDECAR).joinpath(*_STATIC, *folder.split("/"), name)))
+
+
+_SWAGGER = SwaggerRenderPlugin(
+    js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+    css_url=f"{ASSETS_PATH}/swagger-ui.css",
+    standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+    favicon=_FAVICON,
+)
+_REDOC = RedocRenderPlugin(
+    js_url=f"{ASSETS_PATH}/redoc.standalone.js", google_fonts=False, favicon=_FAVICON
+)
 
 
 @get("/docs", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
@@ -138,7 +177,21 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return openapi_document(request.app)
 
 
-DOCUMENTATION: Final = (swagger_ui, redoc, openapi_json)
+@get(
+    f"{ASSETS_PATH}/{{name:str}}",
+    include_in_schema=False,
+    sync_to_thread=False,
+)
+def docs_asset(name: Annotated[str, PathParameter(max_length=64)]) -> File:
+    return File(
+        asset_file(name),
+        content_disposition_type="inline",
+        media_type=ASSETS[name][1],
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+DOCUMENTATION: Final = (swagger_ui, redoc, openapi_json, docs_asset)
 
 
 def _elsewhere(_: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:

@@ -43,7 +43,8 @@ def environment(**values: str) -> dict[str, str]:
     ours = ("DATABASE_URL", "HOST", "PORT", "WORKERS", "AUTH_MODE", "LOG_LEVEL", "DB_POOL_SIZE",
             "DB_POOL_TIMEOUT_MS", "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_S",
             "MAX_IN_FLIGHT", "MAX_BODY_BYTES", "BODY_TIMEOUT_S", "MAX_HEADER_BYTES",
-            "SHUTDOWN_GRACE_S")  # fmt: skip
+            "SHUTDOWN_GRACE_S", "LOG_FORMAT", "ACCESS_LOG", "METRICS", "METRICS_BY_COMPANY",
+            "PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     return {**env, "LOG_LEVEL": "WARNING", **values}
 
@@ -70,9 +71,16 @@ class Server:
     base_url: str
     env: dict[str, str]
     log: Path
+    process: subprocess.Popen[bytes] | None = attrs.field(default=None, eq=False, repr=False)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    def stop(self) -> str:
+        """Stop the server (SIGINT, as Ctrl-C) and read all it logged."""
+        if self.process is not None:
+            _stop(self.process)
+        return self.log.read_text(errors="replace")
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
@@ -129,7 +137,7 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[StartServer]:
         processes.append((process, log))
         base_url = f"http://127.0.0.1:{port}"
         _wait_until_ready(process, base_url, log)
-        return Server(base_url, env, log)
+        return Server(base_url, env, log, process)
 
     yield start
     for process, log in processes:

@@ -1,0 +1,82 @@
+"""Units of work that tell what they committed: each expense written, with the events appended
+to its history (the domain metrics count them, `metrics.DomainMetrics.committed`).
+
+Every use case that changes an expense writes it through `ExpenseRepository.add` or `save`
+with its new events, in one unit of work: watching those two calls, and reporting only once
+the unit of work commits, counts each decision once, whichever use case made it (those added
+later included), and never one that was rolled back. Everything else passes straight through
+to the store's own unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+from expense_core.model import Expense, ExpenseEvent
+from expense_core.ports import ExpenseRepository, UnitOfWork
+
+log = logging.getLogger("expense_tracker.observed")
+
+Change = tuple[Expense, Sequence[ExpenseEvent]]
+Committed = Callable[[Sequence[Change]], None]
+
+
+class _WatchedExpenses:
+    """The store's expense repository, noting what `add` and `save` write."""
+
+    def __init__(self, inner: ExpenseRepository, written: list[Change]) -> None:
+        self._inner = inner
+        self._written = written
+
+    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
+        stored = self._inner.add(expense, events)
+        self._written.append((stored, events))
+        return stored
+
+    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+        self._inner.save(expense, events)
+        self._written.append((expense, events))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class WatchedUnitOfWork:
+    """A store's unit of work that tells `committed` what it wrote, once it has committed."""
+
+    def __init__(self, inner: UnitOfWork, committed: Committed) -> None:
+        self._inner = inner
+        self._committed = committed
+        self._written: list[Change] = []
+        self.expenses = _WatchedExpenses(inner.expenses, self._written)
+
+    def __enter__(self) -> Self:
+        self._inner.__enter__()
+        self._written.clear()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._written.clear()
+        self._inner.__exit__(*exc_info)
+
+    def commit(self) -> None:
+        self._inner.commit()
+        if self._written:
+            written = list(self._written)
+            self._written.clear()
+            try:
+                self._committed(written)
+            except Exception:
+                # What is committed stays committed: a use case never fails for its figures.
+                log.exception("could not count what a unit of work committed")
+
+    def __getattr__(self, name: str) -> Any:
+        # org, idempotency, tokens, and whatever else the store's unit of work offers.
+        return getattr(self._inner, name)
+
+
+def watched(new_uow: Callable[[], UnitOfWork], committed: Committed) -> Callable[[], UnitOfWork]:
+    """A unit-of-work factory whose units of work tell `committed` what they committed."""
+    return lambda: WatchedUnitOfWork(new_uow(), committed)

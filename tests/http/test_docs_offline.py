@@ -1,0 +1,62 @@
+"""/docs and /redoc work without internet: every script, style and icon they load is served
+here, from the package that ships them, and nothing in either page names another host."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from tests.http.conftest import Client
+
+# Anything that could make a browser reach another host: a scheme-relative or absolute URL.
+ELSEWHERE = re.compile(r"(?:[a-z][a-z0-9+.-]*:)?//[^\s\"'<>]+", re.IGNORECASE)
+
+
+class Loads(HTMLParser):
+    """The URLs a page makes a browser load (scripts, styles, icons, images, frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.urls.append(value)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_a_documentation_page_loads_nothing_from_another_host(client: Client, page: str) -> None:
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.text
+    loads = Loads()
+    loads.feed(html)
+
+    assert loads.urls, "the page loads its scripts"
+    assert all(url.startswith("/docs/assets/") for url in loads.urls), loads.urls
+    assert ELSEWHERE.findall(html) == []
+    for url in loads.urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0
+
+
+def test_the_pages_load_their_own_ui(client: Client) -> None:
+    swagger, redoc = Loads(), Loads()
+    swagger.feed(client.get("/docs").text)
+    redoc.feed(client.get("/redoc").text)
+
+    assert any(url.endswith("swagger-ui-bundle.js") for url in swagger.urls)
+    assert any(url.endswith("redoc.standalone.js") for url in redoc.urls)
+    script = client.get("/docs/assets/redoc.standalone.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize(
+    "path", ["/docs/assets/nothing.js", "/docs/assets/..%2F..%2Fpyproject.toml", "/docs/assets/"]
+)
+def test_only_the_shipped_assets_are_served(client: Client, path: str) -> None:
+    assert client.get(path).status_code == 404
