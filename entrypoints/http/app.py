@@ -44,6 +44,7 @@ from entrypoints.http.middleware import in_flight_limit, request_ids
 from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
 from entrypoints.settings import AuthMode, Settings, configure_logging
+from entrypoints.web import WebPages
 from expense_core.services import AccessService, ExpenseService, OrgService
 
 log = logging.getLogger("expense_tracker.http")
@@ -178,6 +179,7 @@ def create_app(container: Container) -> Litestar:
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database],
         logging_config=None,
+        plugins=[WebPages(container)],
     )
 
 
