@@ -167,12 +167,24 @@ class Browser:
         old = self.driver.find_element(By.TAG_NAME, "html")
         scope = within or self.driver
         scope.find_element(By.XPATH, f".//button[normalize-space()='{button}']").click()
-        self.wait().until(expected_conditions.staleness_of(old))
+        self.arrived(old)
 
     def follow(self, link: str) -> None:
         old = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.PARTIAL_LINK_TEXT, link).click()
+        self.arrived(old)
+
+    def arrived(self, old: WebElement) -> None:
+        """Wait until the page `old` belonged to is gone and the next one has loaded whole."""
         self.wait().until(expected_conditions.staleness_of(old))
+        self.wait().until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete"
+        )
+
+    def resize(self, width: int, height: int) -> None:
+        """Make the window this size, and wait until the page's viewport has followed."""
+        self.driver.set_window_size(width, height)
+        self.wait().until(lambda driver: driver.execute_script("return window.innerWidth") <= width)
 
     def sign_in(self, person: str, company: int = 1) -> None:
         self.open(f"/app/?company={company}")

@@ -101,8 +101,7 @@ def test_another_companys_expense_is_the_not_found_page(browser: Browser) -> Non
 def test_every_page_at_375_px_has_no_horizontal_scroll_and_names_every_control(
     browser: Browser,
 ) -> None:
-    browser.driver.set_window_size(*PHONE)
-    assert browser.driver.execute_script("return window.innerWidth") <= PHONE[0]
+    browser.resize(*PHONE)
     browser.open("/app/")
     visited = {"sign-in": (browser.scrolls_sideways(), browser.unnamed_controls())}
     browser.sign_in("Grace Taylor")
