@@ -18,7 +18,7 @@ from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
 from entrypoints.ports import BulkLoader
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.ports import UnitOfWork
-from expense_core.services import AccessService, ExpenseService, OrgService
+from expense_core.services import AccessService, EscalationService, ExpenseService, OrgService
 
 
 @runtime_checkable
@@ -125,6 +125,7 @@ class Container(containers.DeclarativeContainer):
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
+    escalation = providers.Singleton(EscalationService, new_uow=new_uow, clock=clock)
 
 
 def container_for(settings: Settings) -> Container:

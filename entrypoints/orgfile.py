@@ -1,12 +1,13 @@
 """Organisation files: YAML or JSON in, the core's `OrgPlan` out, and back.
 
-The format (see `examples/org.yaml`): `company` (a name), `teams` (name, company_wide, levels of
-number and name), `users` (email, name, team by name, level by number, manager by email, role,
-active) and `policies` (name, category, min_amount and max_amount as decimal strings,
-description, active, and steps in order: required_level, team_scope, is_required,
-description). A step's `team_scope` names its team by name (`team:Finance`), so a file moves
-between databases whatever ids they give. Amounts are read exactly: a YAML or JSON number with a
-fraction is refused in favour of a quoted decimal string.
+The format (see `examples/org.yaml`): `company` (a name), `fallback_approver` (an email: who
+takes the steps nobody else may), `teams` (name, company_wide, levels of number and name),
+`users` (email, name, team by name, level by number, manager by email, role, active) and
+`policies` (name, category, min_amount and max_amount as decimal strings, description, active,
+and steps in order: required_level, team_scope, is_required, description,
+escalate_after_hours). A step's `team_scope` names its team by name (`team:Finance`), so a file
+moves between databases whatever ids they give. Amounts are read exactly: a YAML or JSON number
+with a fraction is refused in favour of a quoted decimal string.
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ def plan_from(data: Any) -> OrgPlan:
     Raises:
         InvalidOrgFile: naming the entry and the field that is missing or of the wrong type.
     """
-    top = _mapping(data, "the file", {"company", "teams", "users", "policies"})
+    top = _mapping(data, "the file", {"company", "fallback_approver", "teams", "users", "policies"})
     return OrgPlan(
         company=_text(top, "company", "the file"),
+        fallback_approver=_optional_text(top, "fallback_approver", "the file"),
         teams=tuple(_team(t, i) for i, t in enumerate(_list(top, "teams", "the file"), 1)),
         users=tuple(_person(u, i) for i, u in enumerate(_list(top, "users", "the file"), 1)),
         policies=tuple(_policy(p, i) for i, p in enumerate(_list(top, "policies", "the file"), 1)),
@@ -135,7 +137,9 @@ def _policy(data: Any, index: int) -> PolicyPlan:
     for i, raw in enumerate(_list(policy, "steps", where), 1):
         step_where = f"{where}, step {i}"
         step = _mapping(
-            raw, step_where, {"required_level", "team_scope", "is_required", "description"}
+            raw,
+            step_where,
+            {"required_level", "team_scope", "is_required", "description", "escalate_after_hours"},
         )
         steps.append(
             StepPlan(
@@ -143,6 +147,7 @@ def _policy(data: Any, index: int) -> PolicyPlan:
                 team_scope=_text(step, "team_scope", step_where, default="submitter"),
                 is_required=_bool(step, "is_required", step_where, default=True),
                 description=_optional_text(step, "description", step_where),
+                escalate_after_hours=_optional_int(step, "escalate_after_hours", step_where),
             )
         )
     return PolicyPlan(
@@ -195,6 +200,12 @@ def _int(data: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
+def _optional_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
+    if data.get(key) is None:
+        return None
+    return _int(data, key, where)
+
+
 def _bool(data: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
@@ -218,9 +229,12 @@ def _money(data: Mapping[str, Any], key: str, where: str) -> Money:
 
 
 def data_from(plan: OrgPlan) -> dict[str, Any]:
-    """The plan as plain data in the file format; amounts as decimal strings."""
-    return {
-        "company": plan.company,
+    """The plan as plain data in the file format; amounts as decimal strings. What is unset
+    (no fallback approver, a step that never escalates) is left out, as older files have it."""
+    data: dict[str, Any] = {"company": plan.company}
+    if plan.fallback_approver is not None:
+        data["fallback_approver"] = plan.fallback_approver
+    return data | {
         "teams": [
             {
                 "name": t.name,
@@ -249,16 +263,20 @@ def data_from(plan: OrgPlan) -> dict[str, Any]:
                 "min_amount": str(p.min_amount),
                 "max_amount": str(p.max_amount),
                 "active": p.active,
-                "steps": [
-                    {
-                        "required_level": s.required_level,
-                        "team_scope": s.team_scope,
-                        "is_required": s.is_required,
-                        "description": s.description,
-                    }
-                    for s in p.steps
-                ],
+                "steps": [_step_data(s) for s in p.steps],
             }
             for p in plan.policies
         ],
     }
+
+
+def _step_data(step: StepPlan) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "required_level": step.required_level,
+        "team_scope": step.team_scope,
+        "is_required": step.is_required,
+        "description": step.description,
+    }
+    if step.escalate_after_hours is not None:
+        data["escalate_after_hours"] = step.escalate_after_hours
+    return data

@@ -4,7 +4,9 @@ For each step, candidates are active members of the submitter's company in the s
 at the required level or more senior, never the submitter, never someone already chosen for an
 earlier step (four eyes) and, in the submitter and company-wide scopes, strictly more senior than
 the submitter. The first candidate in the submitter's reporting chain wins; otherwise the nearest
-level wins (the largest level number still allowed), ties to the lowest user id.
+level wins (the largest level number still allowed), ties to the lowest user id. A step nobody
+is eligible for goes to the company's fallback approver, unless they are the submitter or
+already approve another step of the expense.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ class ApproverPool:
 
     `chain` is the submitter's reporting chain, nearest manager first. `candidates` must hold, for
     every step, each chain member and at least as many of the nearest eligible members as there
-    are steps (so four eyes can always move on to the next one); more is harmless.
+    are steps (so four eyes can always move on to the next one); more is harmless. `fallback` is
+    the company's fallback approver, if it names one, whatever their team or level.
     """
 
     chain: tuple[Member, ...] = ()
     candidates: tuple[Member, ...] = ()
+    fallback: Member | None = None
 
     def everyone(self) -> tuple[Member, ...]:
         seen: dict[UserId, Member] = {m.id: m for m in self.chain}
@@ -64,6 +68,7 @@ class StepExplanation:
 CHAIN_RULE = "first eligible person in the submitter's reporting chain"
 NEAREST_RULE = "nearest eligible level (ties to the lowest user id)"
 NOBODY_RULE = "no eligible candidate"
+FALLBACK_RULE = "fallback: nobody else is eligible, so the company's fallback approver"
 # Python 3.11's `EnumType.__getattr__` makes each `ScopeKind.TEAM` a slow lookup (0.43 µs against
 # 0.05 µs for a global, on 3.11.7), and resolution asks `may_approve` of everyone it considers.
 _SUBMITTER, _TEAM = ScopeKind.SUBMITTER, ScopeKind.TEAM
@@ -124,6 +129,32 @@ def may_approve(
     return user.id not in taken
 
 
+def fallback_ineligibility(
+    submitter: Member, fallback: Member, taken: Mapping[UserId, int]
+) -> str | None:
+    """Say why the company's fallback approver cannot take a step of this submitter's expense,
+    or None when they can. The fallback stands above team scope and level: only four eyes and
+    who they are count."""
+    if fallback.id == submitter.id:
+        return "is the submitter"
+    if not fallback.user.active:
+        return "is inactive"
+    if fallback.user.company_id != submitter.user.company_id:
+        return "belongs to another company"
+    if fallback.id in taken:
+        return f"already approves step {taken[fallback.id]} (four eyes)"
+    return None
+
+
+def _fallback(
+    submitter: Member, pool: ApproverPool, taken: Mapping[UserId, int]
+) -> tuple[Member | None, str]:
+    fallback = pool.fallback
+    if fallback is None or fallback_ineligibility(submitter, fallback, taken) is not None:
+        return None, NOBODY_RULE
+    return fallback, FALLBACK_RULE
+
+
 def _nearest_key(member: Member) -> tuple[int, int]:
     return (-member.level_number, member.id)
 
@@ -154,16 +185,21 @@ def _choose(
 def resolve_approvers(
     submitter: Member, steps: Sequence[ApprovalStep], pool: ApproverPool
 ) -> tuple[RoutedStep, ...]:
-    """Route every step of a policy to a distinct, eligible approver.
+    """Route every step of a policy to a distinct, eligible approver; a step nobody is eligible
+    for goes to the company's fallback approver when they may take it.
 
     Raises:
-        NoApproverForStep: some step has no eligible candidate; names the first such step.
+        NoApproverForStep: some step has no eligible candidate and the fallback approver may
+            not take it (there is none, they submitted it, or they approve another step);
+            names the first such step.
     """
     people: tuple[Member, ...] | None = None
     taken: dict[UserId, int] = {}
     routed: list[RoutedStep] = []
     for step in _in_order(steps):
         chosen, rule = _choose(step, submitter, pool, people, taken)
+        if chosen is None:
+            chosen, rule = _fallback(submitter, pool, taken)
         if chosen is None:
             raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
         if rule is NEAREST_RULE and people is None:
@@ -186,12 +222,15 @@ def _in_order(steps: Sequence[ApprovalStep]) -> Sequence[ApprovalStep]:
 def resolve_step(
     submitter: Member, step: ApprovalStep, pool: ApproverPool, taken: Mapping[UserId, int]
 ) -> RoutedStep:
-    """Route one step again, four eyes against the approvers of the expense's other steps.
+    """Route one step again, four eyes against the approvers of the expense's other steps; the
+    fallback approver takes it when nobody else is eligible and they may.
 
     Raises:
-        NoApproverForStep: nobody eligible is left for the step.
+        NoApproverForStep: nobody eligible is left for the step, the fallback approver included.
     """
     chosen, rule = _choose(step, submitter, pool, None, taken)
+    if chosen is None:
+        chosen, rule = _fallback(submitter, pool, taken)
     if chosen is None:
         raise NoApproverForStep(step.step_order, step.required_level, str(step.team_scope))
     return RoutedStep(step, chosen, rule)
@@ -202,14 +241,18 @@ def explain(
 ) -> tuple[StepExplanation, ...]:
     """Explain, step by step, who resolution chooses and why every other candidate lost.
 
-    Unlike `resolve_approvers` it never raises: a step nobody can take says so.
+    Unlike `resolve_approvers` it never raises: a step nobody can take says so. The company's
+    fallback approver is judged too, as a fallback when no candidate is eligible.
     """
     people = sorted(pool.everyone(), key=_nearest_key)
     chain_rank = {m.id: i for i, m in enumerate(pool.chain)}
+    fallback = pool.fallback
     taken: dict[UserId, int] = {}
     explained: list[StepExplanation] = []
     for step in sorted(steps, key=lambda s: s.step_order):
         chosen, rule = _choose(step, submitter, pool, people, taken)
+        if chosen is None:
+            chosen, rule = _fallback(submitter, pool, taken)
         verdicts = []
         for member in people:
             why = ineligibility(step, submitter, member, taken)
@@ -218,10 +261,28 @@ def explain(
             elif why is None and chosen is not None:
                 why = _why_lost(member, chosen, rule, chain_rank)
             verdicts.append(Verdict(member, why or "eligible"))
+        if fallback is not None and all(m.id != fallback.id for m in people):
+            why = _fallback_verdict(submitter, fallback, chosen, rule, taken)
+            verdicts.append(Verdict(fallback, why))
         if chosen is not None:
             taken[chosen.id] = step.step_order
         explained.append(StepExplanation(step, chosen, rule, tuple(verdicts)))
     return tuple(explained)
+
+
+def _fallback_verdict(
+    submitter: Member,
+    fallback: Member,
+    chosen: Member | None,
+    rule: str,
+    taken: Mapping[UserId, int],
+) -> str:
+    if chosen is not None and chosen.id == fallback.id:
+        return f"chosen: {rule}"
+    if chosen is not None:
+        return f"fallback approver, not needed: {chosen.user.name} is eligible"
+    why = fallback_ineligibility(submitter, fallback, taken)
+    return f"fallback approver, but {why}"
 
 
 def _why_lost(member: Member, chosen: Member, rule: str, chain_rank: Mapping[UserId, int]) -> str:

@@ -101,6 +101,15 @@ class UnknownManager(UnknownUser):
         NotFound.__init__(self, f"manager: user {manager_id} does not exist in this company")
 
 
+class UnknownFallbackApprover(UnknownUser):
+    """A fallback approver must be a user of the same company; another company's is unknown."""
+
+    code = "unknown_fallback_approver"
+
+    def __init__(self, user_id: int) -> None:
+        NotFound.__init__(self, f"fallback approver: user {user_id} does not exist in this company")
+
+
 class UnknownExpense(NotFound):
     code = "unknown_expense"
 
@@ -141,8 +150,8 @@ class NoPolicyFor(InvalidInput):
 class PolicyChoiceRequired(InvalidInput):
     code = "policy_choice_required"
 
-    def __init__(self) -> None:
-        super().__init__("name exactly one of policy_id or category")
+    def __init__(self, rule: str = "exactly one") -> None:
+        super().__init__(f"name {rule} of policy_id or category")
 
 
 class InvalidText(InvalidInput):
@@ -155,8 +164,8 @@ class InvalidText(InvalidInput):
 class ReasonRequired(InvalidInput):
     code = "reason_required"
 
-    def __init__(self) -> None:
-        super().__init__("a rejection needs a non-empty reason")
+    def __init__(self, what: str = "a rejection") -> None:
+        super().__init__(f"{what} needs a non-empty reason")
 
 
 class InvalidTeamScope(InvalidInput):
@@ -182,6 +191,20 @@ class InvalidOrgFile(InvalidInput):
     code = "invalid_org_file"
 
 
+class InvalidEscalation(InvalidInput):
+    code = "invalid_escalate_after_hours"
+
+    def __init__(self, step: int, why: str) -> None:
+        super().__init__(f"step {step}: escalate_after_hours {why}")
+
+
+class InvalidAsOf(InvalidInput):
+    code = "invalid_as_of"
+
+    def __init__(self, raw: str, why: str) -> None:
+        super().__init__(f"invalid instant '{raw}': {why}")
+
+
 class ManagerCycle(InvalidInput):
     code = "manager_cycle"
 
@@ -196,6 +219,13 @@ class LevelOutsideTeam(InvalidInput):
 
     def __init__(self, level_id: int, team_id: int) -> None:
         super().__init__(f"hierarchy level {level_id} is not a level of team {team_id}")
+
+
+class InvalidBulkSize(InvalidInput):
+    code = "invalid_bulk_size"
+
+    def __init__(self, size: int, most: int) -> None:
+        super().__init__(f"a bulk call takes 1 to {most} decisions, got {size}")
 
 
 # --- forbidden -------------------------------------------------------------------------------
@@ -220,9 +250,9 @@ class SelfApproval(Forbidden):
 class NotSubmitter(Forbidden):
     code = "not_submitter"
 
-    def __init__(self, expense_id: int, actor: int) -> None:
+    def __init__(self, expense_id: int, actor: int, action: str = "withdraw") -> None:
         super().__init__(
-            f"only the submitter may withdraw expense {expense_id}; user {actor} is not"
+            f"only the submitter may {action} expense {expense_id}; user {actor} is not"
         )
 
 
@@ -232,6 +262,16 @@ class OptionalStepCannotReject(Forbidden):
     def __init__(self, expense_id: int, step: int) -> None:
         super().__init__(
             f"step {step} of expense {expense_id} is optional: its approver may approve, not reject"
+        )
+
+
+class OptionalStepCannotSendBack(Forbidden):
+    code = "optional_step_cannot_send_back"
+
+    def __init__(self, expense_id: int, step: int) -> None:
+        super().__init__(
+            f"step {step} of expense {expense_id} is optional: its approver may approve, "
+            "not send the expense back"
         )
 
 
@@ -259,6 +299,16 @@ class ExpenseClosed(Conflict):
         super().__init__(f"expense {expense_id} is already {status}")
 
 
+class ExpenseNotReturned(Conflict):
+    code = "expense_not_returned"
+
+    def __init__(self, expense_id: int, status: str) -> None:
+        super().__init__(
+            f"expense {expense_id} is {status}: only an expense sent back to its submitter "
+            "(returned) can be resubmitted"
+        )
+
+
 class StepNotReached(Conflict):
     code = "step_not_reached"
 
@@ -284,6 +334,13 @@ class NoApproverForStep(Conflict):
             f"no eligible approver for step {step} (level {required_level} or more senior, "
             f"scope '{scope}')"
         )
+
+
+class FallbackApproverInactive(Conflict):
+    code = "fallback_approver_inactive"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} is inactive and cannot be the fallback approver")
 
 
 class PolicyInactive(Conflict):

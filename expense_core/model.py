@@ -105,6 +105,8 @@ class Role(StrEnum):
 class Company:
     id: CompanyId
     name: str
+    # Who takes a step nobody else is eligible for (the top of the ladder); None: nobody.
+    fallback_approver_id: UserId | None = None
 
 
 @attrs.frozen
@@ -215,6 +217,8 @@ class ApprovalStep:
     is_required: bool = True
     description: str | None = None
     id: int = 0
+    # A required step current for longer is escalated by the sweep; None: it never is.
+    escalate_after_hours: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -242,6 +246,12 @@ class ExpenseStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    # Sent back to its submitter: not terminal, it waits to be resubmitted or withdrawn.
+    RETURNED = "returned"
+
+
+# Module globals: an enum member looked up on its class is slow on Python 3.11 (see workflow).
+_OPEN, _RETURNED = ExpenseStatus.PENDING, ExpenseStatus.RETURNED
 
 
 class ApprovalStatus(StrEnum):
@@ -258,6 +268,10 @@ class EventKind(StrEnum):
     WITHDRAWN = "withdrawn"
     SKIPPED = "skipped"
     REASSIGNED = "reassigned"
+    RETURNED = "returned"
+    RESUBMITTED = "resubmitted"
+    ESCALATED = "escalated"
+    ESCALATION_FAILED = "escalation_failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -271,6 +285,11 @@ class Approval:
     status: ApprovalStatus = ApprovalStatus.PENDING
     approved_at: datetime | None = None
     comments: str | None = None
+    # The policy step's `escalate_after_hours`, copied at submission as the approver is.
+    escalate_after_hours: int | None = None
+    # When the sweep escalates this step: set while it is the current one and may escalate,
+    # cleared once it is decided, closed, or its escalation failed.
+    escalate_at: datetime | None = None
 
     @property
     def is_pending(self) -> bool:
@@ -292,7 +311,13 @@ class Expense:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status is not ExpenseStatus.PENDING
+        """Approved, rejected or withdrawn: nothing changes it any more."""
+        status = self.status
+        return status is not _OPEN and status is not _RETURNED
+
+    @property
+    def is_returned(self) -> bool:
+        return self.status is _RETURNED
 
     @property
     def current_step(self) -> Approval | None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from expense_core.errors import (
     AmountOutsidePolicy,
     InvalidAmount,
+    InvalidEscalation,
     InvalidPolicy,
     NoPolicyFor,
     PolicyInactive,
@@ -16,6 +17,7 @@ from expense_core.model import MOST_JUNIOR, MOST_SENIOR, ApprovalStep, Money, Po
 
 CATEGORY_LIMIT = 50
 NAME_LIMIT = 100
+ESCALATION_HOURS_LIMIT = 24 * 365  # a year: a deadline further off is a typo, not a policy
 
 
 def check_expense_amount(amount: Money) -> Money:
@@ -91,10 +93,12 @@ def check_new_policy(policy: Policy, existing: Iterable[Policy]) -> Policy:
 
 
 def check_steps(steps: Sequence[ApprovalStep]) -> None:
-    """Steps are numbered 1..N without gaps, ask for a level 1..10, and one at least is required.
+    """Steps are numbered 1..N without gaps, ask for a level 1..10, and one at least is required;
+    a required step may escalate after 1 to 8,760 hours (a year).
 
     Raises:
         InvalidPolicy: naming the first broken rule.
+        InvalidEscalation: an `escalate_after_hours` out of range, or on an optional step.
     """
     if not steps:
         raise InvalidPolicy("a policy needs at least one approval step")
@@ -109,5 +113,26 @@ def check_steps(steps: Sequence[ApprovalStep]) -> None:
             )
         if step.description is not None and len(step.description) > 255:
             raise InvalidPolicy(f"step {step.step_order}: description exceeds 255 characters")
+        check_escalation(step)
     if not any(s.is_required for s in steps):
         raise InvalidPolicy("a policy needs at least one required step")
+
+
+def check_escalation(step: ApprovalStep) -> None:
+    """Hold a step's `escalate_after_hours` to 1..8,760 (a year), on required steps only.
+
+    Raises:
+        InvalidEscalation: naming the step and what is wrong.
+    """
+    hours = step.escalate_after_hours
+    if hours is None:
+        return
+    if not 1 <= hours <= ESCALATION_HOURS_LIMIT:
+        raise InvalidEscalation(
+            step.step_order, f"must be between 1 and {ESCALATION_HOURS_LIMIT} (a year), got {hours}"
+        )
+    if not step.is_required:
+        # An optional step never waits for anyone, so it is never overdue.
+        raise InvalidEscalation(
+            step.step_order, "is for required steps; an optional one never waits"
+        )

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol, Self
 
 from expense_core.approvers import ApproverPool
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -31,6 +32,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
+from expense_core.workflow import Decision
 
 
 class Clock(Protocol):
@@ -92,6 +94,14 @@ class OrgRepository(Protocol):
     def user_by_email(self, company_id: CompanyId, email: str) -> User | None: ...
 
     def add_company(self, name: str) -> Company: ...
+
+    def update_company(self, company: Company) -> Company:
+        """Overwrite a stored company's name and fallback approver.
+
+        Raises:
+            UnknownCompany: no such company.
+        """
+        ...
 
     def add_team(self, team: Team) -> Team:
         """Store a new team; its `id` is ignored and the stored one returned."""
@@ -251,9 +261,21 @@ class ExpenseRepository(Protocol):
         """
         ...
 
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        """In every company, most overdue first (by `escalate_at`, then expense id): at most
+        `limit` pending steps whose `escalate_at` is at or before `as_of`, and after `after`
+        in that order. What a sweep reads before it locks each expense and looks again."""
+        ...
+
 
 class IdempotencyRecords(Protocol):
-    """Remembers which submission a client's idempotency key produced."""
+    """Remembers what a client's idempotency key produced: a submission, or a decision.
+
+    A user's keys share one space, whatever request stored them; the fingerprint tells requests
+    apart.
+    """
 
     def recall(self, user_id: UserId, key: str) -> tuple[str, ExpenseId] | None:
         """The fingerprint and expense id stored under this user's key, if any."""
@@ -261,6 +283,18 @@ class IdempotencyRecords(Protocol):
 
     def remember(self, user_id: UserId, key: str, fingerprint: str, expense_id: ExpenseId) -> None:
         """Store a key; a concurrent twin raises `IdempotencyKeyRace`, at commit at the latest."""
+        ...
+
+    def recall_decision(self, user_id: UserId, key: str) -> tuple[str, Decision | None] | None:
+        """The fingerprint stored under this user's key and, if a decision stored it, that
+        decision as it was made (a submission's key has none); None for an unknown key."""
+        ...
+
+    def remember_decision(
+        self, user_id: UserId, key: str, fingerprint: str, decision: Decision
+    ) -> None:
+        """Store a key with the decision it made (about `decision.expense`); a key already
+        stored, or a concurrent twin's, raises `IdempotencyKeyRace`, at commit at the latest."""
         ...
 
 

@@ -3,22 +3,29 @@
 An expense is `pending` until it is `approved`, `rejected` or `withdrawn`, all terminal. Required
 steps are decided in order; optional steps never block and are skipped when the expense closes.
 An expense is approved exactly when no required approval is pending and none is rejected.
-A refused command raises and changes nothing.
+The current step's approver may instead send it back (`returned`, not terminal): its submitter
+then resubmits it, routed afresh as a new round of approvals, or withdraws it.
+A refused command raises and changes nothing. The current step carries the instant it is due
+for escalation (`escalate_at`) when its policy step escalates: set when it becomes current
+(at submission or resubmission, or at the required decision before it), restarted by an
+escalation, cleared once it is decided, closed, or its escalation failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from expense_core.approvers import RoutedStep
 from expense_core.errors import (
     ExpenseClosed,
+    ExpenseNotReturned,
     NotSubmitter,
     NotYourStep,
     OptionalStepCannotReject,
+    OptionalStepCannotSendBack,
     ReasonRequired,
     SelfApproval,
     StepAlreadyDecided,
@@ -47,11 +54,16 @@ _PENDING = ApprovalStatus.PENDING
 
 @attrs.frozen
 class Decision:
-    """The expense after a command, the events it appends, and the step it decided (if any)."""
+    """The expense after a command, the events it appends, and the step it decided (if any).
+
+    `replayed` marks the answer to a retried request (the same idempotency key): the first
+    request's decision, with the expense as it stood right after it; the retry changed nothing.
+    """
 
     expense: Expense
     events: tuple[ExpenseEvent, ...]
     step_number: int | None = None
+    replayed: bool = False
 
 
 def submit(
@@ -63,7 +75,8 @@ def submit(
     routing: Sequence[RoutedStep],
     at: datetime,
 ) -> Decision:
-    """Open a pending expense with one pending approval per routed step.
+    """Open a pending expense with one pending approval per routed step, each with its
+    step's `escalate_after_hours`; the first required step is due that long after `at`.
 
     The expense carries `NEW_EXPENSE` as its id until a store assigns one.
 
@@ -81,15 +94,7 @@ def submit(
         description=check_text("description", description),
         status=ExpenseStatus.PENDING,
         submitted_at=at,
-        approvals=tuple(
-            Approval(
-                step_number=r.step.step_order,
-                approver_id=r.approver.id,
-                approver_level_id=r.approver.level.id,
-                required=r.step.is_required,
-            )
-            for r in routing
-        ),
+        approvals=_round(routing, at),
     )
     # A policy of optional steps only needs nobody's approval: it is approved at once.
     return _decide(opened, EventKind.SUBMITTED, submitter.id, at)
@@ -153,6 +158,135 @@ def withdraw(expense: Expense, actor: UserId, at: datetime) -> Decision:
     return _decide(expense, EventKind.WITHDRAWN, actor, at, closes_as=ExpenseStatus.WITHDRAWN)
 
 
+def send_back(expense: Expense, actor: UserId, reason: str | None, at: datetime) -> Decision:
+    """Return the expense to its submitter from the actor's current required step, with a reason.
+
+    The expense becomes `returned`; its pending steps are closed until it is resubmitted.
+
+    Raises:
+        ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached: as `approve`.
+        OptionalStepCannotSendBack: the actor only holds an optional step.
+        ReasonRequired: the reason is missing or blank.
+        InvalidText: the reason is longer than 2,000 characters.
+    """
+    # The same check as approve and reject: whoever may decide the step may send it back.
+    step = _actors_step(expense, actor)
+    if not step.required:
+        raise OptionalStepCannotSendBack(expense.id, step.step_number)
+    if reason is None or not reason.strip():
+        raise ReasonRequired("sending an expense back")
+    reason = check_text("reason", reason)
+    # An approval is pending, approved, rejected or skipped (DESIGN §2). The steps of a returned
+    # round were neither approved nor rejected, and resubmission routes every step afresh, so
+    # they are skipped; the step sent back keeps the reason and the time, as a rejected one does,
+    # and its `returned` event stands for its decision (no `skipped` event of its own).
+    decided = _decided(step, ApprovalStatus.SKIPPED, reason, at)
+    approvals = tuple(
+        [
+            decided
+            if a.step_number == step.step_number
+            else attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
+            if a.status is _PENDING
+            else a
+            for a in expense.approvals
+        ]
+    )
+    returned = _event(expense, EventKind.RETURNED, actor, at, step.step_number, reason)
+    skipped = [
+        _event(expense, EventKind.SKIPPED, actor, at, a.step_number)
+        for a in expense.approvals
+        if a.status is _PENDING and a.step_number != step.step_number
+    ]
+    # Not terminal: completed_at stays unset until a later round closes the expense.
+    moved = _with(expense, approvals, ExpenseStatus.RETURNED)
+    return Decision(moved, (returned, *skipped), step.step_number)
+
+
+def check_resubmission(expense: Expense, actor: UserId) -> None:
+    """Check that the actor may resubmit the expense, before it is routed again.
+
+    Raises:
+        NotSubmitter: the actor did not submit the expense.
+        ExpenseNotReturned: the expense was not sent back (it is pending or closed).
+    """
+    if actor != expense.user_id:
+        raise NotSubmitter(expense.id, actor, "resubmit")
+    if not expense.is_returned:
+        raise ExpenseNotReturned(expense.id, expense.status)
+
+
+def resubmit(
+    expense: Expense,
+    *,
+    submitter: Member,
+    policy: Policy,
+    amount: Money,
+    description: str | None,
+    routing: Sequence[RoutedStep],
+    at: datetime,
+) -> Decision:
+    """Open a new round of a returned expense: pending again, one pending approval per routed step.
+
+    The expense keeps its id and first submission time; its approvals are the new round's only
+    (earlier rounds live in the history). The `resubmitted` event says what changed.
+
+    Raises:
+        NotSubmitter, ExpenseNotReturned: see `check_resubmission`.
+        InvalidAmount: the amount is zero.
+        InvalidText: the description is longer than 2,000 characters.
+    """
+    check_resubmission(expense, submitter.id)
+    check_expense_amount(amount)
+    description = check_text("description", description)
+    reopened = Expense(
+        id=expense.id,
+        company_id=expense.company_id,
+        user_id=expense.user_id,
+        policy_id=policy.id,
+        amount=amount,
+        description=description,
+        status=ExpenseStatus.PENDING,
+        submitted_at=expense.submitted_at,
+        approvals=_round(routing, at),
+    )
+    changes = _changes(expense, reopened)
+    # As at submission, a round of optional steps only is approved at once.
+    return _decide(reopened, EventKind.RESUBMITTED, submitter.id, at, comment=changes)
+
+
+def _round(routing: Sequence[RoutedStep], at: datetime) -> tuple[Approval, ...]:
+    """One pending approval per routed step, each with its step's `escalate_after_hours`; the
+    first required step is current from `at` on, so its clock starts then."""
+    approvals: list[Approval] = []
+    clock_started = False
+    for r in routing:
+        step = r.step
+        approval = Approval(
+            step_number=step.step_order,
+            approver_id=r.approver.id,
+            approver_level_id=r.approver.level.id,
+            required=step.is_required,
+            escalate_after_hours=step.escalate_after_hours,
+        )
+        if step.is_required and not clock_started:
+            clock_started = True
+            approval = _due(approval, at)
+        approvals.append(approval)
+    return tuple(approvals)
+
+
+def _changes(before: Expense, after: Expense) -> str:
+    """What a resubmission changed, for its event: "amount 1500.00 -> 1350.00; policy 3 -> 4"."""
+    changed = []
+    if after.amount != before.amount:
+        changed.append(f"amount {before.amount} -> {after.amount}")
+    if after.description != before.description:
+        changed.append("description changed")
+    if after.policy_id != before.policy_id:
+        changed.append(f"policy {before.policy_id} -> {after.policy_id}")
+    return "; ".join(changed) or "nothing changed"
+
+
 def reassign(
     expense: Expense, step_number: int, approver: Member, actor: UserId | None, at: datetime
 ) -> Decision:
@@ -178,6 +312,75 @@ def reassign(
         previous_approver_id=step.approver_id,
     )
     return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def escalate(
+    expense: Expense,
+    step_number: int,
+    approver: Member,
+    *,
+    overdue: timedelta,
+    at: datetime,
+    restart_at: datetime,
+) -> Decision:
+    """Move an overdue step to a more senior approver (or the fallback) and restart its clock
+    at `restart_at`; an `escalated` event says from whom, to whom and how overdue it was.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        StepAlreadyDecided: the step is not pending.
+        SelfApproval: the new approver submitted the expense.
+    """
+    step = _open_step(expense, step_number)
+    if approver.id == expense.user_id:
+        raise SelfApproval(expense.id)
+    moved = _due(
+        attrs.evolve(step, approver_id=approver.id, approver_level_id=approver.level.id),
+        restart_at,
+    )
+    approvals = tuple(moved if a.step_number == step_number else a for a in expense.approvals)
+    event = attrs.evolve(
+        _event(expense, EventKind.ESCALATED, None, at, step_number, overdue_by(overdue)),
+        approver_id=approver.id,
+        previous_approver_id=step.approver_id,
+    )
+    return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def fail_escalation(
+    expense: Expense, step_number: int, why: str, *, overdue: timedelta, at: datetime
+) -> Decision:
+    """Leave an overdue step with its approver, since nobody may take it over, and stop its
+    clock: one `escalation_failed` event says why, not one per sweep.
+
+    Raises:
+        ExpenseClosed: the expense is no longer pending.
+        StepAlreadyDecided: the step is not pending.
+    """
+    step = _open_step(expense, step_number)
+    stopped = attrs.evolve(step, escalate_at=None)
+    approvals = tuple(stopped if a.step_number == step_number else a for a in expense.approvals)
+    comment = f"{overdue_by(overdue)}; {why}"
+    event = attrs.evolve(
+        _event(expense, EventKind.ESCALATION_FAILED, None, at, step_number, comment),
+        approver_id=step.approver_id,
+    )
+    return Decision(_with(expense, approvals), (event,), step_number)
+
+
+def overdue_by(overdue: timedelta) -> str:
+    """How late a step is, in whole hours and minutes: 'overdue by 26 h 05 min'."""
+    minutes = max(0, int(overdue.total_seconds()) // 60)
+    return f"overdue by {minutes // 60} h {minutes % 60:02d} min"
+
+
+def _open_step(expense: Expense, step_number: int) -> Approval:
+    if expense.is_terminal:
+        raise ExpenseClosed(expense.id, expense.status)
+    step = expense.approval(step_number)
+    if not step.is_pending:
+        raise StepAlreadyDecided(expense.id, step_number, step.status)
+    return step
 
 
 def _actors_step(expense: Expense, actor: UserId) -> Approval:
@@ -233,8 +436,14 @@ def _decide(
     if closes_as is None:
         for a in approvals:
             if a.required and a.status is _PENDING:
-                moved = expense if decided is None else _with(expense, approvals)
-                return Decision(moved, (event,), step_number)
+                if decided is None:
+                    return Decision(expense, (event,), step_number)
+                if decided.required and a.escalate_after_hours is not None:
+                    # A required step was decided, so this one became current: its clock
+                    # starts at the decision.
+                    current = _due(a, at)
+                    approvals = tuple([current if b is a else b for b in approvals])
+                return Decision(_with(expense, approvals), (event,), step_number)
         closes_as = ExpenseStatus.APPROVED
     skipped = tuple(
         [
@@ -246,7 +455,9 @@ def _decide(
     if skipped:
         approvals = tuple(
             [
-                attrs.evolve(a, status=ApprovalStatus.SKIPPED) if a.status is _PENDING else a
+                attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
+                if a.status is _PENDING
+                else a
                 for a in approvals
             ]
         )
@@ -265,7 +476,16 @@ def _decided(
         status=verdict,
         approved_at=at,
         comments=comment,
+        escalate_after_hours=step.escalate_after_hours,
     )
+
+
+def _due(step: Approval, since: datetime) -> Approval:
+    """The step, to be escalated `escalate_after_hours` after `since` (if it may escalate)."""
+    hours = step.escalate_after_hours
+    if hours is None:
+        return step
+    return attrs.evolve(step, escalate_at=since + timedelta(hours=hours))
 
 
 def _with(

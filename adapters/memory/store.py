@@ -27,6 +27,7 @@ from expense_core.errors import (
     UnknownTeam,
     UnknownUser,
 )
+from expense_core.escalation import DueStep
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -49,6 +50,7 @@ from expense_core.model import (
     with_expense_id,
 )
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+from expense_core.workflow import Decision
 
 # What an undo entry restores: a key that was missing, an item appended to a list, an item
 # added to or removed from a set.
@@ -58,6 +60,8 @@ _ADDED: Any = object()
 _REMOVED: Any = object()
 # Looking a member up on its enum class costs more than most checks made with it.
 _PENDING = ApprovalStatus.PENDING
+# Pending expenses only: a returned one is not terminal, yet nobody can act on it.
+_OPEN = ExpenseStatus.PENDING
 _SUBMITTER, _COMPANY_WIDE = ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE
 # Pools remembered per store before they are all forgotten: one per submitter and policy.
 POOL_CACHE_LIMIT = 100_000
@@ -86,6 +90,8 @@ class _Tables:
     # rollback), as copying them per decision would cost as much as they hold.
     waiting_on: dict[UserId, set[ExpenseId]] = attrs.Factory(dict)
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
+    # What a key stored by a decision answers again; its key is in `idempotency` too.
+    decisions: dict[tuple[UserId, str], Decision] = attrs.Factory(dict)
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
 
@@ -220,8 +226,9 @@ class MemoryUnitOfWork:
         self._committed = True
 
     def rollback(self) -> None:
-        users = self._store.tables.users
-        if any(table is users for table, _, _ in self._undo):
+        users, companies = self._store.tables.users, self._store.tables.companies
+        # Pools hold users and their company's fallback approver.
+        if any(table is users or table is companies for table, _, _ in self._undo):
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
             if old is _APPENDED:
@@ -297,7 +304,10 @@ class MemoryOrg:
         candidates: dict[UserId, Member] = {}
         for step in steps:
             self._nearest(index, submitter, step, wanted, candidates)
-        return ApproverPool(tuple(chain), tuple(candidates.values()))
+        company = self._t.companies.get(submitter.user.company_id)
+        fallback_id = None if company is None else company.fallback_approver_id
+        fallback = None if fallback_id is None else members.get(fallback_id)
+        return ApproverPool(tuple(chain), tuple(candidates.values()), fallback)
 
     @staticmethod
     def _nearest(
@@ -379,6 +389,14 @@ class MemoryOrg:
     def add_company(self, name: str) -> Company:
         company = Company(CompanyId(self._store.next_id("companies")), name)
         self._put(self._t.companies, company.id, company)
+        return company
+
+    def update_company(self, company: Company) -> Company:
+        if company.id not in self._t.companies:
+            raise UnknownCompany(company.id)
+        self._put(self._t.companies, company.id, company)
+        # Every pool of the company holds its fallback approver.
+        self._store.org_index().pools.clear()
         return company
 
     def add_team(self, team: Team) -> Team:
@@ -507,7 +525,7 @@ class MemoryOrg:
                 e
                 for e in self._t.waiting_on.get(user_id, ())
                 if self._t.expenses[e].company_id == company_id
-                and not self._t.expenses[e].is_terminal
+                and self._t.expenses[e].status is _OPEN
             )
         )
 
@@ -515,7 +533,7 @@ class MemoryOrg:
         return tuple(
             e
             for e in self._t.company_expenses.get(company_id, ())
-            if self._t.expenses[e].user_id == user_id and not self._t.expenses[e].is_terminal
+            if self._t.expenses[e].user_id == user_id and self._t.expenses[e].status is _OPEN
         )
 
 
@@ -661,7 +679,7 @@ class MemoryExpenses:
             if after is not None and expense_id <= after:
                 continue
             expense = self._t.expenses[expense_id]
-            if expense.company_id != company_id or expense.is_terminal:
+            if expense.company_id != company_id or expense.status is not _OPEN:
                 continue
             current = expense.current_step
             for a in expense.approvals:
@@ -693,6 +711,18 @@ class MemoryExpenses:
         self.get(company_id, expense_id)
         return self._t.events[expense_id]
 
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        found: list[DueStep] = []
+        for expense in self._t.expenses.values():
+            for a in expense.approvals:
+                if a.status is _PENDING and a.escalate_at is not None and a.escalate_at <= as_of:
+                    due = DueStep(a.escalate_at, expense.id, expense.company_id, a.step_number)
+                    if after is None or due > after:
+                        found.append(due)
+        return tuple(sorted(found)[:limit])
+
 
 def _summary(e: Expense) -> ExpenseSummary:
     return ExpenseSummary(
@@ -720,6 +750,18 @@ class MemoryIdempotency:
         if (user_id, key) in self._t.idempotency:
             raise IdempotencyKeyRace(key)
         _put(self._undo, self._t.idempotency, (user_id, key), (fingerprint, expense_id))
+
+    def recall_decision(self, user_id: UserId, key: str) -> tuple[str, Decision | None] | None:
+        found = self._t.idempotency.get((user_id, key))
+        if found is None:
+            return None
+        return found[0], self._t.decisions.get((user_id, key))
+
+    def remember_decision(
+        self, user_id: UserId, key: str, fingerprint: str, decision: Decision
+    ) -> None:
+        self.remember(user_id, key, fingerprint, decision.expense.id)
+        _put(self._undo, self._t.decisions, (user_id, key), decision)
 
 
 class MemoryTokens:

@@ -10,12 +10,20 @@ from sqlalchemy.sql import Executable
 
 from adapters.sql.link import Link, Query
 from adapters.sql.org import MEMBER_COLUMNS, MEMBERS, member_from
+from adapters.sql.replays import dump_decision, load_decision
 from adapters.sql.tables import api_tokens, idempotency_keys, users
 from expense_core.errors import IdempotencyKeyRace
 from expense_core.model import ExpenseId, Member, UserId
+from expense_core.workflow import Decision
 
 _RECALL = Query(
     select(idempotency_keys.c.fingerprint, idempotency_keys.c.expense_id).where(
+        idempotency_keys.c.user_id == bindparam("user_id"),
+        idempotency_keys.c.key == bindparam("key"),
+    )
+)
+_RECALL_DECISION = Query(
+    select(idempotency_keys.c.fingerprint, idempotency_keys.c.decision).where(
         idempotency_keys.c.user_id == bindparam("user_id"),
         idempotency_keys.c.key == bindparam("key"),
     )
@@ -64,6 +72,26 @@ class SqlIdempotency:
             "key": key,
             "fingerprint": fingerprint,
             "expense_id": expense_id,
+        }
+        statement = _REMEMBER[1] if self._link.is_sqlite else _REMEMBER[0]
+        if self._link.write(statement, values).first() is None:
+            raise IdempotencyKeyRace(key)
+
+    def recall_decision(self, user_id: UserId, key: str) -> tuple[str, Decision | None] | None:
+        row = self._link.read(_RECALL_DECISION, {"user_id": user_id, "key": key}).first()
+        if row is None:
+            return None
+        return row.fingerprint, None if row.decision is None else load_decision(row.decision)
+
+    def remember_decision(
+        self, user_id: UserId, key: str, fingerprint: str, decision: Decision
+    ) -> None:
+        values = {
+            "user_id": user_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "expense_id": decision.expense.id,
+            "decision": dump_decision(decision),
         }
         statement = _REMEMBER[1] if self._link.is_sqlite else _REMEMBER[0]
         if self._link.write(statement, values).first() is None:

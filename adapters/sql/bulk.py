@@ -108,7 +108,9 @@ def org_rows(
     """
     rows = empty_rows()
     given = numbering.given
-    rows[tables.companies] = [(given(tables.companies, c.id), c.name) for c in companies]
+    rows[tables.companies] = [
+        (given(tables.companies, c.id), c.name, c.fallback_approver_id) for c in companies
+    ]
     rows[tables.teams] = [
         (given(tables.teams, t.id), t.company_id, t.name, t.is_company_wide) for t in teams
     ]
@@ -129,7 +131,7 @@ def org_rows(
     ]  # fmt: skip
     rows[tables.approval_steps] = [
         (given(tables.approval_steps, s.id), p.id, s.step_order, s.required_level,
-         str(s.team_scope), s.is_required, s.description, p.company_id)
+         str(s.team_scope), s.is_required, s.description, p.company_id, s.escalate_after_hours)
         for p in policies
         for s in p.steps
     ]  # fmt: skip
@@ -150,7 +152,8 @@ def expense_rows(numbering: Numbering, expenses: Submitted) -> Rows:
         )  # fmt: skip
         rows[tables.approvals] += [
             (take(tables.approvals), expense_id, a.step_number, a.approver_id,
-             a.approver_level_id, a.required, str(a.status), a.approved_at, a.comments, company)
+             a.approver_level_id, a.required, str(a.status), a.approved_at, a.comments, company,
+             a.escalate_after_hours, a.escalate_at)
             for a in expense.approvals
         ]  # fmt: skip
         rows[tables.expense_events] += [

@@ -110,7 +110,8 @@ def _expense_lines(numbering: Numbering, expenses: Submitted, lines: Lines) -> N
             approval_lines.append(
                 f"{approval_id}\t{expense_id}\t{a.step_number}\t{a.approver_id}\t"
                 f"{a.approver_level_id}\t{'t' if a.required else 'f'}\t{a.status}\t"
-                f"{stamps[a.approved_at]}\t{texts[a.comments]}\t{company}\n"
+                f"{stamps[a.approved_at]}\t{texts[a.comments]}\t{company}\t"
+                f"{_id(a.escalate_after_hours)}\t{stamps[a.escalate_at]}\n"
             )
         ids[approval_key] = first + len(expense.approvals)
         first = ids[event_key]

@@ -1,7 +1,8 @@
 """Expenses on SQL: approval rows, history, the status page, lists and inboxes.
 
 On PostgreSQL a submission is one statement (data-modifying CTEs insert the expense, all its
-approvals and its events), a decision is one locking read and one write statement. Lists of
+approvals and its events), a decision is one locking read and one write statement, and so is
+writing a resubmission (a new round: the expense's fields and approval rows replaced). Lists of
 rows travel as arrays (unnest), so the SQL text never depends on how many there are. SQLite
 has no data-modifying CTEs: there the same writes take a few statements in one transaction.
 """
@@ -25,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     column,
+    delete,
     false,
     func,
     insert,
@@ -33,13 +35,14 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable
 
 from adapters.sql.link import Link, Query
-from adapters.sql.sqltypes import naive_utc
+from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import (
     approvals,
     expense_events,
@@ -49,6 +52,7 @@ from adapters.sql.tables import (
     users,
 )
 from expense_core.errors import UnknownExpense
+from expense_core.escalation import DueStep
 from expense_core.model import (
     Approval,
     ApprovalStatus,
@@ -90,6 +94,8 @@ APPROVAL_COLUMNS = (
     approvals.c.status.label("approval_status"),
     approvals.c.approved_at,
     approvals.c.comments,
+    approvals.c.escalate_after_hours,
+    approvals.c.escalate_at,
 )
 
 
@@ -194,10 +200,10 @@ def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
     return insert(expense_events).from_select(["expense_id", "company_id", *names], rows)
 
 
-def _approval_arrays() -> Any:
+def _approval_arrays(name: str = "approvals", alias: str = "approval") -> Any:
     return _rows_of(
-        "approvals",
-        "approval",
+        name,
+        alias,
         column("step_number", Integer),
         column("approver_id", Integer),
         column("approver_level_id", Integer),
@@ -205,6 +211,8 @@ def _approval_arrays() -> Any:
         column("status", String),
         column("approved_at", DateTime),
         column("comments", Text),
+        column("escalate_after_hours", Integer),
+        column("escalate_at", DateTime),
     )
 
 
@@ -236,6 +244,8 @@ def _pg_add() -> Executable:
         "status",
         "approved_at",
         "comments",
+        "escalate_after_hours",
+        "escalate_at",
     )
     new_approvals = insert(approvals).from_select(
         ["expense_id", "company_id", *names],
@@ -269,6 +279,7 @@ def _pg_save(closes: bool) -> Query:
             status=given.c.status,
             approved_at=given.c.approved_at,
             comments=given.c.comments,
+            escalate_at=given.c.escalate_at,
         )
         .returning(approvals.c.id)
         .cte("changed_approvals")
@@ -286,6 +297,80 @@ def _pg_save(closes: bool) -> Query:
     events = _event_rows(bindparam("expense", type_=Integer), bindparam("company", type_=Integer))
     return Query(select(literal_column("1")).add_cte(*ctes, events.cte("new_events")))
 
+
+def _pg_new_round() -> Query:
+    """Write a resubmitted expense: its fields, its approval rows (steps kept are updated, new
+    ones inserted, vanished ones deleted: disjoint step numbers, so no CTE sees another's rows
+    and the unique key never meets a row about to go), and append the events."""
+    kept = _approval_arrays()
+    updated = (
+        update(approvals)
+        .where(
+            approvals.c.expense_id == bindparam("expense"),
+            approvals.c.company_id == bindparam("company"),
+            approvals.c.step_number == kept.c.step_number,
+        )
+        .values(
+            approver_id=kept.c.approver_id,
+            approver_level_id=kept.c.approver_level_id,
+            required=kept.c.required,
+            status=kept.c.status,
+            approved_at=kept.c.approved_at,
+            comments=kept.c.comments,
+            escalate_after_hours=kept.c.escalate_after_hours,
+            escalate_at=kept.c.escalate_at,
+        )
+        .returning(approvals.c.id)
+        .cte("updated_approvals")
+    )
+    added = _approval_arrays("added", "added_approval")
+    names = (
+        "step_number",
+        "approver_id",
+        "approver_level_id",
+        "required",
+        "status",
+        "approved_at",
+        "comments",
+        "escalate_after_hours",
+        "escalate_at",
+    )
+    inserted = insert(approvals).from_select(
+        ["expense_id", "company_id", *names],
+        select(
+            bindparam("expense", type_=Integer),
+            bindparam("company", type_=Integer),
+            *(added.c[n] for n in names),
+        ),
+    )
+    gone = _rows_of("removed", "removed_step", column("step_number", Integer))
+    deleted = delete(approvals).where(
+        approvals.c.expense_id == bindparam("expense"),
+        approvals.c.company_id == bindparam("company"),
+        approvals.c.step_number.in_(select(gone.c.step_number)),
+    )
+    revised = (
+        update(expenses)
+        .where(_THIS_EXPENSE)
+        .values({name: bindparam(f"e_{name}") for name in _REVISED_FIELDS})
+        .returning(expenses.c.id)
+        .cte("revised_expense")
+    )
+    events = _event_rows(bindparam("expense", type_=Integer), bindparam("company", type_=Integer))
+    return Query(
+        select(literal_column("1")).add_cte(
+            updated,
+            inserted.cte("inserted_approvals"),
+            deleted.cte("deleted_approvals"),
+            revised,
+            events.cte("new_events"),
+        )
+    )
+
+
+# What a resubmission may change of the expense itself.
+_REVISED_FIELDS = ("policy_id", "amount", "description", "status", "completed_at")
+_PG_NEW_ROUND = _pg_new_round()
 
 # --- writing: SQLite, a few statements in one transaction ------------------------------------
 
@@ -305,12 +390,27 @@ _SQLITE_SAVE_APPROVAL = (
         status=bindparam("b_status"),
         approved_at=bindparam("b_approved_at"),
         comments=bindparam("b_comments"),
+        escalate_at=bindparam("b_escalate_at"),
     )
 )
 _SQLITE_CLOSE = (
     update(expenses)
     .where(_THIS_EXPENSE)
     .values(status=bindparam("new_status"), completed_at=bindparam("completed"))
+)
+
+_SQLITE_ROUND_APPROVAL = _SQLITE_SAVE_APPROVAL.values(
+    required=bindparam("b_required"), escalate_after_hours=bindparam("b_escalate_after_hours")
+)
+_SQLITE_DROP_APPROVAL = delete(approvals).where(
+    approvals.c.expense_id == bindparam("b_expense_id"),
+    approvals.c.company_id == bindparam("b_company_id"),
+    approvals.c.step_number == bindparam("b_step_number"),
+)
+_SQLITE_REVISE = (
+    update(expenses)
+    .where(_THIS_EXPENSE)
+    .values({name: bindparam(f"e_{name}") for name in _REVISED_FIELDS})
 )
 
 # --- the status page, lists, inbox, history --------------------------------------------------
@@ -453,6 +553,41 @@ _HISTORY = (
     .order_by(expense_events.c.id)
 )
 
+
+def _due(first_page: bool) -> Query:
+    """Steps past their deadline in every company, most overdue first, a page after a cursor.
+
+    The partial index on (escalate_at, expense_id) holds only the current steps that may
+    escalate, in this order: a page is the start of one range of it, however many approvals
+    the database holds. Measured on PostgreSQL with 200,000 approvals, 20,000 of them with a
+    deadline (generic plans, as the adapter runs them): 0.07 ms a page of 100; in expense id
+    order the planner filtered all 200,000 rows instead (35 ms).
+    """
+    where = [
+        approvals.c.escalate_at.is_not(None),
+        approvals.c.escalate_at <= bindparam("as_of", type_=UtcDateTime),
+        approvals.c.status == STEP_PENDING,
+    ]
+    if not first_page:
+        where.append(
+            tuple_(approvals.c.escalate_at, approvals.c.expense_id)
+            > tuple_(bindparam("after_at", type_=UtcDateTime), bindparam("after_id"))
+        )
+    return Query(
+        select(
+            approvals.c.escalate_at,
+            approvals.c.expense_id,
+            approvals.c.company_id,
+            approvals.c.step_number,
+        )
+        .where(*where)
+        .order_by(approvals.c.escalate_at, approvals.c.expense_id)
+        .limit(bindparam("limit"))
+    )
+
+
+_DUE_FIRST, _DUE_NEXT = _due(first_page=True), _due(first_page=False)
+
 # --- rows to entities ------------------------------------------------------------------------
 
 
@@ -469,6 +604,8 @@ def _approval_from(row: Row[Any]) -> Approval:
         status=ApprovalStatus(row.approval_status or ApprovalStatus.PENDING),
         approved_at=row.approved_at,
         comments=row.comments,
+        escalate_after_hours=row.escalate_after_hours,
+        escalate_at=row.escalate_at,
     )
 
 
@@ -578,6 +715,8 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
             "status": str(a.status),
             "approved_at": _iso(a.approved_at),
             "comments": a.comments,
+            "escalate_after_hours": a.escalate_after_hours,
+            "escalate_at": _iso(a.escalate_at),
         }
         for a in items
     ]
@@ -623,6 +762,18 @@ def _event_rows_params(expense: Expense, events: Sequence[ExpenseEvent]) -> list
     ]
 
 
+def _is_new_round(before: Expense, after: Expense) -> bool:
+    """Whether a save changes more than a decision can: the expense's own fields (amount,
+    description, policy) or which steps it has. Only a resubmission does."""
+    # Cheapest first: every decision asks, and a decision changes none of these.
+    return (
+        after.policy_id != before.policy_id
+        or len(after.approvals) != len(before.approvals)
+        or after.amount != before.amount
+        or after.description != before.description
+    )
+
+
 # --- the repository --------------------------------------------------------------------------
 
 
@@ -665,6 +816,8 @@ class SqlExpenses:
                     "status": str(a.status),
                     "approved_at": a.approved_at,
                     "comments": a.comments,
+                    "escalate_after_hours": a.escalate_after_hours,
+                    "escalate_at": a.escalate_at,
                 }
                 for a in expense.approvals
             ]
@@ -705,6 +858,10 @@ class SqlExpenses:
         before = self._loaded.get(expense.id)
         if before is None:
             before = self.get_for_update(expense.company_id, expense.id)
+        if _is_new_round(before, expense):
+            self._save_round(before, expense, events)
+            self._loaded[expense.id] = expense
+            return
         old = {a.step_number: a for a in before.approvals}
         changed = [a for a in expense.approvals if old.get(a.step_number) != a]
         closes = (expense.status, expense.completed_at) != (before.status, before.completed_at)
@@ -726,6 +883,7 @@ class SqlExpenses:
                         "b_status": str(a.status),
                         "b_approved_at": a.approved_at,
                         "b_comments": a.comments,
+                        "b_escalate_at": a.escalate_at,
                     }
                     for a in changed
                 ]
@@ -735,6 +893,73 @@ class SqlExpenses:
             if events:
                 self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
         self._loaded[expense.id] = expense
+
+    def _save_round(
+        self, before: Expense, expense: Expense, events: Sequence[ExpenseEvent]
+    ) -> None:
+        """Write an expense whose own fields or set of steps changed (a resubmission)."""
+        old = {a.step_number: a for a in before.approvals}
+        steps = {a.step_number for a in expense.approvals}
+        kept = [a for a in expense.approvals if a.step_number in old and old[a.step_number] != a]
+        added = [a for a in expense.approvals if a.step_number not in old]
+        removed = [n for n in old if n not in steps]
+        target: dict[str, Any] = {"company": expense.company_id, "expense": expense.id}
+        fields = {
+            "e_policy_id": expense.policy_id,
+            "e_amount": expense.amount,
+            "e_description": expense.description,
+            "e_status": str(expense.status),
+            "e_completed_at": expense.completed_at,
+        }
+        if not self._link.is_sqlite:
+            params = target | fields | _approval_params(kept) | _event_params(events)
+            params["added"] = _approval_params(added)["approvals"]
+            params["removed"] = _JSON.encode([{"step_number": n} for n in removed]).decode()
+            self._link.write(_PG_NEW_ROUND, params)
+            return
+        key: dict[str, Any] = {"b_expense_id": expense.id, "b_company_id": expense.company_id}
+        if removed:
+            self._link.write(_SQLITE_DROP_APPROVAL, [key | {"b_step_number": n} for n in removed])
+        if kept:
+            rows = [
+                key
+                | {
+                    "b_step_number": a.step_number,
+                    "b_approver_id": a.approver_id,
+                    "b_approver_level_id": a.approver_level_id,
+                    "b_required": a.required,
+                    "b_status": str(a.status),
+                    "b_approved_at": a.approved_at,
+                    "b_comments": a.comments,
+                    "b_escalate_after_hours": a.escalate_after_hours,
+                    "b_escalate_at": a.escalate_at,
+                }
+                for a in kept
+            ]
+            self._link.write(_SQLITE_ROUND_APPROVAL, rows)
+        if added:
+            self._link.write(
+                _SQLITE_ADD_APPROVALS,
+                [
+                    {
+                        "expense_id": expense.id,
+                        "company_id": expense.company_id,
+                        "step_number": a.step_number,
+                        "approver_id": a.approver_id,
+                        "approver_level_id": a.approver_level_id,
+                        "required": a.required,
+                        "status": str(a.status),
+                        "approved_at": a.approved_at,
+                        "comments": a.comments,
+                        "escalate_after_hours": a.escalate_after_hours,
+                        "escalate_at": a.escalate_at,
+                    }
+                    for a in added
+                ],
+            )
+        self._link.write(_SQLITE_REVISE, target | fields)
+        if events:
+            self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
 
     def forget(self) -> None:
         """Drop what was loaded: the unit of work is over, its locks with it."""
@@ -791,3 +1016,20 @@ class SqlExpenses:
         if not rows:
             raise UnknownExpense(expense_id)
         return tuple(_event_from(row) for row in rows if row.event_id is not None)
+
+    def due_for_escalation(
+        self, as_of: datetime, *, after: DueStep | None, limit: int
+    ) -> tuple[DueStep, ...]:
+        params: dict[str, Any] = {"as_of": as_of, "limit": limit}
+        if after is not None:
+            params |= {"after_at": after.escalate_at, "after_id": after.expense_id}
+        rows = self._link.read(_DUE_FIRST if after is None else _DUE_NEXT, params)
+        return tuple(
+            DueStep(
+                row.escalate_at,
+                ExpenseId(row.expense_id),
+                CompanyId(row.company_id),
+                row.step_number,
+            )
+            for row in rows
+        )

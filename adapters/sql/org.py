@@ -210,7 +210,24 @@ def _pool_statements() -> tuple[Executable, Executable]:
     sqlite_candidates = select(
         literal_column("'candidate'"), *(c for c in ranked.c if c.name != "rank")
     ).where(ranked.c.rank <= wanted)
-    return union_all(in_chain, pg_candidates), union_all(in_chain, sqlite_candidates)
+    # The company's fallback approver, whoever they are: resolution judges them itself.
+    fallback = (
+        select(literal_column("'fallback'").label("source"), *MEMBER_COLUMNS)
+        .select_from(
+            companies.join(
+                MEMBERS,
+                and_(
+                    users.c.id == companies.c.fallback_approver_id,
+                    users.c.company_id == companies.c.id,
+                ),
+            )
+        )
+        .where(companies.c.id == company)
+    )
+    return (
+        union_all(in_chain, pg_candidates, fallback),
+        union_all(in_chain, sqlite_candidates, fallback),
+    )
 
 
 _POOL_PG, _POOL_SQLITE = (Query(statement) for statement in _pool_statements())
@@ -231,6 +248,7 @@ POLICY_COLUMNS = (
     approval_steps.c.team_scope,
     approval_steps.c.is_required,
     approval_steps.c.description.label("step_description"),
+    approval_steps.c.escalate_after_hours,
 )
 _WITH_STEPS = policies.outerjoin(
     approval_steps,
@@ -277,7 +295,9 @@ _MEMBER_WITH_POLICIES = Query(
 )
 # A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
 _PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
-_COMPANY = select(companies.c.id, companies.c.name).where(companies.c.id == bindparam("company_id"))
+_COMPANY = select(companies.c.id, companies.c.name, companies.c.fallback_approver_id).where(
+    companies.c.id == bindparam("company_id")
+)
 _TEAM = select(teams).where(
     teams.c.id == bindparam("team_id"), teams.c.company_id == bindparam("company_id")
 )
@@ -292,7 +312,7 @@ _COMPANY_POLICIES = Query(
     .order_by(policies.c.id, approval_steps.c.step_order)
 )
 _COMPANY_NAMED = (
-    select(companies.c.id, companies.c.name)
+    select(companies.c.id, companies.c.name, companies.c.fallback_approver_id)
     .where(companies.c.name == bindparam("name"))
     .order_by(companies.c.id)
     .limit(1)
@@ -327,6 +347,11 @@ _UPDATE_USER = (
         manager_id=bindparam("b_manager_id"),
         role=bindparam("b_role"),
     )
+)
+_UPDATE_COMPANY = (
+    update(companies)
+    .where(companies.c.id == bindparam("b_company_id"))
+    .values(name=bindparam("b_name"), fallback_approver_id=bindparam("b_fallback_approver_id"))
 )
 _DEACTIVATE_POLICY = (
     update(policies)
@@ -427,6 +452,7 @@ def _step_from(row: Row[Any]) -> ApprovalStep:
         team_scope=TeamScope.parse(row.team_scope),
         is_required=row.is_required is not False,
         description=row.step_description,
+        escalate_after_hours=row.escalate_after_hours,
     )
 
 
@@ -452,6 +478,11 @@ def _policies_from(rows: Iterable[Any]) -> tuple[Policy, ...]:
         )
         for row, steps in found.values()
     )
+
+
+def _company_from(row: Row[Any]) -> Company:
+    fallback = row.fallback_approver_id
+    return Company(CompanyId(row.id), row.name, None if fallback is None else UserId(fallback))
 
 
 def _team_from(row: Row[Any]) -> Team:
@@ -521,7 +552,8 @@ class SqlOrg:
         rows = self._link.read(statement, params).all()
         managers = {row.id: member_from(row) for row in rows if row.source == "chain"}
         candidates = {row.id: member_from(row) for row in rows if row.source == "candidate"}
-        return ApproverPool(_chain(submitter, managers), tuple(candidates.values()))
+        fallback = next((member_from(row) for row in rows if row.source == "fallback"), None)
+        return ApproverPool(_chain(submitter, managers), tuple(candidates.values()), fallback)
 
     def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
         rows = self._link.read(_POLICY, {"company_id": company_id, "policy_id": policy_id})
@@ -538,7 +570,7 @@ class SqlOrg:
         row = self._link.read(_COMPANY, {"company_id": company_id}).first()
         if row is None:
             raise UnknownCompany(company_id)
-        return Company(CompanyId(row.id), row.name)
+        return _company_from(row)
 
     def team(self, company_id: CompanyId, team_id: TeamId) -> Team:
         row = self._link.read(_TEAM, {"company_id": company_id, "team_id": team_id}).first()
@@ -559,6 +591,16 @@ class SqlOrg:
     def add_company(self, name: str) -> Company:
         company_id = self._link.write(_ADD_COMPANY, {"name": name}).scalar_one()
         return Company(CompanyId(company_id), name)
+
+    def update_company(self, company: Company) -> Company:
+        values = {
+            "b_company_id": company.id,
+            "b_name": company.name,
+            "b_fallback_approver_id": company.fallback_approver_id,
+        }
+        if self._link.write(_UPDATE_COMPANY, values).rowcount != 1:
+            raise UnknownCompany(company.id)
+        return company
 
     def add_team(self, team: Team) -> Team:
         values = {
@@ -636,6 +678,7 @@ class SqlOrg:
                 "team_scope": str(s.team_scope),
                 "is_required": s.is_required,
                 "description": s.description,
+                "escalate_after_hours": s.escalate_after_hours,
             }
             for s in policy.steps
         ]
@@ -656,6 +699,7 @@ class SqlOrg:
                     team_scope=s.team_scope,
                     is_required=s.is_required,
                     description=s.description,
+                    escalate_after_hours=s.escalate_after_hours,
                 )
                 for step_id, s in zip(ids, policy.steps, strict=True)
             ),
@@ -665,7 +709,7 @@ class SqlOrg:
 
     def company_named(self, name: str) -> Company | None:
         row = self._link.read(_COMPANY_NAMED, {"name": name}).first()
-        return None if row is None else Company(CompanyId(row.id), row.name)
+        return None if row is None else _company_from(row)
 
     def company_of_team(self, team_id: TeamId) -> CompanyId:
         found = self._link.read(_TEAM_COMPANY, {"team_id": team_id}).scalar()

@@ -3,8 +3,10 @@
 One deliberate change: the seed's UNIQUE (company_id, category, min_amount) on `policies` is a
 partial unique index on active policies instead (migration 0002). Additions: `users.manager_id`
 and `users.role`; `company_id` on `approval_steps` and `approvals` (every tenant table carries
-its tenant, ready for distribution by company); and the tables `expense_events`,
-`idempotency_keys` and `api_tokens`. Constraints carry the names PostgreSQL gives the seed's
+its tenant, ready for distribution by company); the tables `expense_events`,
+`idempotency_keys` and `api_tokens`; and, for escalation (migration 0004),
+`companies.fallback_approver_id`, `approval_steps.escalate_after_hours` and the approvals'
+`escalate_after_hours` and `escalate_at`. Constraints carry the names PostgreSQL gives the seed's
 unnamed ones. The migrations create all this; these tables are what queries are built from, and
 a test holds the two to each other.
 """
@@ -36,6 +38,13 @@ companies = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(100), nullable=False),
+    # users refer to companies too: the constraint is added after both tables (use_alter).
+    Column(
+        "fallback_approver_id",
+        Integer,
+        ForeignKey("users.id", use_alter=True, name="companies_fallback_approver_id_fkey"),
+        nullable=True,
+    ),
 )
 
 teams = Table(
@@ -125,6 +134,7 @@ approval_steps = Table(
     Column("is_required", Boolean, server_default=text("true")),
     Column("description", String(255)),
     Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("escalate_after_hours", Integer, nullable=True),
     UniqueConstraint("policy_id", "step_order", name="approval_steps_policy_id_step_order_key"),
     CheckConstraint("step_order > 0", name="approval_steps_step_order_check"),
     CheckConstraint("required_level BETWEEN 1 AND 10", name="approval_steps_required_level_check"),
@@ -164,6 +174,8 @@ approvals = Table(
     Column("approved_at", UtcDateTime, nullable=True),
     Column("comments", Text),
     Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("escalate_after_hours", Integer, nullable=True),
+    Column("escalate_at", UtcDateTime, nullable=True),
     UniqueConstraint(
         "expense_id",
         "step_number",
@@ -181,6 +193,15 @@ approvals = Table(
         "step_number",
         postgresql_where=text("status = 'pending'"),
         sqlite_where=text("status = 'pending'"),
+    ),
+    # Migration 0004: the steps a sweep escalates, by deadline; only current steps that may
+    # escalate carry one.
+    Index(
+        "ix_approvals_escalate_at",
+        "escalate_at",
+        "expense_id",
+        postgresql_where=text("escalate_at IS NOT NULL"),
+        sqlite_where=text("escalate_at IS NOT NULL"),
     ),
 )
 
@@ -208,6 +229,8 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    # The decision a keyed decision made, as JSON (`replays.py`); NULL for a submission's key.
+    Column("decision", Text, nullable=True),
     PrimaryKeyConstraint("user_id", "key", name="idempotency_keys_pkey"),
 )
 

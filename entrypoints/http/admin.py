@@ -16,10 +16,12 @@ from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
+from msgspec import UnsetType
 
 from entrypoints.http.admin_schemas import (
     CompanyBody,
     CompanyOut,
+    CompanyPatch,
     LevelBody,
     LevelList,
     LevelOut,
@@ -113,6 +115,35 @@ class AdminController(Controller):
         self, company_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> CompanyOut:
         return company_out(org.company(admin_company(caller, company_id)))
+
+    @patch(
+        "/companies/{company_id:int}",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Change a company",
+        description=(
+            "`fallback_approver_id` names an active user of the company who takes every step "
+            "nobody else is eligible for (the CTO's own expense, a vacancy) and the overdue "
+            "steps nobody more senior may take; unless they submitted the expense or approve "
+            "another step of it. null clears it; another company's or an unknown user is 404 "
+            "`unknown_fallback_approver`, an inactive one 409 `fallback_approver_inactive`."
+        ),
+        responses=documented(*ORG_ERRORS, body=True),
+    )
+    def change_company(
+        self,
+        company_id: IdPath,
+        data: JSONBody[CompanyPatch],
+        org: NamedDependency[OrgService],
+        caller: NamedDependency[Caller],
+    ) -> CompanyOut:
+        company = admin_company(caller, company_id)
+        if isinstance(data.fallback_approver_id, UnsetType):
+            return company_out(org.company(company))
+        fallback = data.fallback_approver_id
+        return company_out(
+            org.set_fallback_approver(company, None if fallback is None else UserId(fallback))
+        )
 
     @post(
         "/companies/{company_id:int}/teams",
@@ -311,6 +342,7 @@ class AdminController(Controller):
                         team_scope=TeamScope.parse(s.team_scope),
                         is_required=s.is_required,
                         description=s.description,
+                        escalate_after_hours=s.escalate_after_hours,
                     )
                     for s in data.steps
                 ),

@@ -66,6 +66,27 @@ class CompanyBody(Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
 
 
+class CompanyPatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The fields to change; those left out keep their value (`fallback_approver_id: null`
+    clears it)."""
+
+    fallback_approver_id: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=MAX_ID,
+                description=(
+                    "An active user of the company who takes the steps nobody else is "
+                    "eligible for (a CFO, a board member); null for nobody."
+                ),
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
 class TeamBody(Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
     is_company_wide: bool = False
@@ -119,6 +140,20 @@ class StepBody(Struct, forbid_unknown_fields=True, kw_only=True):
     team_scope: Scope = "submitter"
     is_required: bool = True
     description: Annotated[str, Meta(max_length=255, pattern=NO_NUL)] | None = None
+    # Checked by the core (400 `invalid_escalate_after_hours`), not the schema: a bad value is
+    # a rule broken, not a malformed body.
+    escalate_after_hours: (
+        Annotated[
+            int,
+            Meta(
+                description=(
+                    "Escalate this required step once it has been the current one this many "
+                    "hours (1 to 8760); null or left out: never."
+                )
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PolicyBody(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -141,6 +176,7 @@ class PolicyBody(Struct, forbid_unknown_fields=True, kw_only=True):
 class CompanyOut(Struct):
     id: int
     name: str
+    fallback_approver_id: int | None
 
 
 class TeamOut(Struct):
@@ -221,6 +257,7 @@ class StepOut(Struct):
     team_scope: str
     is_required: bool
     description: str | None
+    escalate_after_hours: int | None
 
 
 class PolicyOut(Struct):
@@ -263,7 +300,9 @@ def patch_value(value: Any) -> Any:
 
 
 def company_out(company: Company) -> CompanyOut:
-    return CompanyOut(id=company.id, name=company.name)
+    return CompanyOut(
+        id=company.id, name=company.name, fallback_approver_id=company.fallback_approver_id
+    )
 
 
 def team_out(team: Team) -> TeamOut:
@@ -355,6 +394,7 @@ def policy_out(info: PolicyInfo) -> PolicyOut:
                 team_scope=str(s.team_scope),
                 is_required=s.is_required,
                 description=s.description,
+                escalate_after_hours=s.escalate_after_hours,
             )
             for s in policy.steps
         ],

@@ -6,36 +6,45 @@ domain errors, which `errors.py` turns into responses.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from entrypoints.container import Database
 from entrypoints.http.auth import Caller
-from entrypoints.http.errors import documented
+from entrypoints.http.errors import documented, refusal
 from entrypoints.http.expense_schemas import (
     ApproveBody,
     ApproveResponse,
+    BulkBody,
+    BulkResponse,
     ExpensePage,
     ExplainResponse,
     HistoryResponse,
     InboxPage,
     RejectBody,
     RejectResponse,
+    ResubmitBody,
+    SendBackBody,
+    SendBackResponse,
     StatusResponse,
     SubmitBody,
     SubmitResponse,
     WithdrawBody,
     WithdrawResponse,
     approve_response,
+    bulk_decisions,
+    bulk_response,
     expense_page,
     explain_response,
     history_response,
     inbox_page,
     reject_response,
+    resubmit_response,
+    send_back_response,
     status_response,
     submit_response,
     withdraw_response,
@@ -54,11 +63,15 @@ from expense_core.model import CompanyId, ExpenseId, ExpenseStatus, PolicyId, Us
 from expense_core.services import (
     MAX_PAGE,
     ApproveStep,
+    DecideInBulk,
     ExpenseService,
     RejectExpense,
+    ResubmitExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.workflow import Decision
 
 ExpenseIdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="The expense's id.")]
 Cursor = Annotated[
@@ -84,7 +97,23 @@ IdempotencyKey = Annotated[
         ),
     ),
 ]
+DecisionKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        description=(
+            "Makes the decision safe to retry: the same key with the same body answers with the "
+            "first response (`Idempotent-Replayed: true`), even if the expense has moved on "
+            "since, and changes nothing; with another body it is refused (409). A refused "
+            "decision stores no key. Keys are the acting user's, shared with submissions."
+        ),
+    ),
+]
 REPLAYED_HEADER = "Idempotent-Replayed"
+T = TypeVar("T")
 
 AUTH = (Unauthenticated,)  # every route that acts for someone answers 401 in token mode
 
@@ -149,16 +178,18 @@ class ExpenseController(Controller):
         data: JSONBody[ApproveBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> ApproveResponse:
+        idempotency_key: DecisionKey = None,
+    ) -> Response[ApproveResponse]:
         decision = expenses.approve(
             ApproveStep(
                 expense_id=ExpenseId(data.expense_id),
                 user_id=caller.actor(data.approver_id, "approver_id"),
                 comments=data.comments,
                 company_id=caller.company_id,
+                idempotency_key=idempotency_key,
             )
         )
-        return approve_response(decision)
+        return _decided(approve_response(decision), decision)
 
     @post(
         "/expenses/reject",
@@ -176,16 +207,18 @@ class ExpenseController(Controller):
         data: JSONBody[RejectBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> RejectResponse:
+        idempotency_key: DecisionKey = None,
+    ) -> Response[RejectResponse]:
         decision = expenses.reject(
             RejectExpense(
                 expense_id=ExpenseId(data.expense_id),
                 user_id=caller.actor(data.approver_id, "approver_id"),
                 reason=data.reason,
                 company_id=caller.company_id,
+                idempotency_key=idempotency_key,
             )
         )
-        return reject_response(decision)
+        return _decided(reject_response(decision), decision)
 
     @post(
         "/expenses/{expense_id:int}/withdraw",
@@ -201,15 +234,84 @@ class ExpenseController(Controller):
         data: JSONBody[WithdrawBody],
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
-    ) -> WithdrawResponse:
+        idempotency_key: DecisionKey = None,
+    ) -> Response[WithdrawResponse]:
         decision = expenses.withdraw(
             WithdrawExpense(
                 expense_id=ExpenseId(expense_id),
                 user_id=caller.actor(data.user_id, "user_id"),
                 company_id=caller.company_id,
+                idempotency_key=idempotency_key,
             )
         )
-        return withdraw_response(decision)
+        return _decided(withdraw_response(decision), decision)
+
+    @post(
+        "/expenses/send-back",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Send an expense back",
+        description=(
+            "The approver of the current required step returns the expense to its submitter "
+            "with a reason: it becomes `returned`, its pending steps are skipped, and it waits "
+            "for the submitter to resubmit or withdraw it."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def send_back(
+        self,
+        data: JSONBody[SendBackBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+        idempotency_key: DecisionKey = None,
+    ) -> Response[SendBackResponse]:
+        decision = expenses.send_back(
+            SendBack(
+                expense_id=ExpenseId(data.expense_id),
+                user_id=caller.actor(data.approver_id, "approver_id"),
+                reason=data.reason,
+                company_id=caller.company_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+        return _decided(send_back_response(decision), decision)
+
+    @post(
+        "/expenses/{expense_id:int}/resubmit",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Resubmit a returned expense",
+        response_description="The expense, pending again, and who approves each step now.",
+        description=(
+            "The submitter resubmits an expense that was sent back, changing its amount, "
+            "description, policy (`policy_id`) or category if need be; the policy is checked "
+            "again and every step is routed afresh under today's organisation. The expense keeps "
+            "its id; its approvals show the new round, its history every round."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
+    )
+    def resubmit(
+        self,
+        expense_id: ExpenseIdPath,
+        data: JSONBody[ResubmitBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+        idempotency_key: DecisionKey = None,
+    ) -> Response[SubmitResponse]:
+        submitted = expenses.resubmit(
+            ResubmitExpense(
+                expense_id=ExpenseId(expense_id),
+                user_id=caller.actor(data.user_id, "user_id"),
+                amount=None if data.amount is None else parse_amount(data.amount),
+                description=data.description,
+                policy_id=None if data.policy_id is None else PolicyId(data.policy_id),
+                category=data.category,
+                company_id=caller.company_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+        headers = {REPLAYED_HEADER: "true"} if submitted.replayed else {}
+        return Response(resubmit_response(submitted), headers=headers)
 
     @get(
         "/expenses/{expense_id:int}/status",
@@ -297,6 +399,36 @@ class ExpenseController(Controller):
         page = expenses.inbox(approver, caller.company_id, cursor=cursor, limit=limit)
         return inbox_page(page)
 
+    @post(
+        "/approvals/bulk",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Decide in bulk",
+        description=(
+            "One approver's decisions (1 to 100; `action` approve or reject), each made on its "
+            "own, in order, exactly as `POST /api/expenses/approve` or `/reject` would make it: "
+            "one transaction each, so a refused decision undoes none of the others. Answers 200 "
+            "with each decision's `status` and `body` as its own endpoint would have answered, "
+            "in input order; 0 or more than 100 decisions are refused (400 "
+            "`invalid_bulk_size`) and nothing is decided."
+        ),
+        responses=documented(*AUTH, InvalidInput, Forbidden, body=True),
+    )
+    def decide_in_bulk(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[BulkBody],
+        expenses: NamedDependency[ExpenseService],
+        caller: NamedDependency[Caller],
+    ) -> BulkResponse:
+        command = DecideInBulk(
+            user_id=caller.actor(data.approver_id, "approver_id"),
+            decisions=bulk_decisions(data),
+            company_id=caller.company_id,
+        )
+        outcomes = expenses.decide_in_bulk(command)
+        return bulk_response(command.decisions, outcomes, lambda exc: refusal(request, exc))
+
     @get(
         "/expenses/{expense_id:int}/history",
         sync_to_thread=True,
@@ -332,6 +464,11 @@ class ExpenseController(Controller):
     ) -> ExplainResponse:
         company = _expense_company(expenses, caller, ExpenseId(expense_id))
         return explain_response(expenses.explain(ExpenseId(expense_id), company))
+
+
+def _decided(body: T, decision: Decision) -> Response[T]:
+    """A decision's answer; a replayed one says so."""
+    return Response(body, headers={REPLAYED_HEADER: "true"} if decision.replayed else {})
 
 
 def _listing_company(

@@ -150,6 +150,14 @@ def domain_error_response(request: Request[Any, Any, Any], exc: DomainError) -> 
     return _respond(status, ErrorBody(detail=exc.message, code=exc.code), headers)
 
 
+def refusal(request: Request[Any, Any, Any], exc: DomainError) -> tuple[int, ErrorBody]:
+    """The status and body `domain_error_response` answers a domain error with (and logs as
+    it does): how each refused item of a bulk call is answered."""
+    response = domain_error_response(request, exc)
+    assert response.status_code is not None  # noqa: S101 -- every error response sets one
+    return response.status_code, response.content
+
+
 def validation_error_response(
     _: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[ErrorBody]:

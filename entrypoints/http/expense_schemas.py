@@ -7,8 +7,15 @@ Field names and shapes are the seed's (`SubmitResponse`, `StatusResponse`...); t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import msgspec
+from litestar.openapi.spec import Reference
+from litestar.params import Parameter
 from msgspec import Struct
 
+from entrypoints.http.errors import ErrorBody
 from entrypoints.http.schemas import (
     ActorId,
     AmountIn,
@@ -22,8 +29,21 @@ from entrypoints.http.schemas import (
     timestamp,
 )
 from expense_core.approvers import StepExplanation
-from expense_core.model import ApprovalStatus, EventKind, ExpenseEvent, ExpenseStatus, Member
-from expense_core.services import RoutingExplanation, Submitted
+from expense_core.errors import DomainError
+from expense_core.model import (
+    ApprovalStatus,
+    EventKind,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    Member,
+)
+from expense_core.services import (
+    BulkAction,
+    BulkDecision,
+    RoutingExplanation,
+    Submitted,
+)
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem, Page
 from expense_core.workflow import Decision
 
@@ -60,6 +80,53 @@ class WithdrawBody(Struct, forbid_unknown_fields=True, kw_only=True):
     """The submitter withdraws a pending expense."""
 
     user_id: ActorId | None = None
+
+
+class SendBackBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The approver of the current step sends the expense back to its submitter, saying why."""
+
+    expense_id: Id
+    approver_id: ActorId | None = None
+    reason: Text | None = None
+
+
+class ResubmitBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The submitter resubmits a returned expense; fields left out (or null) keep their values.
+
+    Name another policy with `policy_id`, or a `category` whose active policy covers the amount;
+    with neither the expense keeps its policy, which must still be active and cover the amount.
+    """
+
+    user_id: ActorId | None = None
+    amount: AmountIn | None = None
+    description: Text | None = None
+    policy_id: Id | None = None
+    category: Category | None = None
+
+
+class BulkApprove(
+    Struct, tag_field="action", tag="approve", forbid_unknown_fields=True, kw_only=True
+):
+    """Approve the approver's step of an expense, as `POST /api/expenses/approve`."""
+
+    expense_id: Id
+    comments: Text | None = None
+
+
+class BulkReject(
+    Struct, tag_field="action", tag="reject", forbid_unknown_fields=True, kw_only=True
+):
+    """Reject an expense at the approver's step, as `POST /api/expenses/reject`."""
+
+    expense_id: Id
+    reason: Text | None = None
+
+
+class BulkBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Decisions of one approver (1 to 100), each made on its own, in order."""
+
+    decisions: list[BulkApprove | BulkReject]
+    approver_id: ActorId | None = None
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -101,6 +168,47 @@ class WithdrawResponse(Struct):
     message: str
     expense_id: int
     expense_status: ExpenseStatus
+
+
+class SendBackResponse(Struct):
+    """As a rejection's answer, for the step sent back; the expense is `returned`."""
+
+    message: str
+    expense_id: int
+    step_returned: int
+    expense_status: ExpenseStatus
+    on_behalf_of: int | None
+
+
+# msgspec cannot describe a union of untagged structs (responses carry no tag): the schema names
+# the three bodies by hand.
+BulkAnswer = Annotated[
+    Any,
+    Parameter(
+        description=(
+            "The body the decision's own endpoint would have answered: an `ApproveResponse`, a "
+            "`RejectResponse` or, when refused, an `ErrorBody`."
+        ),
+        schema_extra={
+            "oneOf": [
+                Reference(f"#/components/schemas/{name}")
+                for name in ("ApproveResponse", "RejectResponse", "ErrorBody")
+            ]
+        },
+    ),
+]
+
+
+class BulkResult(Struct):
+    """One decision of a bulk call: the status and body it would have answered alone."""
+
+    expense_id: int
+    status: int
+    body: BulkAnswer
+
+
+class BulkResponse(Struct):
+    results: list[BulkResult]
 
 
 class ApprovalOut(Struct):
@@ -270,6 +378,63 @@ def withdraw_response(decision: Decision) -> WithdrawResponse:
         expense_id=decision.expense.id,
         expense_status=decision.expense.status,
     )
+
+
+def send_back_response(decision: Decision) -> SendBackResponse:
+    assert decision.step_number is not None  # noqa: S101 -- a send-back always decides a step
+    return SendBackResponse(
+        message="Expense sent back to its submitter",
+        expense_id=decision.expense.id,
+        step_returned=decision.step_number,
+        expense_status=decision.expense.status,
+        # TODO(#14): the absent approver when a delegate sent it back.
+        on_behalf_of=None,
+    )
+
+
+def resubmit_response(submitted: Submitted) -> SubmitResponse:
+    """A submission's answer, for the expense's new round of approvals."""
+    return msgspec.structs.replace(submit_response(submitted), message="Expense resubmitted")
+
+
+def bulk_decisions(body: BulkBody) -> tuple[BulkDecision, ...]:
+    return tuple(_bulk_decision(d) for d in body.decisions)
+
+
+def _bulk_decision(item: BulkApprove | BulkReject) -> BulkDecision:
+    expense_id = ExpenseId(item.expense_id)
+    if isinstance(item, BulkApprove):
+        return BulkDecision(expense_id=expense_id, action=BulkAction.APPROVE, comment=item.comments)
+    return BulkDecision(expense_id=expense_id, action=BulkAction.REJECT, comment=item.reason)
+
+
+def bulk_response(
+    decisions: Sequence[BulkDecision],
+    outcomes: Sequence[Decision | DomainError],
+    refusal: Callable[[DomainError], tuple[int, ErrorBody]],
+) -> BulkResponse:
+    """Each decision answered as its own endpoint would: a refusal's status and body come from
+    `refusal`, the error handlers' mapping."""
+    return BulkResponse(
+        results=[
+            _bulk_result(item, outcome, refusal)
+            for item, outcome in zip(decisions, outcomes, strict=True)
+        ]
+    )
+
+
+def _bulk_result(
+    item: BulkDecision,
+    outcome: Decision | DomainError,
+    refusal: Callable[[DomainError], tuple[int, ErrorBody]],
+) -> BulkResult:
+    if isinstance(outcome, DomainError):
+        status, error = refusal(outcome)
+        return BulkResult(expense_id=item.expense_id, status=status, body=error)
+    body = (
+        approve_response(outcome) if item.action is BulkAction.APPROVE else reject_response(outcome)
+    )
+    return BulkResult(expense_id=item.expense_id, status=200, body=body)
 
 
 def status_response(view: ExpenseView) -> StatusResponse:

@@ -66,6 +66,15 @@ LINKS: Final[dict[tuple[str, str, str], dict[str, tuple[str, Any, Any]]]] = {
             {"user_id": "$request.body#/user_id"},
         ),
         "explain_approvers": ("ApiExpensesExpenseIdApproversExplainExplain", _EXPENSE_ID, None),
+        "send_back_from_first_step": (
+            "ApiExpensesSendBackSendBack",
+            None,
+            {
+                "expense_id": "$response.body#/expense_id",
+                "approver_id": _FIRST_APPROVER,
+                "reason": "receipts, please",
+            },
+        ),
     },
     ("/api/expenses/approve", "post", "200"): _READ_NEXT,
     ("/api/expenses/reject", "post", "200"): _READ_NEXT,

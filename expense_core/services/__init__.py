@@ -1,22 +1,31 @@
 """Use cases, one module per concern: each wraps one pure decision in one unit of work, or
 answers one query.
 
-- `expenses`: submit, approve, reject, withdraw and read expenses (`ExpenseService`).
+- `expenses`: submit, approve, reject (one by one or in bulk), send back, resubmit, withdraw
+  and read expenses (`ExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `access`: bearer tokens (`AccessService`).
+- `escalation`: sweeps that escalate overdue steps (`EscalationService`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
 
 from expense_core.services._common import MAX_PAGE
 from expense_core.services.access import TOKEN_PREFIX, AccessService
+from expense_core.services.escalation import SWEEP_BATCH, EscalationService
 from expense_core.services.expenses import (
+    BULK_LIMIT,
     KEY_LIMIT,
     ApproveStep,
+    BulkAction,
+    BulkDecision,
+    DecideInBulk,
     ExpenseService,
     RejectExpense,
+    ResubmitExpense,
     RoutingExplanation,
+    SendBack,
     SubmitExpense,
     Submitted,
     WithdrawExpense,
@@ -47,15 +56,21 @@ from expense_core.services.orgfiles import (
 )
 
 __all__ = [
+    "BULK_LIMIT",
     "EMAIL_LIMIT",
     "KEY_LIMIT",
     "MAX_PAGE",
     "NEW_USER",
+    "SWEEP_BATCH",
     "TOKEN_PREFIX",
     "UNCHANGED",
     "AccessService",
     "ApproveStep",
+    "BulkAction",
+    "BulkDecision",
     "ChangeUser",
+    "DecideInBulk",
+    "EscalationService",
     "ExpenseService",
     "ImportReport",
     "LevelPlan",
@@ -69,7 +84,9 @@ __all__ = [
     "PolicyPlan",
     "Reassignment",
     "RejectExpense",
+    "ResubmitExpense",
     "RoutingExplanation",
+    "SendBack",
     "StepPlan",
     "SubmitExpense",
     "Submitted",

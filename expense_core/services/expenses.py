@@ -10,16 +10,21 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
 
 import attrs
 
 from expense_core import approvers, workflow
 from expense_core.approvers import StepExplanation
 from expense_core.errors import (
+    DomainError,
     IdempotencyKeyRace,
     IdempotencyKeyReused,
+    InvalidBulkSize,
     InvalidInput,
     PolicyChoiceRequired,
+    Unavailable,
     UnknownExpense,
 )
 from expense_core.model import (
@@ -40,6 +45,7 @@ from expense_core.views import ExpenseSummary, ExpenseView, InboxItem, Page
 from expense_core.workflow import Decision
 
 KEY_LIMIT = 255
+BULK_LIMIT = 100
 
 
 # --- commands and results --------------------------------------------------------------------
@@ -73,12 +79,28 @@ class SubmitExpense:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+class Keyed(Protocol):
+    """A command a client may retry under an idempotency key."""
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same; it names the use case, so a key used for one
+        request is never taken for another's."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class ApproveStep:
     expense_id: ExpenseId
     user_id: UserId
     comments: str | None = None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("approve", self.expense_id, self.user_id, self.comments)
 
 
 @attrs.frozen(kw_only=True)
@@ -87,6 +109,10 @@ class RejectExpense:
     user_id: UserId
     reason: str | None
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("reject", self.expense_id, self.user_id, self.reason)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,6 +120,77 @@ class WithdrawExpense:
     expense_id: ExpenseId
     user_id: UserId
     company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("withdraw", self.expense_id, self.user_id)
+
+
+class BulkAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@attrs.frozen(kw_only=True)
+class BulkDecision:
+    """One decision of a bulk call: approve with comments, or reject with a reason."""
+
+    expense_id: ExpenseId
+    action: BulkAction
+    comment: str | None = None  # the approval's comments, or the rejection's reason
+
+
+@attrs.frozen(kw_only=True)
+class DecideInBulk:
+    """Up to `BULK_LIMIT` decisions of one approver, each made on its own."""
+
+    user_id: UserId
+    decisions: tuple[BulkDecision, ...]
+    company_id: CompanyId | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SendBack:
+    """The current step's approver returns the expense to its submitter, saying why."""
+
+    expense_id: ExpenseId
+    user_id: UserId
+    reason: str | None
+    company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return _fingerprint("send_back", self.expense_id, self.user_id, self.reason)
+
+
+@attrs.frozen(kw_only=True)
+class ResubmitExpense:
+    """The submitter resubmits a returned expense; fields left out keep their values.
+
+    A new `policy_id`, or a `category` whose policy covers the amount, moves it to another
+    policy; neither keeps its policy, which must still be active and cover the amount.
+    """
+
+    expense_id: ExpenseId
+    user_id: UserId
+    amount: Money | None = None
+    description: str | None = None
+    policy_id: PolicyId | None = None
+    category: str | None = None
+    company_id: CompanyId | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        amount = None if self.amount is None else f"{self.amount.value:.2f}"
+        return _fingerprint(
+            "resubmit",
+            self.expense_id,
+            self.user_id,
+            amount,
+            self.description,
+            self.policy_id,
+            self.category,
+        )
 
 
 @attrs.frozen
@@ -136,8 +233,8 @@ class ExpenseService:
         """
         if (cmd.policy_id is None) == (cmd.category is None):
             raise PolicyChoiceRequired
-        if cmd.idempotency_key is not None and not 0 < len(cmd.idempotency_key) <= KEY_LIMIT:
-            raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_LIMIT} characters")
+        if cmd.idempotency_key is not None:
+            _check_key(cmd.idempotency_key)
         try:
             return self._submit(cmd)
         except IdempotencyKeyRace:
@@ -188,23 +285,25 @@ class ExpenseService:
             return _recall(uow, cmd, actor(uow, cmd.user_id, cmd.company_id))
 
     def approve(self, cmd: ApproveStep) -> Decision:
-        """Approve the actor's step of an expense.
+        """Approve the actor's step of an expense; with an idempotency key, at most once.
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
             UnknownExpense: no such expense in the actor's company.
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
             InvalidText: see `workflow.approve`.
+            IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.approve(e, cmd.user_id, cmd.comments, at),
+            cmd,
         )
 
     def reject(self, cmd: RejectExpense) -> Decision:
-        """Reject an expense at the actor's current step.
+        """Reject an expense at the actor's current step; with an idempotency key, at most once.
 
         Raises:
             As `approve`, plus ReasonRequired and OptionalStepCannotReject.
@@ -214,20 +313,140 @@ class ExpenseService:
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.reject(e, cmd.user_id, cmd.reason, at),
+            cmd,
         )
 
     def withdraw(self, cmd: WithdrawExpense) -> Decision:
-        """Withdraw a pending expense on its submitter's word.
+        """Withdraw a pending expense on its submitter's word; with an idempotency key, at
+        most once.
 
         Raises:
             UnknownUser, UnknownExpense, NotSubmitter, ExpenseClosed.
+            IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
             cmd.expense_id,
             cmd.user_id,
             cmd.company_id,
             lambda e, at: workflow.withdraw(e, cmd.user_id, at),
+            cmd,
         )
+
+    def decide_in_bulk(self, cmd: DecideInBulk) -> tuple[Decision | DomainError, ...]:
+        """Make each decision on its own, in order, exactly as `approve` or `reject` would: one
+        unit of work each, so a refused decision undoes none of the others.
+
+        Answers each decision, or the domain error that refused it, in input order. Once the
+        store is unavailable the decisions left are not tried: each answers that same error.
+
+        Raises:
+            InvalidBulkSize: no decisions, or more than BULK_LIMIT; nothing is decided.
+        """
+        if not 1 <= len(cmd.decisions) <= BULK_LIMIT:
+            raise InvalidBulkSize(len(cmd.decisions), BULK_LIMIT)
+        results: list[Decision | DomainError] = []
+        unavailable: Unavailable | None = None
+        for item in cmd.decisions:
+            if unavailable is not None:
+                results.append(unavailable)
+                continue
+            try:
+                results.append(self._decide_item(cmd, item))
+            except Unavailable as exc:
+                unavailable = exc
+                results.append(exc)
+            except DomainError as refusal:
+                results.append(refusal)
+        return tuple(results)
+
+    def _decide_item(self, cmd: DecideInBulk, item: BulkDecision) -> Decision:
+        if item.action is BulkAction.APPROVE:
+            return self.approve(
+                ApproveStep(
+                    expense_id=item.expense_id,
+                    user_id=cmd.user_id,
+                    comments=item.comment,
+                    company_id=cmd.company_id,
+                )
+            )
+        return self.reject(
+            RejectExpense(
+                expense_id=item.expense_id,
+                user_id=cmd.user_id,
+                reason=item.comment,
+                company_id=cmd.company_id,
+            )
+        )
+
+    def send_back(self, cmd: SendBack) -> Decision:
+        """Send an expense back to its submitter from the actor's current step.
+
+        Raises:
+            As `approve`, plus ReasonRequired and OptionalStepCannotSendBack.
+        """
+        return self._decide(
+            cmd.expense_id,
+            cmd.user_id,
+            cmd.company_id,
+            lambda e, at: workflow.send_back(e, cmd.user_id, cmd.reason, at),
+            cmd,
+        )
+
+    def resubmit(self, cmd: ResubmitExpense) -> Submitted:
+        """Route a returned expense again from step 1 under today's organisation and policies.
+
+        PostgreSQL: five statements (the submitter, the locking read, the policy, the pool, the
+        write); four by category, whose policies come with the submitter.
+
+        Raises:
+            PolicyChoiceRequired: both policy_id and category were given.
+            UnknownUser, InactiveUser: the actor does not exist or is inactive.
+            UnknownExpense: no such expense in the actor's company.
+            NotSubmitter, ExpenseNotReturned: see `workflow.check_resubmission`.
+            UnknownPolicy, PolicyInactive, AmountOutsidePolicy, NoPolicyFor: no usable policy.
+            NoApproverForStep: some step has nobody eligible; nothing is written.
+            InvalidAmount, InvalidText: a zero amount, an over-long description.
+        """
+        if cmd.policy_id is not None and cmd.category is not None:
+            raise PolicyChoiceRequired("at most one")
+        routed: list[Member] = []
+
+        def run(uow: UnitOfWork) -> Decision:
+            if cmd.category is not None:
+                member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
+                submitter = checked_actor(member, cmd.user_id, cmd.company_id)
+            else:
+                submitter = actor(uow, cmd.user_id, cmd.company_id)
+            company = submitter.user.company_id
+            expense = uow.expenses.get_for_update(company, cmd.expense_id)
+            # Refuse a wrong actor or state before routing can fail for another reason.
+            workflow.check_resubmission(expense, submitter.id)
+            amount = expense.amount if cmd.amount is None else cmd.amount
+            if cmd.category is not None:
+                policy = match_policy(candidates, cmd.category, amount)
+            else:
+                policy_id = expense.policy_id if cmd.policy_id is None else cmd.policy_id
+                policy = check_policy_covers(uow.org.policy(company, policy_id), amount)
+            pool = uow.org.approver_pool(submitter, policy.steps)
+            routing = approvers.resolve_approvers(submitter, policy.steps, pool)
+            decision = workflow.resubmit(
+                expense,
+                submitter=submitter,
+                policy=policy,
+                amount=amount,
+                description=expense.description if cmd.description is None else cmd.description,
+                routing=routing,
+                at=self.clock.now(),
+            )
+            uow.expenses.save(decision.expense, decision.events)
+            routed[:] = [r.approver for r in routing]
+            return decision
+
+        decision = self._commit_decision(cmd.user_id, cmd, run)
+        if decision.replayed:
+            with self.new_uow() as uow:
+                routed[:] = [uow.org.member(a.approver_id) for a in decision.expense.approvals]
+        return Submitted(decision.expense, tuple(routed), replayed=decision.replayed)
 
     def _decide(
         self,
@@ -235,14 +454,84 @@ class ExpenseService:
         user_id: UserId,
         company_id: CompanyId | None,
         decide: Callable[[Expense, datetime], Decision],
+        keyed: Keyed | None = None,
     ) -> Decision:
-        """Apply one decision to the expense, locked, and store what it changed."""
+        """Apply one decision to the expense, locked, store what it changed and commit; with an
+        idempotency key, at most once."""
+        return self._commit_decision(
+            user_id, keyed, lambda uow: self._apply(uow, expense_id, user_id, company_id, decide)
+        )
+
+    def _commit_decision(
+        self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], Decision]
+    ) -> Decision:
+        """Run a decision's writes (`run`, uncommitted) in a unit of work and commit them; a
+        command with an idempotency key goes through `_once`, to be decided at most once."""
+        key = None if keyed is None else keyed.idempotency_key
+        if keyed is not None and key is not None:
+            return self._once(user_id, key, keyed.fingerprint(), run)
         with self.new_uow() as uow:
-            expense = _locked(uow, expense_id, user_id, company_id)
-            decision = decide(expense, self.clock.now())
-            uow.expenses.save(decision.expense, decision.events)
+            decision = run(uow)
             uow.commit()
         return decision
+
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        expense_id: ExpenseId,
+        user_id: UserId,
+        company_id: CompanyId | None,
+        decide: Callable[[Expense, datetime], Decision],
+    ) -> Decision:
+        """Apply one decision to the expense, locked, and write what it changed, uncommitted."""
+        expense = _locked(uow, expense_id, user_id, company_id)
+        decision = decide(expense, self.clock.now())
+        uow.expenses.save(decision.expense, decision.events)
+        return decision
+
+    def _once(
+        self,
+        user_id: UserId,
+        key: str,
+        fingerprint: str,
+        run: Callable[[UnitOfWork], Decision],
+    ) -> Decision:
+        """Make a keyed decision at most once. The first request with the key runs `run` (which
+        writes, uncommitted) and stores its decision under the key in the same transaction; a
+        retry answers that decision again, `replayed`, and changes nothing.
+
+        The decision is tried before the key is read: a retry is usually refused (its first
+        request decided the step), and only then is the key looked up; a retry that would pass
+        again, or a twin that waited for the first to commit, fails to store the key and is
+        undone. So a decision under a new key costs one statement more than without one.
+
+        Raises:
+            IdempotencyKeyReused: the user's key was stored by another request.
+            InvalidInput: the key is empty or longer than KEY_LIMIT.
+            Whatever `run` raises, when the key is not stored; then nothing is stored.
+        """
+        _check_key(key)
+        try:
+            with self.new_uow() as uow:
+                try:
+                    decision = run(uow)
+                except Unavailable:
+                    raise
+                except DomainError:
+                    replay = _replayed(uow, user_id, key, fingerprint)
+                    if replay is None:
+                        raise
+                    return replay
+                uow.idempotency.remember_decision(user_id, key, fingerprint, decision)
+                uow.commit()
+            return decision
+        except IdempotencyKeyRace:
+            # Stored first, by an earlier request or by a twin that committed meanwhile.
+            with self.new_uow() as uow:
+                replay = _replayed(uow, user_id, key, fingerprint)
+            if replay is None:
+                raise
+            return replay
 
     def status(self, expense_id: ExpenseId, company_id: CompanyId | None = None) -> ExpenseView:
         """The status page of an expense; without a company, any company's (demo mode).
@@ -351,6 +640,31 @@ def _locked(
         actor(uow, user_id, None)
         raise UnknownExpense(expense_id)
     return found
+
+
+def _fingerprint(*request: object) -> str:
+    # JSON keeps None apart from "None" and separators apart from text.
+    return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    if not 0 < len(key) <= KEY_LIMIT:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {KEY_LIMIT} characters")
+
+
+def _replayed(uow: UnitOfWork, user_id: UserId, key: str, fingerprint: str) -> Decision | None:
+    """The decision stored under the user's key, answered again; None for a key not stored.
+
+    Raises:
+        IdempotencyKeyReused: another request (another decision, a submission) stored the key.
+    """
+    found = uow.idempotency.recall_decision(user_id, key)
+    if found is None:
+        return None
+    stored, decision = found
+    if stored != fingerprint or decision is None:
+        raise IdempotencyKeyReused(key)
+    return attrs.evolve(decision, replayed=True)
 
 
 def _recall(uow: UnitOfWork, cmd: SubmitExpense, submitter: Member) -> Submitted | None:

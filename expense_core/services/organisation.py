@@ -13,12 +13,14 @@ import attrs
 
 from expense_core import approvers, workflow
 from expense_core.errors import (
+    FallbackApproverInactive,
     InvalidOrgChange,
     LevelOutsideTeam,
     ManagerCycle,
     NoApproverForStep,
     PendingApprovalsStranded,
     ReplacementNotEligible,
+    UnknownFallbackApprover,
     UnknownManager,
     UnknownUser,
 )
@@ -172,6 +174,23 @@ class OrgService:
         """Raises: UnknownCompany."""
         with self.new_uow() as uow:
             return uow.org.company(company_id)
+
+    def set_fallback_approver(self, company_id: CompanyId, user_id: UserId | None) -> Company:
+        """Name who takes the steps nobody else is eligible for (None: nobody); it applies to
+        expenses submitted, re-routed or escalated from now on.
+
+        Raises:
+            UnknownCompany.
+            UnknownFallbackApprover: no such user in the company.
+            FallbackApproverInactive: the user is inactive.
+        """
+        with self.new_uow() as uow:
+            company = uow.org.company(company_id)
+            if user_id is not None:
+                check_fallback(uow, company_id, user_id)
+            updated = uow.org.update_company(attrs.evolve(company, fallback_approver_id=user_id))
+            uow.commit()
+        return updated
 
     def create_team(
         self, company_id: CompanyId, name: str, *, is_company_wide: bool = False
@@ -408,6 +427,23 @@ def check_email(raw: str) -> str:
     ):
         raise InvalidOrgChange(f"'{raw}' is not a valid email address")
     return email
+
+
+def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> None:
+    """A fallback approver is an active user of the company.
+
+    Raises:
+        UnknownFallbackApprover: no such user in the company.
+        FallbackApproverInactive: the user is inactive.
+    """
+    try:
+        user = uow.org.member(user_id).user
+    except UnknownUser:
+        raise UnknownFallbackApprover(user_id) from None
+    if user.company_id != company_id:
+        raise UnknownFallbackApprover(user_id)
+    if not user.active:
+        raise FallbackApproverInactive(user_id)
 
 
 def _apply(user: User, cmd: ChangeUser) -> User:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import attrs
 
 from expense_core.errors import (
+    InvalidEscalation,
     InvalidInput,
     InvalidOrgFile,
     InvalidPolicy,
@@ -75,6 +76,7 @@ class StepPlan:
     team_scope: str = "submitter"
     is_required: bool = True
     description: str | None = None
+    escalate_after_hours: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -90,12 +92,14 @@ class PolicyPlan:
 
 @attrs.frozen(kw_only=True)
 class OrgPlan:
-    """A whole organisation by names, as an organisation file describes it."""
+    """A whole organisation by names, as an organisation file describes it; the fallback
+    approver by email."""
 
     company: str
     teams: tuple[TeamPlan, ...] = ()
     users: tuple[PersonPlan, ...] = ()
     policies: tuple[PolicyPlan, ...] = ()
+    fallback_approver: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +123,8 @@ def check_plan(plan: OrgPlan) -> None:
     Raises:
         InvalidOrgFile: naming the first entry that breaks a rule (duplicate names, levels or
             emails, unknown teams, levels or managers, a loop in the reporting chains,
-            malformed or overlapping policies, a scope naming an unknown team).
+            malformed or overlapping policies, a scope naming an unknown team, a fallback
+            approver who is not an active user of the file).
     """
     try:
         _check_plan(plan)
@@ -158,6 +163,13 @@ def _check_plan(plan: OrgPlan) -> None:
         if person.level not in ladders[person.team]:
             raise InvalidOrgFile(f"{where}: team '{person.team}' has no level {person.level}")
         managers[person.email] = person.manager
+    fallback = plan.fallback_approver
+    if fallback is not None:
+        named = next((p for p in plan.users if p.email == fallback), None)
+        if named is None:
+            raise InvalidOrgFile(f"fallback_approver '{fallback}' is not a user of the file")
+        if not named.active:
+            raise InvalidOrgFile(f"fallback_approver '{fallback}' is inactive")
     for email, manager in managers.items():
         if manager is not None and manager not in managers:
             raise InvalidOrgFile(f"user '{email}': manager '{manager}' is not in the file")
@@ -174,7 +186,7 @@ def _check_plan(plan: OrgPlan) -> None:
         policy = _policy_of(plan_policy, CompanyId(0), {n: TeamId(1) for n in ladders})
         try:
             checked.append(check_new_policy(attrs.evolve(policy, id=PolicyId(number)), checked))
-        except (InvalidPolicy, PolicyOverlap) as exc:
+        except (InvalidPolicy, InvalidEscalation, PolicyOverlap) as exc:
             raise InvalidOrgFile(f"policy '{plan_policy.name}': {exc.message}") from None
 
 
@@ -208,6 +220,7 @@ def _policy_of(plan: PolicyPlan, company: CompanyId, teams: dict[str, TeamId]) -
                 team_scope=_scope_by_name(s.team_scope, teams),
                 is_required=s.is_required,
                 description=s.description,
+                escalate_after_hours=s.escalate_after_hours,
             )
             for i, s in enumerate(plan.steps, start=1)
         ),
@@ -240,7 +253,8 @@ class OrgFiles:
 
         Raises:
             InvalidOrgFile: the plan breaks a rule; nothing is written.
-            OrgFileDisagrees: the database holds a team level or user with other values.
+            OrgFileDisagrees: the database holds a team level or user with other values, or
+                the company has another fallback approver.
             Any error of `OrgService.create_*` found against the database (DuplicateEmail...).
         """
         check_plan(plan)
@@ -308,6 +322,15 @@ class OrgFiles:
                 changed = attrs.evolve(user, manager_id=manager)
                 check_user(uow, changed)
                 people[user.email] = uow.org.update_user(changed)
+            fallback = None if plan.fallback_approver is None else people[plan.fallback_approver]
+            fallback_id = None if fallback is None else fallback.id
+            if company.fallback_approver_id != fallback_id:
+                # As managers: set on a company the file creates, else the same or refused.
+                if found is not None:
+                    raise OrgFileDisagrees(f"company '{company.name}'", "fallback_approver")
+                company = uow.org.update_company(
+                    attrs.evolve(company, fallback_approver_id=fallback_id)
+                )
             stored = uow.org.company_policies(company.id)
             for plan_policy in plan.policies:
                 policy = _policy_of(plan_policy, company.id, teams)
@@ -340,6 +363,7 @@ class OrgFiles:
         team_names = {t.id: t.name for t in teams}
         level_numbers = {lv.id: lv.level_number for ladder in ladders.values() for lv in ladder}
         emails = {u.id: u.email for u in users}
+        fallback = company.fallback_approver_id
 
         def scope(step: ApprovalStep) -> str:
             team = step.team_scope.team_id
@@ -347,6 +371,7 @@ class OrgFiles:
 
         return OrgPlan(
             company=company.name,
+            fallback_approver=None if fallback is None else emails[fallback],
             teams=tuple(
                 TeamPlan(
                     name=t.name,
@@ -384,6 +409,7 @@ class OrgFiles:
                             team_scope=scope(s),
                             is_required=s.is_required,
                             description=s.description,
+                            escalate_after_hours=s.escalate_after_hours,
                         )
                         for s in p.steps
                     ),

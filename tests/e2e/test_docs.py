@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,12 @@ def shell_block(path: Path) -> list[str]:
     return found.group(1).splitlines()
 
 
-def run_walkthrough(path: Path, base_url: str) -> list[tuple[str, str]]:
+def run_walkthrough(
+    path: Path, base_url: str, env: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
     """Run each command of the block after its first line (which sets the shell's variables),
-    in a shell that ran that first line; the command lines and what each printed."""
+    in a shell that ran that first line; the command lines and what each printed. `env`, when
+    given, is the commands' whole environment (for those that run `expense-tracker`)."""
     lines = shell_block(path)
     prelude = lines[0].replace(DOCUMENTED_ADDRESS, base_url)
     assert DOCUMENTED_ADDRESS in lines[0], "the block's first line sets the server's address"
@@ -51,6 +55,7 @@ def run_walkthrough(path: Path, base_url: str) -> list[tuple[str, str]]:
             text=True,
             timeout=30,
             check=False,
+            env=None if env is None else dict(env),
         )
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         ran.append((line, done.stdout))

@@ -144,7 +144,11 @@ def test_a_company_is_set_up_and_works_through_the_api_alone(empty: Client) -> N
 
 def test_everything_reads_back(empty: Client) -> None:
     acme = build_acme(empty)
-    assert ok(empty.get(f"/api/companies/{acme.company}")) == {"id": acme.company, "name": "Acme"}
+    assert ok(empty.get(f"/api/companies/{acme.company}")) == {
+        "id": acme.company,
+        "name": "Acme",
+        "fallback_approver_id": None,
+    }
     teams = ok(empty.get(f"/api/companies/{acme.company}/teams"))["items"]
     assert [(t["name"], t["is_company_wide"]) for t in teams] == [
         ("Engineering", False),
@@ -182,6 +186,7 @@ def test_everything_reads_back(empty: Client) -> None:
         "team_scope": "submitter",
         "is_required": True,
         "description": "Director",
+        "escalate_after_hours": None,
     }
     listed = ok(empty.get(f"/api/companies/{acme.company}/policies"))["items"]
     assert [p["id"] for p in listed] == [acme.policy]

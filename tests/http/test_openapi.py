@@ -16,6 +16,7 @@ ENDPOINTS = {
     ("get", "/api/expenses/{expense_id}/status"): {"200", "401", "404", "422"},
     ("get", "/api/expenses"): {"200", "400", "401", "404", "422"},
     ("get", "/api/approvals"): {"200", "400", "401", "403", "404", "422"},
+    ("post", "/api/approvals/bulk"): {"200", "400", "401", "403", "413", "422"},
     ("get", "/api/expenses/{expense_id}/history"): {"200", "401", "404"},
     ("get", "/api/expenses/{expense_id}/approvers/explain"): {"200", "401", "404"},
     ("get", "/health/ready"): {"200", "503"},
@@ -55,6 +56,7 @@ def test_every_endpoint_and_its_errors_are_documented(
         ("/api/expenses/approve", "ApproveBody"),
         ("/api/expenses/reject", "RejectBody"),
         ("/api/expenses/{expense_id}/withdraw", "WithdrawBody"),
+        ("/api/approvals/bulk", "BulkBody"),
     ],
 )
 def test_bodies_are_documented(schema: dict[str, Any], path: str, body: str) -> None:

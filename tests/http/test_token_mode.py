@@ -47,6 +47,7 @@ def test_no_valid_token_is_unauthenticated(api_path_method: Any, authorization: 
         ("POST", "/api/expenses/approve", {"expense_id": 1, "approver_id": FRANK}),
         ("POST", "/api/expenses/reject", {"expense_id": 1, "approver_id": FRANK, "reason": "no"}),
         ("POST", "/api/expenses/1/withdraw", {"user_id": GRACE}),
+        ("POST", "/api/approvals/bulk", {"decisions": [{"action": "approve", "expense_id": 1}]}),
         ("GET", "/api/expenses/1/status", None),
         ("GET", "/api/expenses", None),
         ("GET", "/api/approvals", None),
@@ -97,6 +98,10 @@ def test_a_body_actor_that_agrees_with_the_token_is_fine(token_api: TokenApi) ->
         ("/api/expenses", lambda e: {"user_id": GRACE, "policy_id": 1, "amount": 5}),
         ("/api/expenses/approve", lambda e: {"expense_id": e, "approver_id": FRANK}),
         ("/api/expenses/reject", lambda e: {"expense_id": e, "approver_id": FRANK, "reason": "x"}),
+        (
+            "/api/approvals/bulk",
+            lambda e: {"approver_id": FRANK, "decisions": [{"action": "approve", "expense_id": e}]},
+        ),
     ],
 )
 def test_a_body_actor_that_disagrees_with_the_token_is_forbidden(

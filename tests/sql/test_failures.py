@@ -7,12 +7,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from adapters.sql import SqlDatabase, upgrade
 from expense_core.errors import Unavailable
 from expense_core.model import CompanyId, ExpenseId, UserId
-from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
+from expense_core.services import (
+    ApproveStep,
+    BulkAction,
+    BulkDecision,
+    DecideInBulk,
+    ExpenseService,
+    SubmitExpense,
+)
 from tests.clocks import TickingClock
 from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
@@ -136,3 +144,24 @@ def test_connecting_builds_an_engine_and_nothing_else(tmp_path: Path) -> None:
     with opened(f"sqlite:///{tmp_path}/never-created.db") as db:
         assert db.engine.pool.status().endswith("Current Checked out connections: 0")
         assert not (tmp_path / "never-created.db").exists()
+
+
+def test_a_bulk_call_stops_trying_once_the_database_is_unavailable() -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nothing"
+    with opened(url) as db:
+        attempts: list[object] = []
+        event.listen(db.engine, "do_connect", lambda *args: attempts.append(args))
+        expenses = ExpenseService(db.unit_of_work, TickingClock())
+        one = ApproveStep(expense_id=ExpenseId(1), user_id=UserId(6))
+        with pytest.raises(Unavailable):
+            expenses.approve(one)
+        alone = len(attempts)
+        attempts.clear()
+
+        decisions = tuple(
+            BulkDecision(expense_id=ExpenseId(e), action=BulkAction.APPROVE) for e in (1, 2, 3)
+        )
+        answered = expenses.decide_in_bulk(DecideInBulk(user_id=UserId(6), decisions=decisions))
+
+        assert [type(a) for a in answered] == [Unavailable] * 3
+        assert len(attempts) == alone >= 1  # the first decision's, and no more

@@ -1,4 +1,5 @@
-"""Racing decisions from many threads, each on its own connection, never break the workflow.
+"""Racing decisions from many threads, each on its own connection, never break the workflow;
+twins of one keyed request (a submission, a decision) make it once.
 
 For every expense, duplicate approvals of each step, a rejection and duplicate withdrawals race.
 Afterwards, for every expense: DESIGN §2's invariant holds (approved exactly when no required
@@ -18,7 +19,7 @@ import attrs
 import pytest
 
 from adapters.sql import SqlDatabase
-from expense_core.errors import DomainError, Unavailable
+from expense_core.errors import DomainError, IdempotencyKeyReused, Unavailable
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -228,3 +229,76 @@ def test_twin_submissions_with_one_key_store_one_expense(
     stored = service.list_expenses(org.id, limit=100).items
     assert sorted(s.id for s in stored) == sorted({r.expense.id for r in results})
     assert len(stored) == len(keys)
+
+
+def test_twin_decisions_with_one_key_decide_once(race: tuple[SqlDatabase, int, int]) -> None:
+    """Twins of one keyed decision race, one of them with another body: one decides, its twins
+    answer its decision again, and the odd one is refused (or decides, and the others are)."""
+    db, _, threads = race
+    org = tech_corp(db.unit_of_work)
+    service = ExpenseService(db.unit_of_work, TickingClock())
+    ids = [
+        service.submit(
+            SubmitExpense(user_id=org.person(7), policy_id=org.large.id, amount=money("2500.00"))
+        ).expense.id
+        for _ in range(10)
+    ]
+
+    def twins(expense_id: ExpenseId, step: str) -> list[ApproveStep | RejectExpense]:
+        texts = ["same"] * (threads - 1) + ["odd"]
+        if step == "approve":
+            return [
+                ApproveStep(
+                    expense_id=expense_id,
+                    user_id=org.person(6),
+                    comments=text,
+                    idempotency_key=f"approve-{expense_id}",
+                )
+                for text in texts
+            ]
+        return [
+            RejectExpense(
+                expense_id=expense_id,
+                user_id=org.person(5),
+                reason=text,
+                idempotency_key=f"reject-{expense_id}",
+            )
+            for text in texts
+        ]
+
+    def decide(command: ApproveStep | RejectExpense) -> Decision | DomainError:
+        try:
+            if isinstance(command, ApproveStep):
+                return service.approve(command)
+            return service.reject(command)
+        except DomainError as refusal:
+            return refusal
+
+    for step in ("approve", "reject"):
+        commands = [c for expense_id in ids for c in twins(expense_id, step)]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            outcomes = list(pool.map(decide, commands))
+        for expense_id in ids:
+            mine = [
+                (c, o)
+                for c, o in zip(commands, outcomes, strict=True)
+                if c.expense_id == expense_id
+            ]
+            winners = [(c, o) for c, o in mine if isinstance(o, Decision) and not o.replayed]
+            assert len(winners) == 1
+            ((won, decision),) = winners
+            for command, outcome in mine:
+                if command == won:
+                    assert isinstance(outcome, Decision)
+                    assert attrs.evolve(outcome, replayed=False) == decision
+                else:
+                    assert isinstance(outcome, IdempotencyKeyReused), outcome
+
+    for expense_id in ids:
+        history = service.history(expense_id, org.id)
+        assert [e.kind for e in history] == [
+            EventKind.SUBMITTED,
+            EventKind.APPROVED,
+            EventKind.REJECTED,
+            EventKind.SKIPPED,
+        ]

@@ -7,6 +7,8 @@ driver's own BEGIN and COMMIT (psycopg) do not, nor does the pool's liveness pin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,24 +16,47 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from adapters.sql import SqlDatabase
-from expense_core.model import CompanyId, ExpenseId
+from expense_core.model import ApprovalStep, CompanyId, ExpenseId
 from expense_core.services import (
     ApproveStep,
+    EscalationService,
     ExpenseService,
+    OrgService,
     RejectExpense,
+    ResubmitExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
-from tests.clocks import TickingClock
-from tests.contract.support import money, tech_corp
+from tests.clocks import START, TickingClock
+from tests.contract.support import add_policy, money, tech_corp
 from tests.sql.support import opened
 
 # Statements per use case. PostgreSQL: the bounds the design sets. SQLite has no data-modifying
 # CTEs and opens its transactions with an explicit BEGIN IMMEDIATE: it takes a few more.
+# A resubmission reads like a submission, then locks and rewrites the expense.
 MOST = {
-    "postgres": {"submit": 4, "submit by category": 3, "decide": 4, "status": 2},
-    "sqlite": {"submit": 7, "submit by category": 6, "decide": 6, "status": 2},
+    "postgres": {
+        "submit": 4,
+        "submit by category": 3,
+        "decide": 4,
+        "status": 2,
+        "resubmit": 5,
+        "resubmit by category": 4,
+    },
+    "sqlite": {
+        "submit": 7,
+        "submit by category": 6,
+        "decide": 6,
+        "status": 2,
+        "resubmit": 10,
+        "resubmit by category": 9,
+    },
 }
+# A decision under a new idempotency key stores the key's record too: one statement more. Its
+# retry takes the locking read (the step is found decided) and the record's read.
+MOST["postgres"] |= {"keyed decide": 3, "replayed decide": 2}
+MOST["sqlite"] |= {"keyed decide": 6, "replayed decide": 3}
 
 
 class Recorder:
@@ -126,8 +151,40 @@ def test_each_use_case_takes_few_statements(db: SqlDatabase, known_company: bool
     decide(lambda: expenses.reject(rejection))
     withdrawal = WithdrawExpense(expense_id=withdrawn, user_id=org.person(7), company_id=company)
     decide(lambda: expenses.withdraw(withdrawal))
+
+    def send_back(expense_id: ExpenseId) -> Callable[[], object]:
+        command = SendBack(
+            expense_id=expense_id, user_id=org.person(6), reason="why?", company_id=company
+        )
+        return lambda: expenses.send_back(command)
+
+    def resubmit(expense_id: ExpenseId, use_case: str, **change: Any) -> None:
+        command = ResubmitExpense(
+            expense_id=expense_id, user_id=org.person(7), company_id=company, **change
+        )
+        counts[use_case].append(len(recorder.run(lambda: expenses.resubmit(command))))
+
+    returned = submit("travel", "120.00")
+    decide(send_back(returned))
+    resubmit(returned, "resubmit")  # the same policy: its steps rerouted in place
+    decide(send_back(returned))
+    resubmit(returned, "resubmit", policy_id=org.large.id, amount=money("2500.00"))
+    decide(send_back(returned))
+    resubmit(returned, "resubmit", policy_id=org.small.id, amount=money("10.00"))
+    decide(send_back(returned))
+    resubmit(returned, "resubmit by category", category="equipment", amount=money("2500.00"))
     for expense_id in (small, large, travel, withdrawn):
         counts["status"].append(len(recorder.run(status(expense_id))))
+    keyed = submit("large", "2600.00")
+    for who in (6, 5, 4):
+        command = ApproveStep(
+            expense_id=keyed,
+            user_id=org.person(who),
+            company_id=company,
+            idempotency_key=f"count-{who}",
+        )
+        counts["keyed decide"].append(len(recorder.run(partial(expenses.approve, command))))
+        counts["replayed decide"].append(len(recorder.run(partial(expenses.approve, command))))
 
     for use_case, bound in most.items():
         assert max(counts[use_case]) <= bound, (use_case, counts[use_case])
@@ -191,3 +248,47 @@ def test_repeated_statements_become_prepared_statements(postgres_url: str) -> No
         with db.engine.connect() as conn:  # the pool's only connection: the same session
             prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
             assert any("FROM expenses JOIN users AS submitter" in s for s in prepared)
+
+
+def test_deadlines_and_the_fallback_cost_no_statement_more(db: SqlDatabase) -> None:
+    """A submission routed through the fallback approver with a deadline, and a decision that
+    starts the next step's clock, stay within the bounds; a sweep reads what is due in one
+    statement and escalates an expense in a few."""
+    most = MOST[_dialect(db)]
+    org = tech_corp(db.unit_of_work)
+    OrgService(db.unit_of_work).set_fallback_approver(org.id, org.person(2))
+    add_policy(
+        db.unit_of_work,
+        org.id,
+        "training",
+        (
+            ApprovalStep(step_order=1, required_level=6, escalate_after_hours=1),
+            ApprovalStep(step_order=2, required_level=5, escalate_after_hours=1),
+        ),
+    )
+    clock = TickingClock()
+    expenses = ExpenseService(db.unit_of_work, clock)
+    recorder = Recorder(db)
+    submitted: list[ExpenseId] = []
+
+    def submit(command: SubmitExpense) -> int:
+        found = recorder.run(lambda: submitted.append(expenses.submit(command).expense.id))
+        return len(found)
+
+    cto = SubmitExpense(user_id=org.person(1), policy_id=org.small.id, amount=money("10.00"))
+    assert submit(cto) <= most["submit"]
+    grace = SubmitExpense(user_id=org.person(7), category="training", amount=money("10.00"))
+    assert submit(grace) <= most["submit by category"]
+    approval = ApproveStep(expense_id=submitted[1], user_id=org.person(6))
+    assert len(recorder.run(lambda: expenses.approve(approval))) <= most["decide"]
+
+    sweeps = EscalationService(db.unit_of_work, clock)
+    with db.unit_of_work() as uow:
+        due = recorder.run(
+            lambda: uow.expenses.due_for_escalation(START + timedelta(days=1), after=None, limit=9)
+        )
+    assert len(due) == 1
+    swept = recorder.run(lambda: sweeps.sweep(START + timedelta(days=1)))
+    # The due steps, then per expense: the lock, the submitter, the approver, the policy, the
+    # pool and the write (SQLite: BEGIN IMMEDIATE first, and the write is two statements).
+    assert len(swept) <= 1 + (8 if db.is_sqlite else 6)

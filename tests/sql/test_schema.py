@@ -236,7 +236,9 @@ def test_the_additions_are_there(postgres_url: str) -> None:
         "fingerprint",
         "expense_id",
         "created_at",
+        "decision",
     }
+    assert columns["idempotency_keys", "decision"] == ("text", "YES", None)
     assert {c for t, c in columns if t == "api_tokens"} == {
         "token_id",
         "user_id",

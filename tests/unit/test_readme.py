@@ -56,3 +56,10 @@ def test_promised_output_is_read_from_the_comments_after_each_print() -> None:
         'print(\n    "a"\n)\n# a\n# b\ny = 2\n'
     )
     assert promised_output(code) == ["1", "a", "b"]
+
+
+def test_the_readme_fits_on_a_page_and_links_only_to_docs_that_exist() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text) <= 12_000, "the rest belongs in docs/"
+    for target in re.findall(r"\]\(((?:docs/)[^)#]+)", text):
+        assert (README.parent / target).is_file(), target

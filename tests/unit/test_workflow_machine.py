@@ -1,9 +1,12 @@
-"""Random submit/approve/reject/withdraw sequences through `ExpenseService`, right and wrong actors.
+"""Random submit/approve/reject/withdraw/send-back/resubmit sequences through `ExpenseService`,
+right and wrong actors.
 
-After every step: an expense is approved exactly when no required approval is pending and none is
-rejected (withdrawn ones aside), and only terminal expenses carry `completed_at`; a terminal
-expense never changes again; a refused command changes nothing; history only grows and agrees
-with the approval rows.
+After every step: an expense is approved exactly when no required approval of its current round
+is pending and none is rejected (withdrawn and returned ones aside; in every state, exactly when
+every required approval is approved), and only terminal expenses carry `completed_at`; a terminal
+expense never changes again; a refused command changes nothing; history only grows, agrees with
+the current round's approval rows, and keeps every round; no round is routed to its submitter
+or to one person twice.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from expense_core.services import (
     NewUser,
     OrgService,
     RejectExpense,
+    ResubmitExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
@@ -56,10 +61,12 @@ from tests.clocks import TickingClock
 from tests.unit.support import EVE, GRACE, LARGE_EQUIPMENT, TECHCORP, money
 
 DECIDED = {
-    ApprovalStatus.APPROVED: EventKind.APPROVED,
-    ApprovalStatus.REJECTED: EventKind.REJECTED,
-    ApprovalStatus.SKIPPED: EventKind.SKIPPED,
+    ApprovalStatus.APPROVED: {EventKind.APPROVED},
+    ApprovalStatus.REJECTED: {EventKind.REJECTED},
+    # The step an expense was sent back from is skipped; its `returned` event decided it.
+    ApprovalStatus.SKIPPED: {EventKind.SKIPPED, EventKind.RETURNED},
 }
+ROUND_OPENERS = (EventKind.SUBMITTED, EventKind.RESUBMITTED)
 
 
 @attrs.frozen
@@ -163,6 +170,7 @@ AMOUNTS = tuple(
     Money.cents(c) for c in (0, 1, 80_000, 120_000, 199_999, 200_000, 400_000, 5_000_001)
 )
 REASONS = (None, "", "  ", "over budget")
+DESCRIPTIONS = (None, "with receipts", "d" * 2001)
 KEYS = (None, None, "k1", "k2")
 
 
@@ -323,13 +331,100 @@ class ExpenseWorkflow(RuleBasedStateMachine):
         if candidates:
             self.reject(expense_id, data.draw(st.sampled_from(candidates)), reason)
 
+    @rule(expense_id=expenses, actor=st.sampled_from(ACTORS), reason=st.sampled_from(REASONS))
+    def send_back(self, expense_id: ExpenseId, actor: UserId, reason: str | None) -> None:
+        self.attempt(
+            expense_id,
+            actor,
+            EventKind.RETURNED,
+            lambda view: actor == self.current_approver(view) and bool(reason and reason.strip()),
+            lambda: self.service.send_back(
+                SendBack(expense_id=expense_id, user_id=actor, reason=reason)
+            ),
+        )
+
+    @rule(expense_id=expenses, data=st.data())
+    def send_back_as_someone_who_may(self, expense_id: ExpenseId, data: st.DataObject) -> None:
+        candidates = self.actionable(self.read(expense_id).view)
+        if candidates:
+            self.send_back(expense_id, data.draw(st.sampled_from(candidates)), "receipts?")
+
+    @rule(
+        expense_id=expenses,
+        actor=st.sampled_from(ACTORS),
+        policy=st.sampled_from(POLICIES) | st.none(),
+        category=st.sampled_from(CATEGORIES) | st.none(),
+        amount=st.sampled_from(AMOUNTS) | st.none(),
+        description=st.sampled_from(DESCRIPTIONS),
+    )
+    def resubmit(
+        self,
+        expense_id: ExpenseId,
+        actor: UserId,
+        policy: PolicyId | None,
+        category: str | None,
+        amount: Money | None,
+        description: str | None,
+    ) -> None:
+        """Refused unless the submitter resubmits a returned expense (routing may refuse it
+        too), changing nothing; else the same expense is routed afresh, as a submission is."""
+        before = self.read(expense_id)
+        count = self.stored()
+        try:
+            resubmitted = self.service.resubmit(
+                ResubmitExpense(
+                    expense_id=expense_id,
+                    user_id=actor,
+                    amount=amount,
+                    description=description,
+                    policy_id=policy,
+                    category=category,
+                )
+            )
+        except DomainError as refused:
+            event(f"resubmission refused: {refused.code}")
+            assert self.read(expense_id) == before
+            assert self.stored() == count
+            return
+        assert before.view.status is ExpenseStatus.RETURNED
+        assert actor == before.view.user_id
+        assert policy is None or category is None
+        after = self.read(expense_id)
+        event(f"{after.view.status} after a resubmission")
+        assert self.stored() == count
+        assert after.history[: len(before.history)] == before.history
+        first = after.history[len(before.history)]
+        assert (first.kind, first.actor_id) == (EventKind.RESUBMITTED, actor)
+        expense = resubmitted.expense
+        assert expense.id == expense_id
+        assert after.view.status in (ExpenseStatus.PENDING, ExpenseStatus.APPROVED)
+        approvers = [m.id for m in resubmitted.approvers]
+        assert approvers == [a.approver_id for a in expense.approvals]
+        assert approvers == [a.approver_id for a in after.view.approvals]
+        assert actor not in approvers
+        assert len(set(approvers)) == len(approvers)
+        assert after.view.amount == (before.view.amount if amount is None else amount)
+        assert after.view.description == (description or before.view.description)
+        if policy is not None:
+            assert after.view.policy_id == policy
+        elif category is None:
+            assert after.view.policy_id == before.view.policy_id
+        assert after.view.submitted_at == before.view.submitted_at
+
+    @rule(expense_id=expenses, amount=st.sampled_from(AMOUNTS) | st.none())
+    def resubmit_as_the_submitter(self, expense_id: ExpenseId, amount: Money | None) -> None:
+        self.resubmit(expense_id, self.read(expense_id).view.user_id, None, None, amount, None)
+
     @rule(expense_id=expenses, actor=st.sampled_from(ACTORS))
     def withdraw(self, expense_id: ExpenseId, actor: UserId) -> None:
         self.attempt(
             expense_id,
             actor,
             EventKind.WITHDRAWN,
-            lambda view: view.status is ExpenseStatus.PENDING and actor == view.user_id,
+            lambda view: (
+                view.status in (ExpenseStatus.PENDING, ExpenseStatus.RETURNED)
+                and actor == view.user_id
+            ),
             lambda: self.service.withdraw(WithdrawExpense(expense_id=expense_id, user_id=actor)),
         )
 
@@ -348,8 +443,12 @@ class ExpenseWorkflow(RuleBasedStateMachine):
             previous = self.seen.get(expense_id)
             if previous is not None:
                 assert now.history[: len(previous.history)] == previous.history
-                if previous.view.status is not ExpenseStatus.PENDING:
+                if previous.view.status not in (ExpenseStatus.PENDING, ExpenseStatus.RETURNED):
                     assert now == previous  # terminal stays terminal, untouched
+                if previous.view.status is ExpenseStatus.RETURNED and now != previous:
+                    # Only its submitter moves a returned expense on.
+                    kind = now.history[len(previous.history)].kind
+                    assert kind in (EventKind.RESUBMITTED, EventKind.WITHDRAWN)
             self.seen[expense_id] = now
 
 
@@ -361,10 +460,11 @@ def check_status(view: ExpenseView) -> None:
     assert required
     assert all(a.required for a in rejected)
     assert len(rejected) <= 1
-    if view.status is not ExpenseStatus.WITHDRAWN:
+    if view.status not in (ExpenseStatus.WITHDRAWN, ExpenseStatus.RETURNED):
         assert (view.status is ExpenseStatus.APPROVED) == (not pending_required and not rejected)
-    if view.status is ExpenseStatus.APPROVED:
-        assert all(a.status is ApprovalStatus.APPROVED for a in required)
+    assert (view.status is ExpenseStatus.APPROVED) == all(
+        a.status is ApprovalStatus.APPROVED for a in required
+    )
     if view.status is ExpenseStatus.REJECTED:
         assert len(rejected) == 1
     if view.status is ExpenseStatus.PENDING:
@@ -372,11 +472,23 @@ def check_status(view: ExpenseView) -> None:
         assert not rejected
         assert all(a.status is not ApprovalStatus.SKIPPED for a in approvals)
         assert view.completed_at is None
+    elif view.status is ExpenseStatus.RETURNED:
+        assert all(a.status is not ApprovalStatus.PENDING for a in approvals)
+        assert not rejected
+        # The step sent back: skipped, with the reason and the time it was sent back.
+        (sent_back,) = [
+            a for a in approvals if a.status is ApprovalStatus.SKIPPED and a.approved_at
+        ]
+        assert sent_back.required
+        assert sent_back.comments
+        assert view.completed_at is None
     else:
         assert all(a.status is not ApprovalStatus.PENDING for a in approvals)
         assert view.completed_at is not None
         assert view.completed_at >= view.submitted_at
-    assert view.user_id not in [a.approver_id for a in approvals]
+    approvers = [a.approver_id for a in approvals]
+    assert view.user_id not in approvers
+    assert len(set(approvers)) == len(approvers)
 
 
 def check_history(view: ExpenseView, history: tuple[ExpenseEvent, ...]) -> None:
@@ -386,14 +498,27 @@ def check_history(view: ExpenseView, history: tuple[ExpenseEvent, ...]) -> None:
     assert all(e.expense_id == view.id and e.company_id == view.company_id for e in history)
     times = [e.at for e in history]
     assert times == sorted(times)
+    # Rounds: each send-back is answered by one resubmission, both by the right people.
+    turns = [e for e in history if e.kind in (EventKind.RETURNED, EventKind.RESUBMITTED)]
+    assert [e.kind for e in turns] == [
+        EventKind.RETURNED if i % 2 == 0 else EventKind.RESUBMITTED for i in range(len(turns))
+    ]
+    if view.status is ExpenseStatus.RETURNED:
+        assert len(turns) % 2 == 1
+    elif view.status is not ExpenseStatus.WITHDRAWN:  # withdrawn: from a round, or returned
+        assert len(turns) % 2 == 0
+    assert all(e.actor_id == view.user_id for e in turns if e.kind is EventKind.RESUBMITTED)
+    # The approval rows are the current round's: they agree with its events alone.
+    opened = max(i for i, e in enumerate(history) if e.kind in ROUND_OPENERS)
+    history = history[opened:]
     for approval in view.approvals:
         matching = [e for e in history if e.step_number == approval.step_number]
         if approval.status is ApprovalStatus.PENDING:
             assert matching == []
         else:
             (event,) = matching
-            assert event.kind is DECIDED[approval.status]
-            if approval.status is not ApprovalStatus.SKIPPED:
+            assert event.kind in DECIDED[approval.status]
+            if event.kind is not EventKind.SKIPPED:
                 assert event.actor_id == approval.approver_id
                 assert event.at == approval.approved_at
                 assert event.comment == approval.comments
