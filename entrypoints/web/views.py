@@ -149,6 +149,10 @@ _SENTENCES: Final = {
     EventKind.WITHDRAWN: "Withdrawn by {actor}",
     EventKind.SKIPPED: "Step {step} skipped",
     EventKind.REASSIGNED: "Step {step} moved from {previous} to {approver}",
+    EventKind.RETURNED: "Sent back at step {step} by {actor}",
+    EventKind.RESUBMITTED: "Resubmitted by {actor}",
+    EventKind.ESCALATED: "Step {step} escalated from {previous} to {approver}",
+    EventKind.ESCALATION_FAILED: "Step {step} could not be escalated",
 }
 
 
@@ -165,7 +169,7 @@ def timeline(events: Iterable[ExpenseEvent], names: Mapping[UserId, str]) -> lis
             e.at,
             e.kind,
             _SENTENCES.get(e.kind, "{kind} by {actor}").format(
-                kind=str(e.kind).capitalize(),
+                kind=str(e.kind).replace("_", " ").capitalize(),
                 actor=who(e.actor_id),
                 step=e.step_number,
                 previous=who(e.previous_approver_id),
