@@ -42,6 +42,7 @@ from entrypoints.web.views import (
 )
 from expense_core.errors import (
     Conflict,
+    DomainError,
     Forbidden,
     InactiveUser,
     InvalidInput,
@@ -53,6 +54,9 @@ from expense_core.services import (
     MAX_PAGE,
     AccessService,
     ApproveStep,
+    BulkAction,
+    BulkDecision,
+    DecideInBulk,
     ExpenseService,
     OrgService,
     RejectExpense,
@@ -495,23 +499,21 @@ class InboxPages(Controller):
                 viewer, expenses, notice="Select at least one expense to approve.", status_code=400
             )
         comment = data.comment if data.comment.strip() else None
-        results: list[tuple[int, str | None]] = []
-        # TODO(#14): one call to the bulk decision use case once it lands; each decision is
-        # its own transaction either way, and one refusal leaves the others standing.
-        for expense_id in dict.fromkeys(selected):
-            try:
-                expenses.approve(
-                    ApproveStep(
-                        expense_id=ExpenseId(expense_id),
-                        user_id=viewer.id,
-                        comments=comment,
-                        company_id=viewer.company_id,
-                    )
-                )
-            except (*REFUSALS, NotFound) as refused:
-                results.append((expense_id, in_words(refused)))
-            else:
-                results.append((expense_id, None))
+        chosen_once = [ExpenseId(e) for e in dict.fromkeys(selected)]
+        outcomes = expenses.decide_in_bulk(
+            DecideInBulk(
+                user_id=viewer.id,
+                decisions=tuple(
+                    BulkDecision(expense_id=e, action=BulkAction.APPROVE, comment=comment)
+                    for e in chosen_once
+                ),
+                company_id=viewer.company_id,
+            )
+        )
+        results = [
+            (expense_id, in_words(outcome) if isinstance(outcome, DomainError) else None)
+            for expense_id, outcome in zip(chosen_once, outcomes, strict=True)
+        ]
         return _inbox(viewer, expenses, results=results)
 
 
@@ -521,7 +523,7 @@ def _inbox(
     *,
     cursor: int | None = None,
     notice: str | None = None,
-    results: list[tuple[int, str | None]] | None = None,
+    results: list[tuple[ExpenseId, str | None]] | None = None,
     errors: dict[ExpenseId, str] | None = None,
     typed: dict[ExpenseId, str] | None = None,
     status_code: int = 200,
