@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -313,6 +314,10 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
     settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
     if settings.is_memory and settings.workers > 1:
         raise Usage(f"DATABASE_URL={MEMORY_URL} keeps data in one process: use 1 worker")
+    if settings.session_secret is None:
+        # Every worker signs the pages' sessions alike; they read it from the environment.
+        os.environ["SESSION_SECRET"] = secrets.token_urlsafe(32)
+        settings = settings.replace(session_secret=os.environ["SESSION_SECRET"])
     with _metrics_directory(settings):
         return _serve(args, settings, console)
 

@@ -83,6 +83,9 @@ class Settings:
     metrics_by_company: bool = False
     # Where traces go (OTLP over HTTP); unset, nothing is traced and OpenTelemetry is not loaded.
     otel_endpoint: str | None = None
+    # Signs the pages' session cookies; every worker must share it. Unset, `serve` draws one
+    # for its workers, so sign-ins end when the server stops.
+    session_secret: str | None = attrs.field(default=None, repr=False)
 
     @property
     def is_memory(self) -> bool:
@@ -132,6 +135,7 @@ class Settings:
             **{field: number(ENV_NAMES[field]) for field in NUMBERS},
             **{field: flag(ENV_NAMES[field]) for field in FLAGS},
             "otel_endpoint": read("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "session_secret": read("SESSION_SECRET"),
         }
         log_format = read("LOG_FORMAT")
         if log_format is None:
@@ -194,6 +198,7 @@ ENV_NAMES: Final = {
     "metrics": "METRICS",
     "metrics_by_company": "METRICS_BY_COMPANY",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "session_secret": "SESSION_SECRET",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (

@@ -48,6 +48,7 @@ from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
 from entrypoints.http.scrape import scrape_route
 from entrypoints.settings import AuthMode, Settings, configure_logging
+from entrypoints.web import WebPages
 from expense_core.services import AccessService, DelegationService, ExpenseService, OrgService
 
 log = logging.getLogger("expense_tracker.http")
@@ -218,6 +219,7 @@ def create_app(container: Container) -> Litestar:
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database, *shutdown],
         logging_config=None,
+        plugins=[WebPages(container)],
     )
 
 

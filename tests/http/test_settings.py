@@ -43,3 +43,11 @@ def test_tracing_and_the_console_are_asked_for_by_name() -> None:
 def test_a_switch_that_is_neither_is_refused_naming_it(name: str, raw: str) -> None:
     with pytest.raises(InvalidSetting, match=name):
         Settings.from_env({name: raw})
+
+
+def test_the_session_secret_is_read_and_never_shown() -> None:
+    settings = Settings.from_env({"SESSION_SECRET": "  s3cret-of-the-pages  "})
+
+    assert settings.session_secret == "s3cret-of-the-pages"
+    assert "s3cret" not in repr(settings)
+    assert Settings.from_env({}).session_secret is None

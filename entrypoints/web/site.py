@@ -1,0 +1,154 @@
+"""What every page handler stands on: the site (sessions, sign-in mode, clock), the person
+signed in, the navigation, and how a page is rendered around them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+import attrs
+from litestar import Request
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.response import Template
+
+from entrypoints.settings import AuthMode
+from entrypoints.web.session import CSRF_FIELD, SESSION_COOKIE, Session, Sessions
+from expense_core.errors import NotFound
+from expense_core.model import CompanyId, Member, UserId
+from expense_core.ports import Clock
+from expense_core.services import MAX_PAGE, ExpenseService, OrgService
+
+HOME: Final = "/app/"
+MY_EXPENSES: Final = "/app/expenses"
+
+
+class SignInRequired(NotAuthorizedException):
+    """Nobody is signed in (or their sign-in ended): the page sends them to sign in."""
+
+
+@attrs.frozen
+class Site:
+    """The pages' own configuration, built once with the app."""
+
+    sessions: Sessions
+    auth_mode: AuthMode
+    clock: Clock
+
+    def session_of(self, request: Request[Any, Any, Any]) -> Session | None:
+        return self.sessions.open(request.cookies.get(SESSION_COOKIE), self.clock.now())
+
+    def cookie(self, request: Request[Any, Any, Any], session: Session) -> Cookie:
+        # Secure when the browser came over HTTPS (uvicorn reads X-Forwarded-Proto from a
+        # trusted proxy), so the cookie never travels in clear text once it did not.
+        return self.sessions.cookie(session, secure=request.url.scheme == "https")
+
+
+@attrs.frozen
+class Viewer:
+    """The person signed in, and the CSRF token of their session."""
+
+    member: Member
+    csrf: str
+
+    @property
+    def id(self) -> UserId:
+        return self.member.id
+
+    @property
+    def company_id(self) -> CompanyId:
+        return self.member.user.company_id
+
+    @property
+    def name(self) -> str:
+        return self.member.user.name
+
+
+@attrs.frozen
+class Nav:
+    """The navigation every signed-in page carries."""
+
+    csrf: str
+    name: str | None = None
+    waiting: str | None = None  # how many steps wait in the inbox ("100+" past a full page)
+
+
+def signed_in(
+    request: Request[Any, Any, Any],
+    site: NamedDependency[Site],
+    org: NamedDependency[OrgService],
+) -> Viewer:
+    """The person whose session the request carries.
+
+    Raises:
+        SignInRequired: no session, an anonymous one, an ended one, or a person who has left.
+    """
+    session = site.session_of(request)
+    if session is None or session.user_id is None:
+        raise SignInRequired
+    try:
+        member = org.user(session.user_id)
+    except NotFound:
+        raise SignInRequired from None
+    if not member.user.active:
+        raise SignInRequired
+    return Viewer(member, site.sessions.csrf_token(session))
+
+
+def waiting(expenses: ExpenseService, viewer: Viewer) -> str:
+    """The count the navigation shows beside Inbox: one page of the inbox, counted."""
+    inbox = expenses.inbox(viewer.id, viewer.company_id, limit=MAX_PAGE)
+    return waiting_count(len(inbox.items), more=inbox.next_cursor is not None)
+
+
+def waiting_count(count: int, *, more: bool) -> str:
+    return f"{count}+" if more else str(count)
+
+
+def render(
+    template: str,
+    viewer: Viewer | Nav | None,
+    *,
+    waiting: str | None = None,
+    status_code: int = 200,
+    cookies: Iterable[Cookie] = (),
+    headers: dict[str, str] | None = None,
+    here: str = "",
+    **context: Any,
+) -> Template:
+    """A page: the template with the navigation (when someone is signed in) and `context`."""
+    nav = Nav(viewer.csrf, viewer.name, waiting) if isinstance(viewer, Viewer) else viewer
+    csrf = context.pop("csrf", None) or (None if nav is None else nav.csrf)
+    return Template(
+        template_name=template,
+        context={"nav": nav, "csrf": csrf, "here": here, **context},
+        status_code=status_code,
+        cookies=list(cookies),
+        headers=headers,
+    )
+
+
+def is_htmx(request: Request[Any, Any, Any]) -> bool:
+    """Whether htmx sent the request (and so wants a fragment, not a page)."""
+    return request.headers.get("hx-request") == "true"
+
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_check(site: Site) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """The hook that refuses, before any handler runs, a form posted without its session's
+    CSRF token (403): nothing is read from it and nothing changes."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        if request.method in SAFE_METHODS:
+            return
+        form = await request.form()
+        token = form.get(CSRF_FIELD)
+        if not site.sessions.csrf_matches(
+            site.session_of(request), token if isinstance(token, str) else None
+        ):
+            raise PermissionDeniedException("the form's CSRF token is missing or not its session's")
+
+    return check
