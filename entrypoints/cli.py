@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -400,8 +401,8 @@ def _metrics_directory(settings: Settings) -> Iterator[None]:
     path = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
     os.environ[METRICS_DIR_VARIABLE] = str(path)
     # uvicorn ends a single-worker server's SIGTERM by raising the signal again, to the handler
-    # it found: exiting here (143, as a process killed by SIGTERM) lets the directory go first.
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # it found: this one lets the directory go first, then dies by the signal as uvicorn meant.
+    previous = signal.signal(signal.SIGTERM, functools.partial(_die_by_signal, path))
     try:
         yield
     finally:
@@ -410,8 +411,12 @@ def _metrics_directory(settings: Settings) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _exit_on_sigterm(signum: int, _: object) -> None:
-    sys.exit(128 + signum)
+def _die_by_signal(directory: Path, signum: int, _: object) -> None:
+    # Not `sys.exit`: a normal exit waits for every request thread, and one blocked past the
+    # grace period (on a row lock, say) would hold the process up for as long again.
+    shutil.rmtree(directory, ignore_errors=True)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _remove_orphans(folder: Path) -> None:
