@@ -295,20 +295,27 @@ def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
     return insert(expense_events).from_select(["expense_id", "company_id", *names], rows)
 
 
+# An approval row's own columns (beside its expense's id and company), as every statement here
+# writes them: one list, so that a new column is written everywhere or nowhere.
+_APPROVAL_ROW = (
+    ("step_number", Integer),
+    ("approver_id", Integer),
+    ("approver_level_id", Integer),
+    ("required", Boolean),
+    ("status", String),
+    ("approved_at", DateTime),
+    ("comments", Text),
+    ("escalate_after_hours", Integer),
+    ("escalate_at", DateTime),
+)
+_APPROVAL_FIELDS = tuple(name for name, _ in _APPROVAL_ROW)
+# What a new round may change of a step, known by its number (a decision changes less: never
+# whether a step is required, nor its hours; see `_pg_save`).
+_APPROVAL_CHANGES = _APPROVAL_FIELDS[1:]
+
+
 def _approval_arrays(name: str = "approvals", alias: str = "approval") -> Any:
-    return _rows_of(
-        name,
-        alias,
-        column("step_number", Integer),
-        column("approver_id", Integer),
-        column("approver_level_id", Integer),
-        column("required", Boolean),
-        column("status", String),
-        column("approved_at", DateTime),
-        column("comments", Text),
-        column("escalate_after_hours", Integer),
-        column("escalate_at", DateTime),
-    )
+    return _rows_of(name, alias, *(column(field, kind) for field, kind in _APPROVAL_ROW))
 
 
 _EXPENSE_FIELDS = (
@@ -331,20 +338,9 @@ def _pg_add() -> Executable:
         .cte("new_expense")
     )
     given = _approval_arrays()
-    names = (
-        "step_number",
-        "approver_id",
-        "approver_level_id",
-        "required",
-        "status",
-        "approved_at",
-        "comments",
-        "escalate_after_hours",
-        "escalate_at",
-    )
     new_approvals = insert(approvals).from_select(
-        ["expense_id", "company_id", *names],
-        select(new.c.id, new.c.company_id, *(given.c[n] for n in names))
+        ["expense_id", "company_id", *_APPROVAL_FIELDS],
+        select(new.c.id, new.c.company_id, *(given.c[n] for n in _APPROVAL_FIELDS))
         .select_from(new)
         .join(given, true()),
     )
@@ -405,37 +401,17 @@ def _pg_new_round() -> Query:
             approvals.c.company_id == bindparam("company"),
             approvals.c.step_number == kept.c.step_number,
         )
-        .values(
-            approver_id=kept.c.approver_id,
-            approver_level_id=kept.c.approver_level_id,
-            required=kept.c.required,
-            status=kept.c.status,
-            approved_at=kept.c.approved_at,
-            comments=kept.c.comments,
-            escalate_after_hours=kept.c.escalate_after_hours,
-            escalate_at=kept.c.escalate_at,
-        )
+        .values({n: kept.c[n] for n in _APPROVAL_CHANGES})
         .returning(approvals.c.id)
         .cte("updated_approvals")
     )
     added = _approval_arrays("added", "added_approval")
-    names = (
-        "step_number",
-        "approver_id",
-        "approver_level_id",
-        "required",
-        "status",
-        "approved_at",
-        "comments",
-        "escalate_after_hours",
-        "escalate_at",
-    )
     inserted = insert(approvals).from_select(
-        ["expense_id", "company_id", *names],
+        ["expense_id", "company_id", *_APPROVAL_FIELDS],
         select(
             bindparam("expense", type_=Integer),
             bindparam("company", type_=Integer),
-            *(added.c[n] for n in names),
+            *(added.c[n] for n in _APPROVAL_FIELDS),
         ),
     )
     gone = _rows_of("removed", "removed_step", column("step_number", Integer))
@@ -495,7 +471,7 @@ _SQLITE_CLOSE = (
 )
 
 _SQLITE_ROUND_APPROVAL = _SQLITE_SAVE_APPROVAL.values(
-    required=bindparam("b_required"), escalate_after_hours=bindparam("b_escalate_after_hours")
+    {n: bindparam(f"b_{n}") for n in _APPROVAL_CHANGES}
 )
 _SQLITE_DROP_APPROVAL = delete(approvals).where(
     approvals.c.expense_id == bindparam("b_expense_id"),
@@ -983,21 +959,19 @@ def _event_from(row: Row[Any]) -> ExpenseEvent:
 _JSON = msgspec.json.Encoder()
 
 
+def _approval_values(a: Approval) -> dict[str, Any]:
+    """An approval's values by the names of `_APPROVAL_FIELDS`, its status as stored."""
+    values = {field: getattr(a, field) for field in _APPROVAL_FIELDS}
+    values["status"] = str(a.status)
+    return values
+
+
 def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
-    rows = [
-        {
-            "step_number": a.step_number,
-            "approver_id": a.approver_id,
-            "approver_level_id": a.approver_level_id,
-            "required": a.required,
-            "status": str(a.status),
-            "approved_at": _iso(a.approved_at),
-            "comments": a.comments,
-            "escalate_after_hours": a.escalate_after_hours,
-            "escalate_at": _iso(a.escalate_at),
-        }
-        for a in items
-    ]
+    rows = []
+    for a in items:
+        row = _approval_values(a)
+        row["approved_at"], row["escalate_at"] = _iso(a.approved_at), _iso(a.escalate_at)
+        rows.append(row)
     return {"approvals": _JSON.encode(rows).decode()}
 
 
@@ -1086,19 +1060,7 @@ class SqlExpenses:
         stored = expense.with_id(expense_id)
         if expense.approvals:
             rows = [
-                {
-                    "expense_id": expense_id,
-                    "company_id": expense.company_id,
-                    "step_number": a.step_number,
-                    "approver_id": a.approver_id,
-                    "approver_level_id": a.approver_level_id,
-                    "required": a.required,
-                    "status": str(a.status),
-                    "approved_at": a.approved_at,
-                    "comments": a.comments,
-                    "escalate_after_hours": a.escalate_after_hours,
-                    "escalate_at": a.escalate_at,
-                }
+                {"expense_id": expense_id, "company_id": expense.company_id, **_approval_values(a)}
                 for a in expense.approvals
             ]
             self._link.write(_SQLITE_ADD_APPROVALS, rows)
@@ -1223,18 +1185,7 @@ class SqlExpenses:
             self._link.write(_SQLITE_DROP_APPROVAL, [key | {"b_step_number": n} for n in removed])
         if kept:
             rows = [
-                key
-                | {
-                    "b_step_number": a.step_number,
-                    "b_approver_id": a.approver_id,
-                    "b_approver_level_id": a.approver_level_id,
-                    "b_required": a.required,
-                    "b_status": str(a.status),
-                    "b_approved_at": a.approved_at,
-                    "b_comments": a.comments,
-                    "b_escalate_after_hours": a.escalate_after_hours,
-                    "b_escalate_at": a.escalate_at,
-                }
+                key | {f"b_{field}": value for field, value in _approval_values(a).items()}
                 for a in kept
             ]
             self._link.write(_SQLITE_ROUND_APPROVAL, rows)
@@ -1242,19 +1193,8 @@ class SqlExpenses:
             self._link.write(
                 _SQLITE_ADD_APPROVALS,
                 [
-                    {
-                        "expense_id": expense.id,
-                        "company_id": expense.company_id,
-                        "step_number": a.step_number,
-                        "approver_id": a.approver_id,
-                        "approver_level_id": a.approver_level_id,
-                        "required": a.required,
-                        "status": str(a.status),
-                        "approved_at": a.approved_at,
-                        "comments": a.comments,
-                        "escalate_after_hours": a.escalate_after_hours,
-                        "escalate_at": a.escalate_at,
-                    }
+                    {"expense_id": expense.id, "company_id": expense.company_id}
+                    | _approval_values(a)
                     for a in added
                 ],
             )
