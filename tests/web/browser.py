@@ -15,6 +15,7 @@ from typing import Final
 
 import attrs
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -126,7 +127,9 @@ class Browser:
     base_url: str
 
     def wait(self) -> WebDriverWait[WebDriver]:
-        return WebDriverWait(self.driver, WAIT_S)
+        # A condition that meets a page or an htmx swap half-way is asked again: Chromium says
+        # so with a stale reference or with "does not belong to the document" alike.
+        return WebDriverWait(self.driver, WAIT_S, ignored_exceptions=(WebDriverException,))
 
     def open(self, path: str) -> None:
         self.driver.get(f"{self.base_url}{path}")
@@ -176,7 +179,7 @@ class Browser:
 
     def arrived(self, old: WebElement) -> None:
         """Wait until the page `old` belonged to is gone and the next one has loaded whole."""
-        self.wait().until(expected_conditions.staleness_of(old))
+        self.wait().until(lambda _: _gone(old))
         self.wait().until(
             lambda driver: driver.execute_script("return document.readyState") == "complete"
         )
@@ -248,3 +251,13 @@ class Browser:
             path.write_bytes(self.driver.get_screenshot_as_png())
         finally:
             self.driver.set_window_size(size["width"], size["height"])
+
+
+def _gone(element: WebElement) -> bool:
+    """Whether an element's page has gone. Mid-navigation, Chromium may answer "does not belong
+    to the document" rather than a stale reference: either way the old page is gone."""
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
