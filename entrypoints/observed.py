@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from expense_core.model import Expense, ExpenseEvent
+from expense_core.notifications import Notice
 from expense_core.ports import ExpenseRepository, UnitOfWork
 
 log = logging.getLogger("expense_tracker.observed")
@@ -30,13 +31,17 @@ class _WatchedExpenses:
         self._inner = inner
         self._written = written
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
-        stored = self._inner.add(expense, events)
+    def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        stored = self._inner.add(expense, events, notices)
         self._written.append((stored, events))
         return stored
 
-    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
-        self._inner.save(expense, events)
+    def save(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
+        self._inner.save(expense, events, notices)
         self._written.append((expense, events))
 
     def __getattr__(self, name: str) -> Any:

@@ -133,6 +133,20 @@ class NoDelegation(NotFound):
         super().__init__(f"user {user_id} has named no delegate")
 
 
+class UnknownWebhook(NotFound):
+    code = "unknown_webhook"
+
+    def __init__(self, webhook_id: int) -> None:
+        super().__init__(f"webhook {webhook_id} does not exist")
+
+
+class UnknownDelivery(NotFound):
+    code = "unknown_delivery"
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(f"delivery {delivery_id} does not exist for this webhook")
+
+
 # --- invalid input ---------------------------------------------------------------------------
 
 
@@ -212,6 +226,19 @@ class InvalidEscalation(InvalidInput):
 
     def __init__(self, step: int, why: str) -> None:
         super().__init__(f"step {step}: escalate_after_hours {why}")
+
+
+class InvalidWebhook(InvalidInput):
+    code = "invalid_webhook"
+
+
+class RefusedDestination(InvalidInput):
+    """A webhook URL that points inside the network (loopback, private, link-local...)."""
+
+    code = "refused_destination"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"url: {why}; webhooks may only call public addresses")
 
 
 class InvalidAsOf(InvalidInput):
@@ -358,6 +385,13 @@ class ExpenseClosed(Conflict):
 
     def __init__(self, expense_id: int, status: str) -> None:
         super().__init__(f"expense {expense_id} is already {status}")
+
+
+class DeliveryNotFailed(Conflict):
+    code = "delivery_not_failed"
+
+    def __init__(self, delivery_id: int, status: str) -> None:
+        super().__init__(f"delivery {delivery_id} is {status}; only a failed one can be retried")
 
 
 class ExpenseNotReturned(Conflict):

@@ -32,7 +32,18 @@ from expense_core.model import (
     User,
     UserId,
 )
+from expense_core.notifications import Notice, OutboxEntry
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
+from expense_core.webhooks import (
+    Backlog,
+    Claim,
+    Delivery,
+    DeliveryId,
+    Outcome,
+    Verdict,
+    Webhook,
+    WebhookId,
+)
 from expense_core.workflow import Decision
 
 
@@ -198,9 +209,11 @@ class OrgRepository(Protocol):
 class ExpenseRepository(Protocol):
     """Expenses with their approval rows, and their append-only history."""
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
-        """Store a new expense, all its approvals and its events at once; return it as stored,
-        under its new id."""
+    def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        """Store a new expense, all its approvals, its events and its notices (in the outbox)
+        at once; return it as stored, under its new id."""
         ...
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
@@ -230,11 +243,14 @@ class ExpenseRepository(Protocol):
         """
         ...
 
-    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
-        """Write a decided expense (loaded with `get_for_update`) and append its events."""
+    def save(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
+        """Write a decided expense (loaded with `get_for_update`), append its events and put
+        its notices in the outbox."""
         ...
 
-    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+    def get(self, company_id: CompanyId | None, expense_id: ExpenseId) -> Expense:
         """Raises: UnknownExpense."""
         ...
 
@@ -295,7 +311,7 @@ class ExpenseRepository(Protocol):
 class DelegationRepository(Protocol):
     """Who covers for whom: at most one delegation per user."""
 
-    def get(self, company_id: CompanyId, user_id: UserId) -> Delegation | None:
+    def get(self, company_id: CompanyId | None, user_id: UserId) -> Delegation | None:
         """The user's delegation, whatever its period, if they named a delegate."""
         ...
 
@@ -303,7 +319,7 @@ class DelegationRepository(Protocol):
         """Store a delegation in place of the user's previous one, if any."""
         ...
 
-    def remove(self, company_id: CompanyId, user_id: UserId) -> bool:
+    def remove(self, company_id: CompanyId | None, user_id: UserId) -> bool:
         """End the user's delegation; whether there was one."""
         ...
 
@@ -346,6 +362,86 @@ class ApiTokens(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """A company's webhook subscriptions and their deliveries. A `company_id` of None looks in
+    every company (demo mode only)."""
+
+    def add(self, webhook: Webhook) -> Webhook:
+        """Store a new subscription; its `id` is ignored and the stored one returned."""
+        ...
+
+    def of_company(self, company_id: CompanyId) -> tuple[Webhook, ...]:
+        """The company's subscriptions, active or disabled, by id."""
+        ...
+
+    def get(self, company_id: CompanyId | None, webhook_id: WebhookId) -> Webhook:
+        """Raises: UnknownWebhook (also for another company's)."""
+        ...
+
+    def remove(self, company_id: CompanyId | None, webhook_id: WebhookId) -> bool:
+        """Delete a subscription and its deliveries; whether there was one."""
+        ...
+
+    def disable(self, webhook_id: WebhookId) -> None:
+        """Stop a subscription (its receiver answered 410 Gone); it stays listed."""
+        ...
+
+    def active(self, company_ids: Sequence[CompanyId]) -> tuple[Webhook, ...]:
+        """The active subscriptions of these companies, by id."""
+        ...
+
+    def deliveries(
+        self,
+        company_id: CompanyId | None,
+        webhook_id: WebhookId,
+        *,
+        before: DeliveryId | None,
+        limit: int,
+    ) -> tuple[Delivery, ...]:
+        """Newest first: at most `limit` of the subscription's deliveries with an id below
+        `before`."""
+        ...
+
+    def delivery(
+        self, company_id: CompanyId | None, webhook_id: WebhookId, delivery_id: DeliveryId
+    ) -> Delivery:
+        """Raises: UnknownDelivery (also another subscription's)."""
+        ...
+
+    def requeue(self, delivery: Delivery, at: datetime) -> Delivery:
+        """Queue a delivery again, due at `at`, its attempts counted afresh."""
+        ...
+
+
+class Outbox(Protocol):
+    """The worker's side of the outbox: fan notices out into deliveries, then take, attempt
+    and settle each delivery. Several workers may share one store; none takes what another
+    holds."""
+
+    def undispatched(self, limit: int) -> tuple[OutboxEntry, ...]:
+        """Oldest first: at most `limit` notices not yet fanned out, held against other workers
+        until the unit of work ends (another worker skips them)."""
+        ...
+
+    def dispatch(self, entries: Sequence[OutboxEntry], deliveries: Sequence[Delivery]) -> None:
+        """Store the deliveries made of `entries` (their ids ignored) and mark the entries
+        fanned out."""
+        ...
+
+    def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
+        """Take at most `limit` deliveries due at `at` that nobody holds, counting an attempt
+        for each, and hold them until `lease_until` (a worker that dies lets go then). Of one
+        target's deliveries about one expense, only the earliest unsettled is ever taken: they
+        go out in order."""
+        ...
+
+    def settle(self, results: Sequence[tuple[Claim, Outcome, Verdict]], at: datetime) -> None:
+        """Record what the attempts came to and let go of the deliveries."""
+        ...
+
+    def backlog(self) -> Backlog: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything done through it is committed together or not at all."""
 
@@ -363,6 +459,12 @@ class UnitOfWork(Protocol):
 
     @property
     def delegations(self) -> DelegationRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     def __enter__(self) -> Self: ...
 

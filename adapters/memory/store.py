@@ -15,6 +15,13 @@ from typing import Any, Self
 
 import attrs
 
+from adapters.memory.notifications import MemoryOutbox, MemoryWebhooks
+from adapters.memory.undo import ADDED as _ADDED
+from adapters.memory.undo import APPENDED as _APPENDED
+from adapters.memory.undo import MISSING as _MISSING
+from adapters.memory.undo import REMOVED as _REMOVED
+from adapters.memory.undo import Undo
+from adapters.memory.undo import put as _put
 from expense_core import workflow
 from expense_core.approvers import ApproverPool, may_approve
 from expense_core.delegation import Cover, Delegation, in_force
@@ -51,15 +58,11 @@ from expense_core.model import (
     UserId,
     with_expense_id,
 )
+from expense_core.notifications import Notice, Topic
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+from expense_core.webhooks import Delivery, DeliveryId, Webhook, WebhookId
 from expense_core.workflow import Decision
 
-# What an undo entry restores: a key that was missing, an item appended to a list, an item
-# added to or removed from a set.
-_MISSING: Any = object()
-_APPENDED: Any = object()
-_ADDED: Any = object()
-_REMOVED: Any = object()
 # Looking a member up on its enum class costs more than most checks made with it.
 _PENDING = ApprovalStatus.PENDING
 # Pending expenses only: a returned one is not terminal, yet nobody can act on it.
@@ -68,7 +71,7 @@ _SUBMITTER, _COMPANY_WIDE = ScopeKind.SUBMITTER, ScopeKind.COMPANY_WIDE
 # Pools remembered per store before they are all forgotten: one per submitter and policy.
 POOL_CACHE_LIMIT = 100_000
 
-Undo = list[tuple[Any, Any, Any]]
+OutboxRow = tuple[CompanyId, ExpenseId, Topic, ExpenseEvent, UserId | None]
 # Ascending (-level_number, user id) keys beside their members: nearest level first.
 Ladder = tuple[list[tuple[int, int]], list[Member]]
 # A submitter's id and the ids of the steps: what a gathered pool is remembered by.
@@ -97,6 +100,14 @@ class _Tables:
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     # By the absent user: one delegation each.
     delegations: dict[UserId, Delegation] = attrs.Factory(dict)
+    # The outbox by id, each notice as a tuple (company, expense, topic, event, recipient):
+    # cheaper to make per write than an entry; `undispatched` keeps the ids not yet fanned out.
+    outbox: dict[int, OutboxRow] = attrs.Factory(dict)
+    undispatched: dict[int, None] = attrs.Factory(dict)
+    webhooks: dict[WebhookId, Webhook] = attrs.Factory(dict)
+    deliveries: dict[DeliveryId, Delivery] = attrs.Factory(dict)
+    # Who holds a delivery, until when (a worker's claim).
+    leases: dict[DeliveryId, datetime] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
 
 
@@ -212,6 +223,8 @@ class MemoryUnitOfWork:
         self.idempotency = MemoryIdempotency(store, self._undo)
         self.tokens = MemoryTokens(store, self._undo)
         self.delegations = MemoryDelegations(store, self._undo)
+        self.webhooks = MemoryWebhooks(store, self._undo)
+        self.outbox = MemoryOutbox(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
@@ -247,11 +260,6 @@ class MemoryUnitOfWork:
             else:
                 table[key] = old
         self._undo.clear()
-
-
-def _put(undo: Undo, table: dict[Any, Any], key: Any, value: Any) -> None:
-    undo.append((table, key, table.get(key, _MISSING)))
-    table[key] = value
 
 
 class MemoryOrg:
@@ -548,12 +556,16 @@ class MemoryExpenses:
         self._t = store.tables
         self._undo = undo
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
+    def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
         t, undo = self._t, self._undo
         expense_id = ExpenseId(self._store.next_id("expenses"))
         expense = expense.with_id(expense_id)
         _put(undo, t.expenses, expense_id, expense)
-        _put(undo, t.events, expense_id, with_expense_id(events, expense_id))
+        stamped = with_expense_id(events, expense_id)
+        _put(undo, t.events, expense_id, stamped)
+        self._notify(expense, stamped, notices)
         listed = t.company_expenses.get(expense.company_id)
         if listed is None:
             _put(undo, t.company_expenses, expense.company_id, [expense_id])
@@ -615,7 +627,9 @@ class MemoryExpenses:
             )
         return tuple(covers)
 
-    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+    def save(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
         t, undo = self._t, self._undo
         expense_id = expense.id
         before = t.expenses.get(expense_id)
@@ -627,6 +641,18 @@ class MemoryExpenses:
         t.events[expense_id] = (*history, *events)
         undo.append((t.events, expense_id, history))
         self._index_waiting(before, expense)
+        self._notify(expense, events, notices)
+
+    def _notify(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
+        """Put the notices in the outbox, each with its event."""
+        t, undo, store = self._t, self._undo, self._store
+        for n in notices:
+            entry_id = store.next_id("outbox")
+            row = (expense.company_id, expense.id, n.topic, events[n.event], n.recipient_id)
+            _put(undo, t.outbox, entry_id, row)
+            _put(undo, t.undispatched, entry_id, None)
 
     def _index_waiting(self, before: Expense | None, after: Expense) -> None:
         expense_id = after.id

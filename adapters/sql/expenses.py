@@ -54,6 +54,7 @@ from adapters.sql.tables import (
     expense_events,
     expenses,
     hierarchy_levels,
+    outbox,
     policies,
     users,
 )
@@ -73,6 +74,7 @@ from expense_core.model import (
     PolicyId,
     UserId,
 )
+from expense_core.notifications import Notice
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 
 NO_CURSOR = 2**31 - 1  # above every id: "before nothing" keeps one statement per filter shape
@@ -263,36 +265,65 @@ def _rows_of(name: str, alias: str, *columns: Any) -> Any:
     )
 
 
+# An event's own columns (beside its expense's id and company), in the history and the outbox.
+_EVENT_ROW = (
+    ("kind", String),
+    ("at", DateTime),
+    ("actor_id", Integer),
+    ("step_number", Integer),
+    ("comment", Text),
+    ("approver_id", Integer),
+    ("previous_approver_id", Integer),
+    ("on_behalf_of", Integer),
+)
+_EVENT_FIELDS = tuple(name for name, _ in _EVENT_ROW)
+
+
+def _given_events(alias: str) -> Any:
+    return _rows_of(
+        "events",
+        alias,
+        column("position", Integer),
+        *(column(name, kind) for name, kind in _EVENT_ROW),
+    )
+
+
 def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
     """INSERT of the events given as JSON, in their order (their ids give history's order)."""
-    given = _rows_of(
-        "events",
-        "event",
-        column("position", Integer),
-        column("kind", String),
-        column("at", DateTime),
-        column("actor_id", Integer),
-        column("step_number", Integer),
-        column("comment", Text),
-        column("approver_id", Integer),
-        column("previous_approver_id", Integer),
-        column("on_behalf_of", Integer),
-    )
-    names = (
-        "kind",
-        "at",
-        "actor_id",
-        "step_number",
-        "comment",
-        "approver_id",
-        "previous_approver_id",
-        "on_behalf_of",
-    )
-    rows = select(expense_id, company_id, *(given.c[n] for n in names))
+    given = _given_events("event")
+    rows = select(expense_id, company_id, *(given.c[n] for n in _EVENT_FIELDS))
     if new is not None:
         rows = rows.select_from(new).join(given, true())
     rows = rows.order_by(given.c.position)
-    return insert(expense_events).from_select(["expense_id", "company_id", *names], rows)
+    return insert(expense_events).from_select(["expense_id", "company_id", *_EVENT_FIELDS], rows)
+
+
+def _outbox_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
+    """INSERT of the notices given as JSON, each with a copy of its event, in their order."""
+    notice = _rows_of(
+        "notices",
+        "notice",
+        column("position", Integer),
+        column("event", Integer),
+        column("topic", String),
+        column("recipient_id", Integer),
+    )
+    event = _given_events("noticed_event")
+    rows = select(
+        expense_id,
+        company_id,
+        notice.c.topic,
+        notice.c.recipient_id,
+        *(event.c[n] for n in _EVENT_FIELDS),
+    )
+    if new is not None:
+        rows = rows.select_from(new).join(notice, true())
+    else:
+        rows = rows.select_from(notice)
+    rows = rows.join(event, event.c.position == notice.c.event).order_by(notice.c.position)
+    return insert(outbox).from_select(
+        ["expense_id", "company_id", "topic", "recipient_id", *_EVENT_FIELDS], rows
+    )
 
 
 # An approval row's own columns (beside its expense's id and company), as every statement here
@@ -347,6 +378,7 @@ def _pg_add() -> Executable:
     return select(new.c.id).add_cte(
         new_approvals.cte("new_approvals"),
         _event_rows(new.c.id, new.c.company_id, new).cte("new_events"),
+        _outbox_rows(new.c.id, new.c.company_id, new).cte("new_notices"),
     )
 
 
@@ -385,8 +417,17 @@ def _pg_save(closes: bool) -> Query:
             .cte("closed_expense")
         )
         ctes.append(closed)
-    events = _event_rows(bindparam("expense", type_=Integer), bindparam("company", type_=Integer))
-    return Query(select(literal_column("1")).add_cte(*ctes, events.cte("new_events")))
+    return Query(select(literal_column("1")).add_cte(*ctes, *_history_ctes()))
+
+
+def _history_ctes() -> tuple[Any, Any]:
+    """The CTEs that append a saved expense's events and put its notices in the outbox."""
+    expense_id = bindparam("expense", type_=Integer)
+    company_id = bindparam("company", type_=Integer)
+    return (
+        _event_rows(expense_id, company_id).cte("new_events"),
+        _outbox_rows(expense_id, company_id).cte("new_notices"),
+    )
 
 
 def _pg_new_round() -> Query:
@@ -427,14 +468,13 @@ def _pg_new_round() -> Query:
         .returning(expenses.c.id)
         .cte("revised_expense")
     )
-    events = _event_rows(bindparam("expense", type_=Integer), bindparam("company", type_=Integer))
     return Query(
         select(literal_column("1")).add_cte(
             updated,
             inserted.cte("inserted_approvals"),
             deleted.cte("deleted_approvals"),
             revised,
-            events.cte("new_events"),
+            *_history_ctes(),
         )
     )
 
@@ -448,6 +488,7 @@ _PG_NEW_ROUND = _pg_new_round()
 _SQLITE_ADD = insert(expenses).returning(expenses.c.id)
 _SQLITE_ADD_APPROVALS = insert(approvals)
 _SQLITE_ADD_EVENTS = insert(expense_events)
+_SQLITE_ADD_NOTICES = insert(outbox)
 _SQLITE_SAVE_APPROVAL = (
     update(approvals)
     .where(
@@ -975,7 +1016,8 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
     return {"approvals": _JSON.encode(rows).decode()}
 
 
-def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, str]:
+def _history_params(events: Sequence[ExpenseEvent], notices: Sequence[Notice]) -> dict[str, str]:
+    """The events and notices of a write, as the JSON parameters of `_history_ctes`."""
     rows = [
         {
             "position": position,
@@ -990,7 +1032,16 @@ def _event_params(events: Sequence[ExpenseEvent]) -> dict[str, str]:
         }
         for position, e in enumerate(events)
     ]
-    return {"events": _JSON.encode(rows).decode()}
+    noticed = [
+        {
+            "position": position,
+            "event": n.event,
+            "topic": str(n.topic),
+            "recipient_id": n.recipient_id,
+        }
+        for position, n in enumerate(notices)
+    ]
+    return {"events": _JSON.encode(rows).decode(), "notices": _JSON.encode(noticed).decode()}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -1014,6 +1065,15 @@ def _event_rows_params(expense: Expense, events: Sequence[ExpenseEvent]) -> list
         }
         for e in events
     ]
+
+
+def _notice_rows_params(
+    expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+) -> list[dict[str, Any]]:
+    rows = _event_rows_params(expense, [events[n.event] for n in notices])
+    for row, n in zip(rows, notices, strict=True):
+        row["topic"], row["recipient_id"] = str(n.topic), n.recipient_id
+    return rows
 
 
 def _is_new_round(before: Expense, after: Expense) -> bool:
@@ -1041,7 +1101,9 @@ class SqlExpenses:
         self._link = link
         self._loaded: dict[ExpenseId, Expense] = {}
 
-    def add(self, expense: Expense, events: Sequence[ExpenseEvent]) -> Expense:
+    def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
         values = {
             "company_id": expense.company_id,
             "user_id": expense.user_id,
@@ -1054,7 +1116,7 @@ class SqlExpenses:
         }
         if not self._link.is_sqlite:
             params = {f"e_{name}": value for name, value in values.items()}
-            params |= _approval_params(expense.approvals) | _event_params(events)
+            params |= _approval_params(expense.approvals) | _history_params(events, notices)
             return expense.with_id(ExpenseId(self._link.write(_PG_ADD, params).scalar_one()))
         expense_id = ExpenseId(self._link.write(_SQLITE_ADD, values).scalar_one())
         stored = expense.with_id(expense_id)
@@ -1064,9 +1126,17 @@ class SqlExpenses:
                 for a in expense.approvals
             ]
             self._link.write(_SQLITE_ADD_APPROVALS, rows)
-        if events:
-            self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(stored, events))
+        self._append_history(stored, events, notices)
         return stored
+
+    def _append_history(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
+        """SQLite: append the events and put the notices in the outbox."""
+        if events:
+            self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
+        if notices:
+            self._link.write(_SQLITE_ADD_NOTICES, _notice_rows_params(expense, events, notices))
 
     def get_for_update(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         params = {"company": company_id, "expense": expense_id}
@@ -1117,12 +1187,14 @@ class SqlExpenses:
         self._loaded[expense.id] = expense
         return expense
 
-    def save(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+    def save(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> None:
         before = self._loaded.get(expense.id)
         if before is None:
             before = self.get_for_update(expense.company_id, expense.id)
         if _is_new_round(before, expense):
-            self._save_round(before, expense, events)
+            self._save_round(before, expense, events, notices)
             self._loaded[expense.id] = expense
             return
         old = {a.step_number: a for a in before.approvals}
@@ -1132,7 +1204,7 @@ class SqlExpenses:
         if closes:
             target |= {"new_status": str(expense.status), "completed": expense.completed_at}
         if not self._link.is_sqlite:
-            params = target | _approval_params(changed) | _event_params(events)
+            params = target | _approval_params(changed) | _history_params(events, notices)
             self._link.write(_pg_save(closes), params)
         else:
             if changed:
@@ -1153,12 +1225,15 @@ class SqlExpenses:
                 self._link.write(_SQLITE_SAVE_APPROVAL, rows)
             if closes:
                 self._link.write(_SQLITE_CLOSE, target)
-            if events:
-                self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
+            self._append_history(expense, events, notices)
         self._loaded[expense.id] = expense
 
     def _save_round(
-        self, before: Expense, expense: Expense, events: Sequence[ExpenseEvent]
+        self,
+        before: Expense,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
     ) -> None:
         """Write an expense whose own fields or set of steps changed (a resubmission)."""
         old = {a.step_number: a for a in before.approvals}
@@ -1175,7 +1250,7 @@ class SqlExpenses:
             "e_completed_at": expense.completed_at,
         }
         if not self._link.is_sqlite:
-            params = target | fields | _approval_params(kept) | _event_params(events)
+            params = target | fields | _approval_params(kept) | _history_params(events, notices)
             params["added"] = _approval_params(added)["approvals"]
             params["removed"] = _JSON.encode([{"step_number": n} for n in removed]).decode()
             self._link.write(_PG_NEW_ROUND, params)
@@ -1199,8 +1274,7 @@ class SqlExpenses:
                 ],
             )
         self._link.write(_SQLITE_REVISE, target | fields)
-        if events:
-            self._link.write(_SQLITE_ADD_EVENTS, _event_rows_params(expense, events))
+        self._append_history(expense, events, notices)
 
     def forget(self) -> None:
         """Drop what was loaded: the unit of work is over, its locks with it."""

@@ -7,7 +7,8 @@ its tenant, ready for distribution by company); the tables `expense_events`,
 `idempotency_keys` and `api_tokens`; for escalation (migration 0004),
 `companies.fallback_approver_id`, `approval_steps.escalate_after_hours` and the approvals'
 `escalate_after_hours` and `escalate_at`; `idempotency_keys.decision` (0005); and `delegations`
-with `expense_events.on_behalf_of` (0006). Constraints carry the names PostgreSQL gives the
+with `expense_events.on_behalf_of` (0006); the notification tables `outbox`, `webhooks` and
+`deliveries` (0007). Constraints carry the names PostgreSQL gives the
 seed's unnamed ones. The migrations create all this; these tables are what queries are built
 from, and a test holds the two to each other.
 """
@@ -15,6 +16,7 @@ from, and a test holds the two to each other.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -261,4 +263,93 @@ delegations = Table(
     PrimaryKeyConstraint("company_id", "user_id", name="delegations_pkey"),
     CheckConstraint("ends_at > starts_at", name="delegations_period_check"),
     Index("ix_delegations_company_delegate", "company_id", "delegate_id"),
+)
+
+# Migration 0007: notifications. A big id that SQLite still assigns by itself (its rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# A notice written with the change it reports, with a copy of its event; `dispatched_at` is set
+# once the worker has made its deliveries.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("expense_id", Integer, ForeignKey("expenses.id"), nullable=False),
+    Column("topic", String(40), nullable=False),
+    Column("recipient_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor_id", Integer, nullable=True),
+    Column("step_number", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("approver_id", Integer, nullable=True),
+    Column("previous_approver_id", Integer, nullable=True),
+    Column("on_behalf_of", Integer, nullable=True),
+    Column("dispatched_at", UtcDateTime, nullable=True),
+    Index(
+        "ix_outbox_undispatched",
+        "id",
+        postgresql_where=text("dispatched_at IS NULL"),
+        sqlite_where=text("dispatched_at IS NULL"),
+    ),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    # The topics, comma-separated, or "*".
+    Column("topics", Text, nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_webhooks_company", "company_id", "id"),
+)
+
+# One notice on its way to one subscription or one mailbox. `target` names it ("webhook:3",
+# "email:12"): one target's deliveries about one expense go out in outbox order.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("outbox_id", BigId, ForeignKey("outbox.id"), nullable=False),
+    Column("expense_id", Integer, nullable=False),
+    Column("topic", String(40), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("target", String(40), nullable=False),
+    Column(
+        "webhook_id",
+        Integer,
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("recipient_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("on_behalf_of", Integer, ForeignKey("users.id"), nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("leased_until", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index("ix_deliveries_webhook", "webhook_id", "id"),
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('pending', 'retrying')"),
+        sqlite_where=text("status IN ('pending', 'retrying')"),
+    ),
+    Index(
+        "ix_deliveries_unsettled",
+        "expense_id",
+        "target",
+        "outbox_id",
+        postgresql_where=text("status IN ('pending', 'retrying')"),
+        sqlite_where=text("status IN ('pending', 'retrying')"),
+    ),
 )

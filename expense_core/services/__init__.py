@@ -8,6 +8,8 @@ answers one query.
 - `access`: bearer tokens (`AccessService`).
 - `escalation`: sweeps that escalate overdue steps (`EscalationService`).
 - `delegations`: who covers for whom while they are away (`DelegationService`).
+- `notifications`: webhook subscriptions (`WebhookService`) and the worker's outbox use
+  cases (`Relay`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
@@ -37,6 +39,7 @@ from expense_core.services.expenses import (
     Submitted,
     WithdrawExpense,
 )
+from expense_core.services.notifications import LEASE, Destinations, Relay, WebhookService
 from expense_core.services.organisation import (
     EMAIL_LIMIT,
     NEW_USER,
@@ -66,6 +69,7 @@ __all__ = [
     "BULK_LIMIT",
     "EMAIL_LIMIT",
     "KEY_LIMIT",
+    "LEASE",
     "MAX_PAGE",
     "NEW_USER",
     "SWEEP_BATCH",
@@ -80,6 +84,7 @@ __all__ = [
     "DecideInBulk",
     "DelegationService",
     "DelegationState",
+    "Destinations",
     "EscalationService",
     "ExpenseService",
     "ImportReport",
@@ -94,6 +99,7 @@ __all__ = [
     "PolicyPlan",
     "Reassignment",
     "RejectExpense",
+    "Relay",
     "ResubmitExpense",
     "RoutingExplanation",
     "SendBack",
@@ -104,6 +110,7 @@ __all__ = [
     "TeamPlan",
     "Unchanged",
     "UserChanged",
+    "WebhookService",
     "WithdrawExpense",
     "check_plan",
 ]

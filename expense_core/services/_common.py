@@ -1,4 +1,4 @@
-"""What several services share: who is acting, and how lists are paged."""
+"""What several services share: who is acting, how a decision is stored, how lists are paged."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from expense_core.errors import InactiveUser, InvalidInput, UnknownUser
-from expense_core.model import CompanyId, Member, UserId
+from expense_core.model import CompanyId, Expense, Member, UserId
+from expense_core.notifications import notices
 from expense_core.ports import UnitOfWork
 from expense_core.views import Page
+from expense_core.workflow import Decision
 
 MAX_PAGE = 100
 T = TypeVar("T")
+
+
+def save_decision(uow: UnitOfWork, before: Expense, decision: Decision) -> None:
+    """Write what a decision changed of `before`, with its events and their notices."""
+    uow.expenses.save(
+        decision.expense, decision.events, notices(before, decision.expense, decision.events)
+    )
 
 
 def actor(uow: UnitOfWork, user_id: UserId, company_id: CompanyId | None) -> Member:

@@ -13,6 +13,7 @@ from expense_core import escalation
 from expense_core.errors import InvalidAsOf
 from expense_core.escalation import DueStep, Escalation
 from expense_core.ports import Clock, UnitOfWork
+from expense_core.services._common import save_decision
 
 SWEEP_BATCH = 100
 
@@ -75,6 +76,6 @@ class EscalationService:
                 return planned
             at = self.clock.now()
             decision = escalation.decide(expense, planned, at=at, restart_at=max(at, as_of))
-            uow.expenses.save(decision.expense, decision.events)
+            save_decision(uow, expense, decision)
             uow.commit()
         return planned

@@ -39,9 +39,16 @@ from expense_core.model import (
     PolicyId,
     UserId,
 )
+from expense_core.notifications import notices
 from expense_core.policies import check_policy_covers, match_policy
 from expense_core.ports import Clock, UnitOfWork
-from expense_core.services._common import actor, check_page, checked_actor, page_of
+from expense_core.services._common import (
+    actor,
+    check_page,
+    checked_actor,
+    page_of,
+    save_decision,
+)
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem, Page
 from expense_core.workflow import Decision
 
@@ -273,7 +280,9 @@ class ExpenseService:
                 routing=routing,
                 at=self.clock.now(),
             )
-            stored = uow.expenses.add(decision.expense, decision.events)
+            stored = uow.expenses.add(
+                decision.expense, decision.events, notices(None, decision.expense, decision.events)
+            )
             if cmd.idempotency_key is not None:
                 uow.idempotency.remember(
                     submitter.id, cmd.idempotency_key, cmd.fingerprint(), stored.id
@@ -441,7 +450,7 @@ class ExpenseService:
                 routing=routing,
                 at=self.clock.now(),
             )
-            uow.expenses.save(decision.expense, decision.events)
+            save_decision(uow, expense, decision)
             routed[:] = [r.approver for r in routing]
             return decision
 
@@ -498,7 +507,7 @@ class ExpenseService:
             raise UnknownExpense(expense_id)
         expense, covers = found
         decision = decide(expense, covers, self.clock.now())
-        uow.expenses.save(decision.expense, decision.events)
+        save_decision(uow, expense, decision)
         return decision
 
     def _once(

@@ -44,6 +44,7 @@ from expense_core.model import (
     User,
     UserId,
 )
+from expense_core.notifications import notices
 from expense_core.policies import check_new_policy
 from expense_core.ports import Clock, UnitOfWork
 from expense_core.services._common import check_page, page_of
@@ -523,6 +524,7 @@ def _reroute(
         submitter = uow.org.member(expense.user_id)
         steps = {s.step_order: s for s in uow.org.policy(company, expense.policy_id).steps}
         events: list[ExpenseEvent] = []
+        before = expense
         for number in [a.step_number for a in expense.approvals if a.is_pending]:
             approval = expense.approval(number)
             step = steps[number]
@@ -555,7 +557,7 @@ def _reroute(
             events.extend(decision.events)
             moved.append(Reassignment(expense.id, number, approval.approver_id, chosen.id))
         if events:
-            uow.expenses.save(expense, events)
+            uow.expenses.save(expense, events, notices(before, expense, events))
     if stranded:
         raise PendingApprovalsStranded(user.id, tuple(stranded))
     return tuple(moved)

@@ -329,6 +329,7 @@ def test_the_locking_read_finds_an_expense_without_steps(
                 submitted_at=START,
             ),
             [],
+            [],
         )
         uow.commit()
     _store(new_uow, _away(org, 6, 3))

@@ -127,7 +127,7 @@ def test_get_for_update_and_save_round_trip(
             comments="by hand",
         )
         changed = attrs.evolve(loaded, approvals=(step, *loaded.approvals[1:]))
-        uow.expenses.save(changed, ())
+        uow.expenses.save(changed, (), ())
         assert uow.expenses.get(org.id, expense.id) == changed  # a unit of work sees its writes
         uow.commit()
     with new_uow() as uow:
@@ -239,7 +239,7 @@ def test_get_for_update_by_then_save_round_trip(
         assert loaded == expense
         step = attrs.evolve(loaded.approvals[0], comments="by hand")
         changed = attrs.evolve(loaded, approvals=(step, *loaded.approvals[1:]))
-        uow.expenses.save(changed, ())
+        uow.expenses.save(changed, (), ())
         uow.commit()
     with new_uow() as uow:
         assert uow.expenses.get(org.id, expense.id) == changed

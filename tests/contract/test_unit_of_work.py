@@ -33,7 +33,7 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
         company = uow.org.add_company("Ghost Ltd")
         team = uow.org.add_team(Team(TeamId(0), org.id, "Ghosts"))
         loaded = uow.expenses.get_for_update(org.id, expense.id)
-        new_id = uow.expenses.add(loaded, ()).id
+        new_id = uow.expenses.add(loaded, (), ()).id
         uow.idempotency.remember(org.person(7), "ghost-key", "f" * 64, new_id)
         uow.tokens.add("ghost0000000000t", org.person(7), "h" * 64, datetime.now(UTC))
         assert uow.org.company(company.id) == company  # visible inside
@@ -60,8 +60,8 @@ def test_an_uncommitted_expense_never_shows_in_the_company_list(
     before = listed()
     with new_uow() as uow:
         loaded = uow.expenses.get(org.id, expense.id)
-        uow.expenses.add(loaded, ())
-        uow.expenses.add(loaded, ())
+        uow.expenses.add(loaded, (), ())
+        uow.expenses.add(loaded, (), ())
     assert listed() == before == [expense.id]
 
 
@@ -101,7 +101,7 @@ def test_an_added_expense_comes_back_as_stored_under_its_new_id(
     new_uow: Callable[[], UnitOfWork], expense: Expense, org: Org
 ) -> None:
     with new_uow() as uow:
-        added = uow.expenses.add(uow.expenses.get(org.id, expense.id), ())
+        added = uow.expenses.add(uow.expenses.get(org.id, expense.id), (), ())
         uow.commit()
     assert added.id > expense.id
     with new_uow() as uow:

@@ -1,0 +1,147 @@
+"""What the world outside is told: the notices a change writes to the outbox.
+
+A notice is written in the same unit of work as the change it reports (the transactional
+outbox); a worker delivers it later. Each notice is tied to one of the events the change
+appended, which it carries to its receivers.
+
+The types:
+- `expense.submitted|approved|rejected|withdrawn|returned|resubmitted`: the expense's status
+  changed (or it was submitted again);
+- `approval.decided`: a step was approved, rejected or sent back;
+- `approval.escalated`, `approval.reassigned`: a step moved to another approver;
+- `approval.requested`: someone may act now who could not before (`recipient_id`): the
+  approver of the step that became current, of each optional step of a new round, or the new
+  approver of a step that moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+import attrs
+
+from expense_core.model import (
+    Approval,
+    ApprovalStatus,
+    CompanyId,
+    EventKind,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    ExpenseStatus,
+    UserId,
+)
+
+
+class Topic(StrEnum):
+    EXPENSE_SUBMITTED = "expense.submitted"
+    EXPENSE_APPROVED = "expense.approved"
+    EXPENSE_REJECTED = "expense.rejected"
+    EXPENSE_WITHDRAWN = "expense.withdrawn"
+    EXPENSE_RETURNED = "expense.returned"
+    EXPENSE_RESUBMITTED = "expense.resubmitted"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_ESCALATED = "approval.escalated"
+    APPROVAL_REASSIGNED = "approval.reassigned"
+
+
+TOPICS = frozenset(Topic)
+
+
+@attrs.frozen
+class Notice:
+    """One outbox row: a topic, the position of its event among those the change appended, and
+    for `approval.requested` who is asked to act."""
+
+    topic: Topic
+    event: int
+    recipient_id: UserId | None = None
+
+
+# What each event kind says on its own; the status a change leads to says the rest.
+_BY_KIND: dict[EventKind, Topic] = {
+    EventKind.SUBMITTED: Topic.EXPENSE_SUBMITTED,
+    EventKind.RESUBMITTED: Topic.EXPENSE_RESUBMITTED,
+    EventKind.WITHDRAWN: Topic.EXPENSE_WITHDRAWN,
+    EventKind.APPROVED: Topic.APPROVAL_DECIDED,
+    EventKind.REJECTED: Topic.APPROVAL_DECIDED,
+    EventKind.RETURNED: Topic.APPROVAL_DECIDED,
+    EventKind.ESCALATED: Topic.APPROVAL_ESCALATED,
+    EventKind.REASSIGNED: Topic.APPROVAL_REASSIGNED,
+}
+_CLOSED_AS: dict[ExpenseStatus, Topic] = {
+    ExpenseStatus.APPROVED: Topic.EXPENSE_APPROVED,
+    ExpenseStatus.REJECTED: Topic.EXPENSE_REJECTED,
+    ExpenseStatus.RETURNED: Topic.EXPENSE_RETURNED,
+}
+_PENDING = ApprovalStatus.PENDING
+_OPEN = ExpenseStatus.PENDING
+
+
+def notices(
+    before: Expense | None, after: Expense, events: Sequence[ExpenseEvent]
+) -> tuple[Notice, ...]:
+    """The notices of a change from `before` (None for a submission) to `after` that appended
+    `events`, in the order receivers should see them: each event's own, then the new status
+    (tied to the event that decided it), then who is asked to act now."""
+    if not events:
+        return ()
+    found: list[Notice] = []
+    decisive = None
+    for position, event in enumerate(events):
+        topic = _BY_KIND.get(event.kind)
+        if topic is None:
+            continue
+        found.append(Notice(topic, position))
+        if decisive is None and event.kind is not EventKind.ESCALATED:
+            decisive = position
+    status = after.status
+    if (before is None or before.status is not status) and status in _CLOSED_AS:
+        found.append(Notice(_CLOSED_AS[status], decisive if decisive is not None else 0))
+    if status is _OPEN:
+        waiting = _actionable(before) if before is not None and before.status is _OPEN else set()
+        for step in _actionable_steps(after):
+            if (step.step_number, step.approver_id) not in waiting:
+                found.append(
+                    Notice(
+                        Topic.APPROVAL_REQUESTED,
+                        _cause(events, step.step_number),
+                        step.approver_id,
+                    )
+                )
+    return tuple(found)
+
+
+def _actionable_steps(expense: Expense) -> list[Approval]:
+    """The steps that can be decided now: the current required one and every pending optional
+    one (see `workflow`)."""
+    current = expense.current_step
+    return [
+        a for a in expense.approvals if a.status is _PENDING and (not a.required or a is current)
+    ]
+
+
+def _actionable(expense: Expense) -> set[tuple[int, UserId]]:
+    return {(a.step_number, a.approver_id) for a in _actionable_steps(expense)}
+
+
+def _cause(events: Sequence[ExpenseEvent], step_number: int) -> int:
+    """The event that made a step actionable: the last about that step, else the last one."""
+    for position in range(len(events) - 1, -1, -1):
+        if events[position].step_number == step_number:
+            return position
+    return len(events) - 1
+
+
+@attrs.frozen(kw_only=True)
+class OutboxEntry:
+    """A stored notice, with the event it reports, as the worker reads it."""
+
+    id: int
+    company_id: CompanyId
+    expense_id: ExpenseId
+    topic: Topic
+    event: ExpenseEvent
+    recipient_id: UserId | None = None
