@@ -250,7 +250,7 @@ class ExpenseRepository(Protocol):
         its notices in the outbox."""
         ...
 
-    def get(self, company_id: CompanyId | None, expense_id: ExpenseId) -> Expense:
+    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
         """Raises: UnknownExpense."""
         ...
 
@@ -311,7 +311,7 @@ class ExpenseRepository(Protocol):
 class DelegationRepository(Protocol):
     """Who covers for whom: at most one delegation per user."""
 
-    def get(self, company_id: CompanyId | None, user_id: UserId) -> Delegation | None:
+    def get(self, company_id: CompanyId, user_id: UserId) -> Delegation | None:
         """The user's delegation, whatever its period, if they named a delegate."""
         ...
 
@@ -319,7 +319,7 @@ class DelegationRepository(Protocol):
         """Store a delegation in place of the user's previous one, if any."""
         ...
 
-    def remove(self, company_id: CompanyId | None, user_id: UserId) -> bool:
+    def remove(self, company_id: CompanyId, user_id: UserId) -> bool:
         """End the user's delegation; whether there was one."""
         ...
 
