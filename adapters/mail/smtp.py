@@ -144,7 +144,7 @@ class SmtpMailer:
             # Trying again would send the others a second copy.
             raise MailFailed(self._said(f"send: {_refusals(refused)}"), temporary=False)
 
-    def _failed(self, step: str, exc: smtplib.SMTPException | OSError) -> MailFailed:
+    def _failed(self, step: str, exc: OSError) -> MailFailed:
         temporary: bool
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             temporary = all(_transient(code) for code, _ in exc.recipients.values())
