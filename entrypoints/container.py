@@ -30,6 +30,8 @@ from expense_core.services import (
     EscalationService,
     ExpenseService,
     OrgService,
+    Relay,
+    WebhookService,
 )
 from expense_core.views import Backlog
 
@@ -191,6 +193,27 @@ def bulk_loader_for(database: Database) -> BulkLoader:
     return database.bulk_loader()
 
 
+@attrs.frozen
+class NetworkDestinations:
+    """Where webhooks may point, as DNS says now (`adapters.webhooks.destinations`)."""
+
+    allow_private: bool
+
+    def refusal(self, url: str) -> str | None:
+        from adapters.webhooks.destinations import refusal
+
+        return refusal(url, allow_private=self.allow_private)
+
+
+def destinations_for(settings: Settings) -> NetworkDestinations:
+    return NetworkDestinations(allow_private=settings.webhook_allow_private)
+
+
+def relay_for(new_uow: Callable[[], UnitOfWork], clock: Any, settings: Settings) -> Relay:
+    """The worker's use cases: e-mail deliveries are made only when SMTP_URL is set."""
+    return Relay(new_uow, clock, mail=settings.smtp_url is not None)
+
+
 class Container(containers.DeclarativeContainer):
     """Settings in, services out; each provider is built on first use.
 
@@ -212,6 +235,11 @@ class Container(containers.DeclarativeContainer):
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
     escalation = providers.Singleton(EscalationService, new_uow=new_uow, clock=clock)
     delegations = providers.Singleton(DelegationService, new_uow=new_uow, clock=clock)
+    destinations = providers.Singleton(destinations_for, settings=settings)
+    webhooks = providers.Singleton(
+        WebhookService, new_uow=new_uow, clock=clock, destinations=destinations
+    )
+    relay = providers.Singleton(relay_for, new_uow=new_uow, clock=clock, settings=settings)
 
 
 def container_for(settings: Settings) -> Container:

@@ -86,6 +86,20 @@ class Settings:
     # Signs the pages' session cookies; every worker must share it. Unset, `serve` draws one
     # for its workers, so sign-ins end when the server stops.
     session_secret: str | None = attrs.field(default=None, repr=False)
+    # Notifications (docs/notifications.md). Webhooks to loopback, private or link-local
+    # addresses are refused unless this is on (a receiver on this machine, in development).
+    webhook_allow_private: bool = False
+    # smtp://[user[:password]@]host[:port]; unset, nothing is e-mailed.
+    smtp_url: str | None = attrs.field(default=None, repr=False)
+    mail_from: str = "expense-tracker@localhost"
+    # Where people reach the pages: the links in e-mails start with it.
+    public_url: str = "http://127.0.0.1:4000"
+    # How often the worker looks for overdue steps to escalate; 0 never.
+    escalation_interval_s: int = attrs.field(default=60, validator=_within(0, 86_400))
+    # How long the worker rests when it found nothing to do.
+    worker_idle_ms: int = attrs.field(default=200, validator=_within(10, 60_000))
+    # Attempts one worker makes at once (one thread each).
+    worker_concurrency: int = attrs.field(default=8, validator=_within(1, 256))
 
     @property
     def is_memory(self) -> bool:
@@ -136,6 +150,9 @@ class Settings:
             **{field: flag(ENV_NAMES[field]) for field in FLAGS},
             "otel_endpoint": read("OTEL_EXPORTER_OTLP_ENDPOINT"),
             "session_secret": read("SESSION_SECRET"),
+            "smtp_url": read("SMTP_URL"),
+            "mail_from": read("MAIL_FROM"),
+            "public_url": read("PUBLIC_URL"),
         }
         log_format = read("LOG_FORMAT")
         if log_format is None:
@@ -199,6 +216,13 @@ ENV_NAMES: Final = {
     "metrics_by_company": "METRICS_BY_COMPANY",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "session_secret": "SESSION_SECRET",
+    "webhook_allow_private": "WEBHOOK_ALLOW_PRIVATE",
+    "smtp_url": "SMTP_URL",
+    "mail_from": "MAIL_FROM",
+    "public_url": "PUBLIC_URL",
+    "escalation_interval_s": "ESCALATION_INTERVAL_S",
+    "worker_idle_ms": "WORKER_IDLE_MS",
+    "worker_concurrency": "WORKER_CONCURRENCY",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (
@@ -209,9 +233,12 @@ NUMBERS: Final = (
     "max_in_flight",
     "body_timeout_s",
     "max_header_bytes",
+    "escalation_interval_s",
+    "worker_idle_ms",
+    "worker_concurrency",
 )
 # Switches read the same way: true/false, 1/0, yes/no, on/off.
-FLAGS: Final = ("access_log", "metrics", "metrics_by_company")
+FLAGS: Final = ("access_log", "metrics", "metrics_by_company", "webhook_allow_private")
 TRUE: Final = frozenset({"true", "1", "yes", "on"})
 FALSE: Final = frozenset({"false", "0", "no", "off"})
 

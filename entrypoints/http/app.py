@@ -47,9 +47,16 @@ from entrypoints.http.observe import observed
 from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
 from entrypoints.http.scrape import scrape_route
+from entrypoints.http.webhooks import WebhookController
 from entrypoints.settings import AuthMode, Settings, configure_logging
 from entrypoints.web import WebPages
-from expense_core.services import AccessService, DelegationService, ExpenseService, OrgService
+from expense_core.services import (
+    AccessService,
+    DelegationService,
+    ExpenseService,
+    OrgService,
+    WebhookService,
+)
 
 log = logging.getLogger("expense_tracker.http")
 
@@ -129,6 +136,9 @@ def create_app(container: Container) -> Litestar:
     def delegations(caller: NamedDependency[Caller]) -> DelegationService:
         return container.delegations()
 
+    def webhooks(caller: NamedDependency[Caller]) -> WebhookService:
+        return container.webhooks()
+
     def database() -> Database:
         return container.database()
 
@@ -199,6 +209,7 @@ def create_app(container: Container) -> Litestar:
             HealthController,
             AdminController,
             DelegationController,
+            WebhookController,
             *DOCUMENTATION,
             *observing,
         ],
@@ -207,6 +218,7 @@ def create_app(container: Container) -> Litestar:
             "access": Provide(access, sync_to_thread=False),
             "org": Provide(org, sync_to_thread=False),
             "delegations": Provide(delegations, sync_to_thread=False),
+            "webhooks": Provide(webhooks, sync_to_thread=False),
             "database": Provide(database, sync_to_thread=False),
             "caller": caller,
             "about": Provide(lambda: about, sync_to_thread=False),

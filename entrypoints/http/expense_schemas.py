@@ -517,19 +517,21 @@ def inbox_page(page: Page[InboxItem]) -> InboxPage:
 def history_response(expense_id: int, events: tuple[ExpenseEvent, ...]) -> HistoryResponse:
     return HistoryResponse(
         expense_id=expense_id,
-        events=[
-            EventOut(
-                kind=e.kind,
-                at=timestamp(e.at),
-                actor_id=e.actor_id,
-                step_number=e.step_number,
-                comment=e.comment,
-                approver_id=e.approver_id,
-                previous_approver_id=e.previous_approver_id,
-                on_behalf_of=e.on_behalf_of,
-            )
-            for e in events
-        ],
+        events=[event_out(e) for e in events],
+    )
+
+
+def event_out(e: ExpenseEvent) -> EventOut:
+    """One event of an expense's history (also the `event` of a webhook message)."""
+    return EventOut(
+        kind=e.kind,
+        at=timestamp(e.at),
+        actor_id=e.actor_id,
+        step_number=e.step_number,
+        comment=e.comment,
+        approver_id=e.approver_id,
+        previous_approver_id=e.previous_approver_id,
+        on_behalf_of=e.on_behalf_of,
     )
 
 

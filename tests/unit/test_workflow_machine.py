@@ -44,6 +44,7 @@ from expense_core.model import (
     TeamScope,
     UserId,
 )
+from expense_core.notifications import OutboxEntry, Topic
 from expense_core.services import (
     ApproveStep,
     ExpenseService,
@@ -194,6 +195,11 @@ class ExpenseWorkflow(RuleBasedStateMachine):
             self.service.history(expense_id, self.company[expense_id]),
         )
 
+    def outbox(self, expense_id: ExpenseId) -> list[OutboxEntry]:
+        with self.store.unit_of_work() as uow:
+            every = uow.outbox.undispatched(limit=1_000_000)
+        return [e for e in every if e.expense_id == expense_id]
+
     def stored(self) -> int:
         return sum(len(self.service.list_expenses(c, limit=100).items) for c in COMPANIES)
 
@@ -208,6 +214,7 @@ class ExpenseWorkflow(RuleBasedStateMachine):
         """Run a command: it succeeds exactly when the rules allow it; a refusal changes nothing;
         a success appends events, the first of this kind by this actor."""
         before = self.read(expense_id)
+        told = self.outbox(expense_id)
         refusal: DomainError | None = None
         try:
             command()
@@ -217,6 +224,7 @@ class ExpenseWorkflow(RuleBasedStateMachine):
             event(f"refused: {refusal.code}")
             assert not allowed(before.view), f"refused a permitted command: {refusal}"
             assert self.read(expense_id) == before
+            assert self.outbox(expense_id) == told
             return
         assert allowed(before.view), f"{kind} by user {actor} should have been refused"
         after = self.read(expense_id)
@@ -450,6 +458,55 @@ class ExpenseWorkflow(RuleBasedStateMachine):
                     kind = now.history[len(previous.history)].kind
                     assert kind in (EventKind.RESUBMITTED, EventKind.WITHDRAWN)
             self.seen[expense_id] = now
+
+    @invariant()
+    def everyone_who_must_act_is_told(self) -> None:
+        """The outbox tells each event of an expense, in order, and asks each person who may act
+        on it now, since its latest (re)submission; it closes with its final status."""
+        for expense_id in self.company:
+            now = self.read(expense_id)
+            told = self.outbox(expense_id)
+            assert [e.id for e in told] == sorted(e.id for e in told)
+            reported = [e.event for e in told if e.topic is not Topic.APPROVAL_REQUESTED]
+            assert [e for e in now.history if e.kind not in _UNTOLD] == _dedupe(reported)
+            rounds = [i for i, e in enumerate(told) if e.topic in _ROUND_STARTS]
+            assert rounds, "no submission notice"
+            asked = {
+                e.recipient_id for e in told[rounds[-1] :] if e.topic is Topic.APPROVAL_REQUESTED
+            }
+            assert set(self.actionable(now.view)) <= asked
+            closing = _CLOSED_BY.get(now.view.status)
+            if closing is not None:
+                assert [e.topic for e in told].count(closing) == 1
+                assert not [
+                    e
+                    for e in told
+                    if e.topic is Topic.APPROVAL_REQUESTED and e.id > _last(told, closing)
+                ]
+
+
+# What no one outside is told of: a step skipped as its expense closed, a failed escalation.
+_UNTOLD = (EventKind.SKIPPED, EventKind.ESCALATION_FAILED)
+_ROUND_STARTS = (Topic.EXPENSE_SUBMITTED, Topic.EXPENSE_RESUBMITTED)
+_CLOSED_BY = {
+    ExpenseStatus.APPROVED: Topic.EXPENSE_APPROVED,
+    ExpenseStatus.REJECTED: Topic.EXPENSE_REJECTED,
+    ExpenseStatus.WITHDRAWN: Topic.EXPENSE_WITHDRAWN,
+}
+
+
+def _dedupe(events: list[ExpenseEvent]) -> list[ExpenseEvent]:
+    """The events once each, in their first order (a decision's and a closing notice share
+    their event)."""
+    seen: list[ExpenseEvent] = []
+    for e in events:
+        if e not in seen:
+            seen.append(e)
+    return seen
+
+
+def _last(told: list[OutboxEntry], topic: Topic) -> int:
+    return max(e.id for e in told if e.topic is topic)
 
 
 def check_status(view: ExpenseView) -> None:

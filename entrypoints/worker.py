@@ -1,0 +1,185 @@
+"""`expense-tracker worker`: delivers the outbox (signed webhooks, e-mail) and sweeps overdue
+steps into escalations, until SIGTERM or Ctrl-C.
+
+Each round fans new notices out into deliveries, takes the due ones (a lease: a worker that
+dies lets go of them after `LEASE`), makes the attempts on a few threads at once, and settles
+what they came to (`expense_core.webhooks.after_attempt` decides retries). Several workers may
+run against one PostgreSQL database; on SQLite run one. On SIGTERM the worker finishes the
+attempts in flight, settles them and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import attrs
+import msgspec
+from adapters.webhooks.sender import WebhookSender
+from adapters.webhooks.signing import headers
+
+from adapters.mail import MailFailed, SmtpMailer
+from entrypoints.http.expense_schemas import event_out, status_response
+from entrypoints.mail import approval_request
+from entrypoints.settings import Settings
+from expense_core.errors import NotFound
+from expense_core.services import EscalationService, ExpenseService, OrgService, Relay
+from expense_core.webhooks import Channel, Claim, Outcome, message_id
+
+log = logging.getLogger("expense_tracker.worker")
+
+_JSON = msgspec.json.Encoder(decimal_format="number")
+
+
+@attrs.frozen
+class Messages:
+    """Turns a claim into its message and makes the attempt: a signed POST, or an e-mail."""
+
+    expenses: ExpenseService
+    org: OrgService
+    sender: WebhookSender
+    mailer: SmtpMailer | None
+    settings: Settings
+
+    def attempt(self, claim: Claim) -> Outcome:
+        try:
+            if claim.delivery.channel is Channel.EMAIL:
+                return self._mail(claim)
+            return self._post(claim)
+        except NotFound as e:
+            # The expense or person is gone from the store: nothing to tell any more.
+            return Outcome(None, e.message, refused=True)
+        except Exception as e:
+            log.exception("attempt of delivery %s failed", claim.delivery.id)
+            return Outcome(None, f"worker error: {type(e).__name__}")
+
+    def body(self, claim: Claim) -> bytes:
+        """The message of a webhook delivery: its type, the event's time, the expense as it
+        stands now and the event."""
+        entry = claim.entry
+        view = self.expenses.status(entry.expense_id, entry.company_id)
+        return _JSON.encode(
+            {
+                "type": str(entry.topic),
+                "timestamp": event_out(entry.event).at,
+                "data": {"expense": status_response(view), "event": event_out(entry.event)},
+            }
+        )
+
+    def _post(self, claim: Claim) -> Outcome:
+        webhook = claim.webhook
+        if webhook is None:
+            return Outcome(None, "the subscription is gone", refused=True)
+        body = self.body(claim)
+        signed = headers(webhook.secret, message_id(claim.delivery.id), int(time.time()), body)
+        sent = self.sender.post(webhook.url, signed, body)
+        return Outcome(sent.status_code, sent.error, refused=sent.refused)
+
+    def _mail(self, claim: Claim) -> Outcome:
+        if self.mailer is None:
+            return Outcome(None, "SMTP_URL is not set", refused=True)
+        d, entry = claim.delivery, claim.entry
+        assert d.recipient_id is not None  # noqa: S101 -- an e-mail delivery names its reader
+        view = self.expenses.status(entry.expense_id, entry.company_id)
+        reader = self.org.user(d.recipient_id, entry.company_id).user
+        absent = None
+        if d.on_behalf_of is not None:
+            absent = self.org.user(d.on_behalf_of, entry.company_id).user.name
+        message = approval_request(
+            to_name=reader.name,
+            to_email=reader.email,
+            sender=self.settings.mail_from,
+            expense_id=view.id,
+            amount=format(view.amount.value, "f"),
+            submitter_name=view.user_name,
+            policy_name=view.policy_name,
+            description=view.description,
+            step_number=entry.event.step_number or 1,
+            on_behalf_of_name=absent,
+            public_url=self.settings.public_url,
+        )
+        try:
+            self.mailer.send(message)
+        except MailFailed as e:
+            # A temporary failure is retried as a 503 would be; a permanent one as a 400.
+            return Outcome(None if e.temporary else 550, str(e), refused=not e.temporary)
+        return Outcome(250)
+
+
+@attrs.define
+class Worker:
+    """The delivery loop of one process."""
+
+    relay: Relay
+    messages: Messages
+    escalation: EscalationService | None
+    settings: Settings
+    stop: threading.Event = attrs.Factory(threading.Event)
+    _last_sweep: float = 0.0
+    _pool: ThreadPoolExecutor | None = None
+
+    def run(self) -> None:
+        """Work until `stop` is set; the attempts in flight are finished and settled first."""
+        idle = self.settings.worker_idle_ms / 1000
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.worker_concurrency, thread_name_prefix="delivery"
+        )
+        try:
+            while not self.stop.is_set():
+                try:
+                    busy = self.round()
+                except Exception:
+                    # A database away, a statement refused: the next round tries again.
+                    log.exception("worker round failed")
+                    busy = 0
+                if not busy:
+                    self.stop.wait(idle)
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def round(self) -> int:
+        """One round: fan out, attempt what is due, settle, sweep when due; how much was done."""
+        done = self.relay.dispatch()
+        claims = self.relay.claim(limit=self.settings.worker_concurrency * 4)
+        if claims:
+            outcomes = self._attempt(claims)
+            self.relay.settle(list(zip(claims, outcomes, strict=True)))
+            done += len(claims)
+        done += self._sweep()
+        return done
+
+    def _attempt(self, claims: Sequence[Claim]) -> list[Outcome]:
+        if self._pool is None or len(claims) == 1:
+            return [self.messages.attempt(c) for c in claims]
+        return list(self._pool.map(self.messages.attempt, claims))
+
+    def _sweep(self) -> int:
+        interval = self.settings.escalation_interval_s
+        if self.escalation is None or interval == 0:
+            return 0
+        now = time.monotonic()
+        if self._last_sweep and now - self._last_sweep < interval:
+            return 0
+        self._last_sweep = now
+        return len(self.escalation.sweep())
+
+
+def check(relay: Relay) -> dict[str, object]:
+    """What `worker --check` prints: the backlog, and the age of the oldest undelivered."""
+    backlog = relay.backlog()
+    age = None
+    if backlog.oldest_at is not None:
+        age = round((datetime.now(UTC) - _utc(backlog.oldest_at)).total_seconds(), 3)
+    return {
+        "undispatched": backlog.undispatched,
+        "undelivered": backlog.undelivered,
+        "oldest_undelivered_age_s": age,
+    }
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
