@@ -1,0 +1,251 @@
+"""One webhook attempt over HTTP: post, read a little of the answer, say what came of it.
+
+The destination is checked again before every attempt, because DNS can change, and the
+connection goes only to an address that very check passed: the client's network backend
+connects to the checked addresses of the destination in hand and to nothing else, so a name
+that resolves elsewhere a moment later (DNS rebinding) cannot steer it. The URL keeps its
+host name, so the Host header, TLS server name and certificate check are the name's.
+
+One deadline bounds the whole attempt (connect, TLS, send, answer): every socket operation
+waits at most what is left of it, so a receiver dripping bytes cannot hold a worker longer.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, NoReturn, Self
+
+import attrs
+import httpcore
+import httpx
+
+from adapters.webhooks.destinations import (
+    Destination,
+    RefusedDestination,
+    Resolve,
+    check,
+    system_resolve,
+)
+
+ANSWER_CAP: Final = 64 * 1024  # bytes of an answer's body read, then dropped unread
+USER_AGENT: Final = "expense-tracker-webhooks"
+LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
+
+
+@attrs.frozen
+class Attempt:
+    """What one post came to: the answer's status, or why there was none."""
+
+    status_code: int | None  # None when no answer
+    error: str | None  # short, plain English, never a secret or the URL
+    refused: bool = False  # the destination failed its check at delivery time
+
+
+class WebhookSender:
+    """Posts webhook requests over one kept-open HTTP client; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+        resolve: Resolve = system_resolve,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._allow_private = allow_private
+        self._resolve = resolve
+        self._current = _Current()
+        self._client = httpx.Client(
+            transport=_PinnedTransport(_PinnedBackend(self._current)),
+            follow_redirects=False,  # a redirect could lead anywhere the check never saw
+            trust_env=False,  # no proxy from the environment: the connection is the checked one
+            timeout=timeout_s,
+            headers={"user-agent": USER_AGENT},
+        )
+
+    def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
+        """Check the destination, post the body, and tell what came back."""
+        try:
+            destination = check(url, allow_private=self._allow_private, resolve=self._resolve)
+        except RefusedDestination as refused:
+            return Attempt(status_code=None, error=f"refused destination: {refused}", refused=True)
+        self._current.destination = destination
+        self._current.deadline = time.monotonic() + self._timeout_s
+        try:
+            with self._client.stream(
+                "POST", destination.url, headers=dict(headers), content=body
+            ) as answer:
+                _drop(answer)
+                return Attempt(status_code=answer.status_code, error=None)
+        except httpx.TimeoutException:
+            return Attempt(status_code=None, error=f"timeout after {self._timeout_s:g} s")
+        except httpx.TransportError as exc:
+            return Attempt(status_code=None, error=_described(exc))
+        finally:
+            self._current.destination = None
+
+    def close(self) -> None:
+        """Close the kept-open connections."""
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _drop(answer: httpx.Response) -> None:
+    """Read at most `ANSWER_CAP` bytes of the answer's body and forget them.
+
+    The status is the answer: a body that is too long, or does not end before the deadline,
+    only costs the connection (closed instead of kept), never the attempt's outcome.
+    """
+    read = 0
+    try:
+        for chunk in answer.iter_raw():  # raw: a compressed body is never inflated
+            read += len(chunk)
+            if read >= ANSWER_CAP:
+                return
+    except httpx.TransportError:
+        return
+
+
+def _described(exc: httpx.TransportError) -> str:
+    """A transport failure in a few words, with nothing from the request in them."""
+    causes = list(_chain(exc))
+    if isinstance(exc, httpx.ConnectError):
+        if any(isinstance(c, ConnectionRefusedError) for c in causes):
+            return "connection refused"
+        if bad_certificate := next(
+            (c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None
+        ):
+            return f"TLS certificate not accepted: {bad_certificate.verify_message}"
+        if any(isinstance(c, ssl.SSLError) for c in causes):
+            return "TLS handshake failed"
+        reason = next((c.strerror for c in causes if isinstance(c, OSError) and c.strerror), None)
+        return f"could not connect: {reason.lower()}" if reason else "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "no valid HTTP answer"
+    if isinstance(exc, httpx.WriteError):
+        return "connection lost while sending"
+    if isinstance(exc, httpx.ReadError):
+        return "connection lost while waiting for the answer"
+    return f"transport error ({type(exc).__name__})"
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+class _Current(threading.local):
+    """The attempt in hand on this thread: httpcore does a sync request's I/O in its caller."""
+
+    destination: Destination | None = None
+    deadline: float = 0.0
+
+
+def _left(current: _Current, timeout: float | None, late: type[Exception]) -> float:
+    """The wait allowed to one socket operation: its own timeout, cut to the deadline."""
+    left = current.deadline - time.monotonic()
+    if left <= 0:
+        raise late("the attempt's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects only to the checked addresses of the attempt in hand, first one that answers."""
+
+    def __init__(self, current: _Current) -> None:
+        self._current = current
+        self._system = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        destination = self._current.destination
+        if destination is None or (host, port) != (destination.host, destination.port):
+            raise httpcore.ConnectError(f"{host}:{port} was not checked")
+        failure: httpcore.ConnectError | None = None
+        for address in destination.addresses:
+            try:
+                stream = self._system.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=_left(self._current, timeout, httpcore.ConnectTimeout),
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:  # refused or unreachable: try the next one
+                failure = exc
+            else:
+                return _BoundedStream(stream, self._current)
+        raise failure or httpcore.ConnectError("no address to connect to")
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> NoReturn:
+        raise httpcore.ConnectError("webhooks go over TCP only")
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose every wait ends by the deadline of the attempt using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, current: _Current) -> None:
+        self._stream = stream
+        self._current = current
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(self._current, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(self._current, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = _left(self._current, timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(
+            self._stream.start_tls(ssl_context, server_hostname, wait), self._current
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _PinnedTransport(httpx.HTTPTransport):
+    """httpx's own transport (request mapping, error mapping) over the pinned backend."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        tls = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=tls, trust_env=False, limits=LIMITS)
+        # HTTPTransport takes no network backend, so its pool is built again around ours. A
+        # private attribute (checked with httpx 0.29): if it moves, the tests that post to a
+        # name only the injected resolver knows fail.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=tls,
+            max_connections=LIMITS.max_connections,
+            max_keepalive_connections=LIMITS.max_keepalive_connections,
+            keepalive_expiry=LIMITS.keepalive_expiry,
+            network_backend=backend,
+        )
