@@ -168,6 +168,22 @@ class Worker:
         return len(self.escalation.sweep())
 
 
+    def drain(self, timeout_s: float) -> bool:
+        """Work until every notice is delivered or failed; False if some still wait after
+        `timeout_s` (a retry due later, or another worker's attempt that never ends)."""
+        deadline = time.monotonic() + timeout_s
+        idle = self.settings.worker_idle_ms / 1000
+        while True:
+            busy = self.round()
+            backlog = self.relay.backlog()
+            if backlog.undispatched == 0 and backlog.undelivered == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if not busy:
+                time.sleep(idle)  # another worker holds what is left, or it is not due yet
+
+
 def check(relay: Relay) -> dict[str, object]:
     """What `worker --check` prints: the backlog, and the age of the oldest undelivered."""
     backlog = relay.backlog()
