@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+import attrs
 from sqlalchemy import (
     and_,
     bindparam,
@@ -175,12 +176,12 @@ _ACTIVE = (
     )
     .order_by(webhooks.c.id)
 )
-_THIS_COMPANYS = deliveries.c.company_id == bindparam("company_id")
+_OF_ITS_COMPANY = deliveries.c.company_id == bindparam("company_id")
 _DELIVERIES = (
     select(deliveries)
     .where(
         deliveries.c.webhook_id == bindparam("webhook_id"),
-        _THIS_COMPANYS,
+        _OF_ITS_COMPANY,
         deliveries.c.id < bindparam("before"),
     )
     .order_by(deliveries.c.id.desc())
@@ -189,7 +190,7 @@ _DELIVERIES = (
 _DELIVERY = select(deliveries).where(
     deliveries.c.id == bindparam("delivery_id"),
     deliveries.c.webhook_id == bindparam("webhook_id"),
-    _THIS_COMPANYS,
+    _OF_ITS_COMPANY,
 )
 _REQUEUE = (
     update(deliveries)
@@ -223,15 +224,7 @@ class SqlWebhooks:
             "created_at": webhook.created_at,
         }
         new_id = self._link.write(_ADD_WEBHOOK, values).scalar_one()
-        return Webhook(
-            id=WebhookId(new_id),
-            company_id=webhook.company_id,
-            url=webhook.url,
-            topics=webhook.topics,
-            secret=webhook.secret,
-            created_at=webhook.created_at,
-            active=webhook.active,
-        )
+        return attrs.evolve(webhook, id=WebhookId(new_id))
 
     def of_company(self, company_id: CompanyId) -> tuple[Webhook, ...]:
         rows = self._link.read(_OF_COMPANY, {"company_id": company_id})
