@@ -10,6 +10,7 @@ from adapters.sql.access import SqlIdempotency, SqlTokens
 from adapters.sql.delegations import SqlDelegations
 from adapters.sql.expenses import SqlExpenses
 from adapters.sql.link import Link
+from adapters.sql.notifications import SqlOutbox, SqlWebhooks
 from adapters.sql.observe import SqlObserver
 from adapters.sql.org import SqlOrg
 
@@ -27,6 +28,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(self._link)
         self.tokens = SqlTokens(self._link)
         self.delegations = SqlDelegations(self._link)
+        self.webhooks = SqlWebhooks(self._link)
+        self.outbox = SqlOutbox(self._link)
 
     def __enter__(self) -> Self:
         return self

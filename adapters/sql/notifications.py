@@ -1,0 +1,483 @@
+"""Webhook subscriptions and the outbox's deliveries on SQL, shared by several workers.
+
+Workers never wait on each other: on PostgreSQL each takes its notices and deliveries with
+`FOR UPDATE SKIP LOCKED` (what another worker holds, it skips), and a claim is one statement
+that picks, counts and leases its deliveries and reads what they need. On SQLite the write
+transaction (`BEGIN IMMEDIATE`) already lets one worker in at a time.
+
+A delivery is claimable when it is due, nobody's lease holds it, no earlier delivery of its
+target (`webhook:<id>` or `email:<user id>`) about the same expense is unsettled, and no
+earlier notice of the expense still waits to be fanned out: a dispatch that commits before an
+earlier one (two workers) must not let a later notice overtake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql import ColumnElement, Executable, FromClause
+
+from adapters.sql.link import Link
+from adapters.sql.sqltypes import UtcDateTime
+from adapters.sql.tables import deliveries, outbox, webhooks
+from expense_core.errors import UnknownDelivery, UnknownWebhook
+from expense_core.model import CompanyId, EventKind, ExpenseEvent, ExpenseId, UserId
+from expense_core.notifications import OutboxEntry, Topic
+from expense_core.webhooks import (
+    Backlog,
+    Channel,
+    Claim,
+    Delivery,
+    DeliveryId,
+    DeliveryStatus,
+    Outcome,
+    Verdict,
+    Webhook,
+    WebhookId,
+)
+
+NO_CURSOR: Final = 2**63 - 1  # above every delivery id: "before nothing" keeps one statement
+_TOPIC_SEPARATOR: Final = ","
+_EVENT_FIELDS = (
+    "kind",
+    "at",
+    "actor_id",
+    "step_number",
+    "comment",
+    "approver_id",
+    "previous_approver_id",
+    "on_behalf_of",
+)
+_ENTRY_FIELDS = ("id", "company_id", "expense_id", "topic", "recipient_id", *_EVENT_FIELDS)
+_WEBHOOK_FIELDS = ("id", "company_id", "url", "topics", "secret", "active", "created_at")
+
+
+def _unsettled(table: FromClause) -> ColumnElement[bool]:
+    """Pending or retrying, written out literally so that the partial indexes apply."""
+    return table.c.status.in_([literal_column("'pending'"), literal_column("'retrying'")])
+
+
+def target_of(delivery: Delivery) -> str:
+    """Whom a delivery goes to, as stored: one subscription, or one person's mailbox."""
+    if delivery.channel is Channel.WEBHOOK:
+        return f"webhook:{delivery.webhook_id}"
+    return f"email:{delivery.recipient_id}"
+
+
+# --- rows to core values ---------------------------------------------------------------------
+
+
+def _user_id(value: int | None) -> UserId | None:
+    return None if value is None else UserId(value)
+
+
+def webhook_from(m: RowMapping, prefix: str = "") -> Webhook:
+    return Webhook(
+        id=WebhookId(m[prefix + "id"]),
+        company_id=CompanyId(m[prefix + "company_id"]),
+        url=m[prefix + "url"],
+        topics=tuple(m[prefix + "topics"].split(_TOPIC_SEPARATOR)),
+        secret=m[prefix + "secret"],
+        created_at=m[prefix + "created_at"],
+        active=bool(m[prefix + "active"]),
+    )
+
+
+def entry_from(m: RowMapping, prefix: str = "") -> OutboxEntry:
+    company_id = CompanyId(m[prefix + "company_id"])
+    expense_id = ExpenseId(m[prefix + "expense_id"])
+    return OutboxEntry(
+        id=m[prefix + "id"],
+        company_id=company_id,
+        expense_id=expense_id,
+        topic=Topic(m[prefix + "topic"]),
+        event=ExpenseEvent(
+            expense_id=expense_id,
+            company_id=company_id,
+            kind=EventKind(m[prefix + "kind"]),
+            at=m[prefix + "at"],
+            actor_id=_user_id(m[prefix + "actor_id"]),
+            step_number=m[prefix + "step_number"],
+            comment=m[prefix + "comment"],
+            approver_id=_user_id(m[prefix + "approver_id"]),
+            previous_approver_id=_user_id(m[prefix + "previous_approver_id"]),
+            on_behalf_of=_user_id(m[prefix + "on_behalf_of"]),
+        ),
+        recipient_id=_user_id(m[prefix + "recipient_id"]),
+    )
+
+
+def delivery_from(m: RowMapping) -> Delivery:
+    webhook_id = m["webhook_id"]
+    return Delivery(
+        id=DeliveryId(m["id"]),
+        company_id=CompanyId(m["company_id"]),
+        outbox_id=m["outbox_id"],
+        expense_id=ExpenseId(m["expense_id"]),
+        topic=Topic(m["topic"]),
+        channel=Channel(m["channel"]),
+        webhook_id=None if webhook_id is None else WebhookId(webhook_id),
+        recipient_id=_user_id(m["recipient_id"]),
+        on_behalf_of=_user_id(m["on_behalf_of"]),
+        status=DeliveryStatus(m["status"]),
+        attempts=m["attempts"],
+        created_at=m["created_at"],
+        next_attempt_at=m["next_attempt_at"],
+        last_status_code=m["last_status_code"],
+        last_error=m["last_error"],
+        delivered_at=m["delivered_at"],
+    )
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+_THIS_WEBHOOK = webhooks.c.id == bindparam("webhook_id")
+_OF_THE_COMPANY = webhooks.c.company_id == bindparam("company_id")
+_ADD_WEBHOOK = insert(webhooks).returning(webhooks.c.id)
+_OF_COMPANY = select(webhooks).where(_OF_THE_COMPANY).order_by(webhooks.c.id)
+# Indexed by whether the company is known: None looks in every company (demo mode).
+_GET = (
+    select(webhooks).where(_THIS_WEBHOOK, _OF_THE_COMPANY),
+    select(webhooks).where(_THIS_WEBHOOK),
+)
+_OF_THIS_WEBHOOK = deliveries.c.webhook_id == bindparam("webhook_id")
+_REMOVE_DELIVERIES = (
+    delete(deliveries).where(_OF_THIS_WEBHOOK, deliveries.c.company_id == bindparam("company_id")),
+    delete(deliveries).where(_OF_THIS_WEBHOOK),
+)
+_REMOVE: tuple[Executable, Executable] = (
+    delete(webhooks).where(_THIS_WEBHOOK, _OF_THE_COMPANY).returning(literal_column("1")),
+    delete(webhooks).where(_THIS_WEBHOOK).returning(literal_column("1")),
+)
+_DISABLE = update(webhooks).where(_THIS_WEBHOOK).values(active=False)
+_ACTIVE = (
+    select(webhooks)
+    .where(
+        webhooks.c.company_id.in_(bindparam("company_ids", expanding=True)),
+        webhooks.c.active == true(),
+    )
+    .order_by(webhooks.c.id)
+)
+_OF_ITS_COMPANY = deliveries.c.company_id == bindparam("company_id")
+_DELIVERIES = (
+    select(deliveries)
+    .where(
+        deliveries.c.webhook_id == bindparam("webhook_id"),
+        _OF_ITS_COMPANY,
+        deliveries.c.id < bindparam("before"),
+    )
+    .order_by(deliveries.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_DELIVERY = select(deliveries).where(
+    deliveries.c.id == bindparam("delivery_id"),
+    deliveries.c.webhook_id == bindparam("webhook_id"),
+    _OF_ITS_COMPANY,
+)
+_REQUEUE = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.company_id == bindparam("b_company"),
+    )
+    .values(
+        status=str(DeliveryStatus.PENDING),
+        attempts=0,
+        next_attempt_at=bindparam("at"),
+        leased_until=None,
+    )
+    .returning(*deliveries.c)
+)
+
+
+class SqlWebhooks:
+    """`WebhookRepository` over the `webhooks` and `deliveries` tables."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    def add(self, webhook: Webhook) -> Webhook:
+        values = {
+            "company_id": webhook.company_id,
+            "url": webhook.url,
+            "topics": _TOPIC_SEPARATOR.join(webhook.topics),
+            "secret": webhook.secret,
+            "active": webhook.active,
+            "created_at": webhook.created_at,
+        }
+        new_id = self._link.write(_ADD_WEBHOOK, values).scalar_one()
+        return attrs.evolve(webhook, id=WebhookId(new_id))
+
+    def of_company(self, company_id: CompanyId) -> tuple[Webhook, ...]:
+        rows = self._link.read(_OF_COMPANY, {"company_id": company_id})
+        return tuple(webhook_from(row._mapping) for row in rows)
+
+    def get(self, company_id: CompanyId | None, webhook_id: WebhookId) -> Webhook:
+        params = {"webhook_id": webhook_id, "company_id": company_id}
+        row = self._link.read(_GET[company_id is None], params).first()
+        if row is None:
+            raise UnknownWebhook(webhook_id)
+        return webhook_from(row._mapping)
+
+    def remove(self, company_id: CompanyId | None, webhook_id: WebhookId) -> bool:
+        params = {"webhook_id": webhook_id, "company_id": company_id}
+        # The foreign key cascades, but SQLite enforces it only under its foreign_keys pragma
+        # (which `SqlDatabase` sets, another opener may not): the deliveries go explicitly,
+        # first, only the company's (a subscription's deliveries are of its company).
+        self._link.write(_REMOVE_DELIVERIES[company_id is None], params)
+        return self._link.write(_REMOVE[company_id is None], params).first() is not None
+
+    def disable(self, webhook_id: WebhookId) -> None:
+        self._link.write(_DISABLE, {"webhook_id": webhook_id})
+
+    def active(self, company_ids: Sequence[CompanyId]) -> tuple[Webhook, ...]:
+        if not company_ids:
+            return ()
+        rows = self._link.read(_ACTIVE, {"company_ids": list(company_ids)})
+        return tuple(webhook_from(row._mapping) for row in rows)
+
+    def deliveries(
+        self,
+        company_id: CompanyId | None,
+        webhook_id: WebhookId,
+        *,
+        before: DeliveryId | None,
+        limit: int,
+    ) -> tuple[Delivery, ...]:
+        webhook = self.get(company_id, webhook_id)
+        params = {
+            "webhook_id": webhook.id,
+            "company_id": webhook.company_id,
+            "before": NO_CURSOR if before is None else before,
+            "limit": limit,
+        }
+        return tuple(delivery_from(row._mapping) for row in self._link.read(_DELIVERIES, params))
+
+    def delivery(
+        self, company_id: CompanyId | None, webhook_id: WebhookId, delivery_id: DeliveryId
+    ) -> Delivery:
+        webhook = self.get(company_id, webhook_id)
+        params = {
+            "delivery_id": delivery_id,
+            "webhook_id": webhook.id,
+            "company_id": webhook.company_id,
+        }
+        row = self._link.read(_DELIVERY, params).first()
+        if row is None:
+            raise UnknownDelivery(delivery_id)
+        return delivery_from(row._mapping)
+
+    def requeue(self, delivery: Delivery, at: datetime) -> Delivery:
+        params = {"b_id": delivery.id, "b_company": delivery.company_id, "at": at}
+        row = self._link.write(_REQUEUE, params).first()
+        if row is None:
+            raise UnknownDelivery(delivery.id)  # its subscription was removed meanwhile
+        return delivery_from(row._mapping)
+
+
+# --- the worker's side -----------------------------------------------------------------------
+
+_NOT_DISPATCHED = outbox.c.dispatched_at.is_(None)
+# Oldest first; on PostgreSQL what another worker holds is skipped (SQLite renders no lock).
+_UNDISPATCHED = (
+    select(outbox)
+    .where(_NOT_DISPATCHED)
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_ADD_DELIVERIES = insert(deliveries)
+# The database's clock, as the schema's other defaults: `Outbox.dispatch` is given no instant.
+_MARK_DISPATCHED = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("entry_ids", expanding=True)))
+    .values(dispatched_at=text("CURRENT_TIMESTAMP"))
+)
+_SETTLE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.company_id == bindparam("b_company"))
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        last_status_code=bindparam("b_last_status_code"),
+        last_error=bindparam("b_last_error"),
+        delivered_at=bindparam("b_delivered_at"),
+        leased_until=None,
+    )
+)
+
+
+def _claim() -> Any:
+    """UPDATE of the deliveries a claim takes: the earliest claimable ones by outbox order,
+    counted and leased; on PostgreSQL those another worker is taking are skipped."""
+    at = bindparam("at", type_=UtcDateTime())
+    d = deliveries.alias("d")
+    earlier = deliveries.alias("earlier")
+    waits_behind_delivery = exists().where(
+        earlier.c.expense_id == d.c.expense_id,
+        earlier.c.target == d.c.target,
+        _unsettled(earlier),
+        or_(
+            earlier.c.outbox_id < d.c.outbox_id,
+            and_(earlier.c.outbox_id == d.c.outbox_id, earlier.c.id < d.c.id),
+        ),
+    )
+    waits_behind_notice = exists().where(
+        outbox.c.expense_id == d.c.expense_id,
+        _NOT_DISPATCHED,
+        outbox.c.id < d.c.outbox_id,
+    )
+    chosen = (
+        select(d.c.id)
+        .where(
+            _unsettled(d),
+            d.c.next_attempt_at <= at,
+            or_(d.c.leased_until.is_(None), d.c.leased_until <= at),
+            ~waits_behind_delivery,
+            ~waits_behind_notice,
+        )
+        .order_by(d.c.outbox_id, d.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(of=d, skip_locked=True)
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(chosen))
+        .values(attempts=deliveries.c.attempts + 1, leased_until=bindparam("lease_until"))
+    )
+
+
+def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Executable:
+    """The claimed deliveries with their notices and subscriptions, in outbox order."""
+    columns = [
+        *taken.c,
+        *(outbox.c[name].label("o_" + name) for name in _ENTRY_FIELDS),
+        *(webhooks.c[name].label("w_" + name) for name in _WEBHOOK_FIELDS),
+    ]
+    joined = taken.join(outbox, outbox.c.id == taken.c.outbox_id).outerjoin(
+        webhooks, webhooks.c.id == taken.c.webhook_id
+    )
+    query = select(*columns).select_from(joined).order_by(taken.c.outbox_id, taken.c.id)
+    return query if where is None else query.where(where)
+
+
+# PostgreSQL: one statement, the UPDATE a data-modifying CTE read back joined.
+_PG_CLAIM = _claimed(_claim().returning(*deliveries.c).cte("claimed"))
+# SQLite (no data-modifying CTEs): the UPDATE, then the claimed rows read by id.
+_SQLITE_CLAIM = _claim().returning(deliveries.c.id)
+_SQLITE_CLAIMED = _claimed(deliveries, deliveries.c.id.in_(bindparam("ids", expanding=True)))
+
+_BACKLOG = select(
+    select(func.count())
+    .select_from(outbox)
+    .where(_NOT_DISPATCHED)
+    .scalar_subquery()
+    .label("undispatched"),
+    select(outbox.c.at)
+    .where(_NOT_DISPATCHED)
+    .order_by(outbox.c.id)
+    .limit(1)
+    .scalar_subquery()
+    .label("first_noticed_at"),
+    select(func.count())
+    .select_from(deliveries)
+    .where(_unsettled(deliveries))
+    .scalar_subquery()
+    .label("undelivered"),
+    select(func.min(deliveries.c.created_at))
+    .where(_unsettled(deliveries))
+    .scalar_subquery()
+    .label("first_delivery_at"),
+)
+
+
+def _claim_from(m: RowMapping) -> Claim:
+    webhook = None if m["w_id"] is None else webhook_from(m, "w_")
+    return Claim(delivery_from(m), entry_from(m, "o_"), webhook)
+
+
+def _delivery_row(d: Delivery) -> dict[str, Any]:
+    return {
+        "company_id": d.company_id,
+        "outbox_id": d.outbox_id,
+        "expense_id": d.expense_id,
+        "topic": str(d.topic),
+        "channel": str(d.channel),
+        "target": target_of(d),
+        "webhook_id": d.webhook_id,
+        "recipient_id": d.recipient_id,
+        "on_behalf_of": d.on_behalf_of,
+        "status": str(d.status),
+        "attempts": d.attempts,
+        "created_at": d.created_at,
+        "next_attempt_at": d.next_attempt_at,
+    }
+
+
+class SqlOutbox:
+    """`Outbox` over the `outbox` and `deliveries` tables."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    def undispatched(self, limit: int) -> tuple[OutboxEntry, ...]:
+        rows = self._link.write(_UNDISPATCHED, {"limit": limit})
+        return tuple(entry_from(row._mapping) for row in rows)
+
+    def dispatch(self, entries: Sequence[OutboxEntry], deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            self._link.write(_ADD_DELIVERIES, [_delivery_row(d) for d in deliveries])
+        if entries:
+            self._link.write(_MARK_DISPATCHED, {"entry_ids": [e.id for e in entries]})
+
+    def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
+        params = {"at": at, "lease_until": lease_until, "limit": limit}
+        if not self._link.is_sqlite:
+            return tuple(_claim_from(row._mapping) for row in self._link.write(_PG_CLAIM, params))
+        ids = [row.id for row in self._link.write(_SQLITE_CLAIM, params)]
+        if not ids:
+            return ()
+        rows = self._link.write(_SQLITE_CLAIMED, {"ids": ids})
+        return tuple(_claim_from(row._mapping) for row in rows)
+
+    def settle(self, results: Sequence[tuple[Claim, Outcome, Verdict]], at: datetime) -> None:
+        if not results:
+            return
+        delivered = DeliveryStatus.DELIVERED
+        rows = [
+            {
+                "b_id": claim.delivery.id,
+                "b_company": claim.delivery.company_id,
+                "b_status": str(verdict.status),
+                "b_next_attempt_at": verdict.next_attempt_at,
+                "b_last_status_code": outcome.status_code,
+                "b_last_error": outcome.error,
+                "b_delivered_at": at if verdict.status is delivered else None,
+            }
+            for claim, outcome, verdict in results
+        ]
+        # A delivery deleted meanwhile (its subscription removed) matches no row: skipped.
+        self._link.write(_SETTLE, rows)
+
+    def backlog(self) -> Backlog:
+        row = self._link.read(_BACKLOG).one()
+        waiting = [t for t in (row.first_noticed_at, row.first_delivery_at) if t is not None]
+        return Backlog(row.undispatched, row.undelivered, min(waiting) if waiting else None)
