@@ -72,8 +72,9 @@ class Messages:
 
     def _post(self, claim: Claim) -> Outcome:
         webhook = claim.webhook
-        if webhook is None:
-            return Outcome(None, "the subscription is gone", refused=True)
+        if webhook is None or not webhook.active:
+            # Disabled by a 410 Gone: what it still had waiting fails without a call.
+            return Outcome(None, "the subscription is disabled", refused=True)
         body = self.body(claim)
         signed = headers(webhook.secret, message_id(claim.delivery.id), int(time.time()), body)
         sent = self.sender.post(webhook.url, signed, body)
