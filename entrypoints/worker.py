@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 import attrs
 import msgspec
-from adapters.webhooks.sender import WebhookSender
-from adapters.webhooks.signing import headers
 
 from adapters.mail import MailFailed, SmtpMailer
+from adapters.webhooks.sender import WebhookSender
+from adapters.webhooks.signing import headers
 from entrypoints.http.expense_schemas import event_out, status_response
 from entrypoints.mail import approval_request
 from entrypoints.settings import Settings
@@ -167,7 +167,6 @@ class Worker:
             return 0
         self._last_sweep = now
         return len(self.escalation.sweep())
-
 
     def drain(self, timeout_s: float) -> bool:
         """Work until every notice is delivered or failed; False if some still wait after

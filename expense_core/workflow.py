@@ -13,7 +13,7 @@ escalation, cleared once it is decided, closed, or its escalation failed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -24,6 +24,7 @@ from expense_core.errors import (
     DelegateNotEligible,
     ExpenseClosed,
     ExpenseNotReturned,
+    Forbidden,
     NotSubmitter,
     NotYourStep,
     OptionalStepCannotReject,
@@ -52,6 +53,7 @@ from expense_core.policies import check_expense_amount
 # Python 3.11's `EnumType.__getattr__` makes each `ApprovalStatus.PENDING` a slow lookup (0.43 µs
 # against 0.05 µs for a global, on 3.11.7), and a decision looks at every step's status.
 _PENDING = ApprovalStatus.PENDING
+_RETURNED = ExpenseStatus.RETURNED
 
 
 @attrs.frozen
@@ -154,12 +156,9 @@ def reject(
         ReasonRequired: the reason is missing or blank.
         InvalidText: the reason is longer than 2,000 characters.
     """
-    step = _actors_step(expense, actor, in_force(covers, actor, at))
-    if not step.required:
-        raise OptionalStepCannotReject(expense.id, step.step_number)
-    if reason is None or not reason.strip():
-        raise ReasonRequired
-    reason = check_text("reason", reason)
+    step, reason = _refusal(
+        expense, actor, reason, at, covers, OptionalStepCannotReject, "a rejection"
+    )
     decided = _decided(step, ApprovalStatus.REJECTED, reason, at)
     return _decide(
         expense,
@@ -207,37 +206,44 @@ def send_back(
         InvalidText: the reason is longer than 2,000 characters.
     """
     # The same check as approve and reject: whoever may decide the step may send it back.
-    step = _actors_step(expense, actor, in_force(covers, actor, at))
-    if not step.required:
-        raise OptionalStepCannotSendBack(expense.id, step.step_number)
-    if reason is None or not reason.strip():
-        raise ReasonRequired("sending an expense back")
-    reason = check_text("reason", reason)
+    step, reason = _refusal(
+        expense, actor, reason, at, covers, OptionalStepCannotSendBack, "sending an expense back"
+    )
     # An approval is pending, approved, rejected or skipped (DESIGN §2). The steps of a returned
     # round were neither approved nor rejected, and resubmission routes every step afresh, so
     # they are skipped; the step sent back keeps the reason and the time, as a rejected one does,
     # and its `returned` event stands for its decision (no `skipped` event of its own).
     decided = _decided(step, ApprovalStatus.SKIPPED, reason, at)
-    approvals = tuple(
-        [
-            decided
-            if a.step_number == step.step_number
-            else attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
-            if a.status is _PENDING
-            else a
-            for a in expense.approvals
-        ]
+    return _decide(
+        expense,
+        EventKind.RETURNED,
+        actor,
+        at,
+        decided=decided,
+        comment=reason,
+        closes_as=ExpenseStatus.RETURNED,
+        on_behalf_of=_absent(step, actor),
     )
-    absent = _absent(step, actor)
-    returned = _event(expense, EventKind.RETURNED, actor, at, step.step_number, reason, absent)
-    skipped = [
-        _event(expense, EventKind.SKIPPED, actor, at, a.step_number, None, absent)
-        for a in expense.approvals
-        if a.status is _PENDING and a.step_number != step.step_number
-    ]
-    # Not terminal: completed_at stays unset until a later round closes the expense.
-    moved = _with(expense, approvals, ExpenseStatus.RETURNED)
-    return Decision(moved, (returned, *skipped), step.step_number, absent)
+
+
+def _refusal(
+    expense: Expense,
+    actor: UserId,
+    reason: str | None,
+    at: datetime,
+    covers: Sequence[Cover],
+    optional: Callable[[int, int], Forbidden],
+    what: str,
+) -> tuple[Approval, str | None]:
+    """The actor's step (as `approve`) and the checked reason, for a word that refuses the
+    expense as it stands (a rejection, a send-back): `optional` is raised for an optional step,
+    and `ReasonRequired(what)` for a missing or blank reason."""
+    step = _actors_step(expense, actor, in_force(covers, actor, at))
+    if not step.required:
+        raise optional(expense.id, step.step_number)
+    if reason is None or not reason.strip():
+        raise ReasonRequired(what)
+    return step, check_text("reason", reason)
 
 
 def check_resubmission(expense: Expense, actor: UserId) -> None:
@@ -525,8 +531,9 @@ def _decide(
 ) -> Decision:
     """The one way an expense moves on someone's word: a `kind` event by the actor, the step
     they `decided` in place of its pending self, and the expense closed as `closes_as`, or as
-    approved once no required step is pending; closing skips the steps still pending. A
-    delegate's word carries `on_behalf_of` on every event it appends."""
+    approved once no required step is pending; closing skips the steps still pending. Closing
+    as `returned` ends the round only: the expense is not terminal and gets no `completed_at`.
+    A delegate's word carries `on_behalf_of` on every event it appends."""
     approvals = expense.approvals
     step_number = None
     if decided is not None:
@@ -561,7 +568,8 @@ def _decide(
                 for a in approvals
             ]
         )
-    closed = _with(expense, approvals, closes_as, at)
+    # A returned expense is not terminal: completed_at stays unset until a later round closes it.
+    closed = _with(expense, approvals, closes_as, None if closes_as is _RETURNED else at)
     return Decision(closed, (event, *skipped), step_number, on_behalf_of)
 
 

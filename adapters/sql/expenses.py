@@ -578,9 +578,11 @@ def _summaries(by_user: bool, by_status: bool) -> Executable:
     )
 
 
-def _inbox() -> Executable:
+def _blocked_by_earlier_step() -> Any:
+    """Whether an earlier required step of the `approvals` row's expense is still pending (a
+    correlated EXISTS)."""
     earlier = approvals.alias("earlier")
-    blocked = (
+    return (
         select(earlier.c.id)
         .where(
             earlier.c.expense_id == approvals.c.expense_id,
@@ -591,6 +593,9 @@ def _inbox() -> Executable:
         )
         .exists()
     )
+
+
+def _inbox() -> Executable:
     actionable = (
         select(
             approvals.c.expense_id,
@@ -626,7 +631,7 @@ def _inbox() -> Executable:
             expenses.c.status == EXPENSE_PENDING,
             approvals.c.expense_id > bindparam("after"),
             # Optional steps never wait; a required one waits for every earlier required one.
-            or_(approvals.c.required.is_(false()), not_(blocked)),
+            or_(approvals.c.required.is_(false()), not_(_blocked_by_earlier_step())),
         )
         .subquery("actionable")
     )
@@ -651,18 +656,6 @@ def _decidable(approver: Any, *, covering: bool, first_page: bool) -> Any:
     index gives them in order; `first_page` (PostgreSQL) keeps each expense's first step and
     stops after `limit` expenses.
     """
-    earlier = approvals.alias("earlier")
-    blocked = (
-        select(earlier.c.id)
-        .where(
-            earlier.c.expense_id == approvals.c.expense_id,
-            earlier.c.company_id == approvals.c.company_id,
-            earlier.c.required.is_not(false()),
-            earlier.c.status == STEP_PENDING,
-            earlier.c.step_number < approvals.c.step_number,
-        )
-        .exists()
-    )
     expense_allows = [expenses.c.status == EXPENSE_PENDING]
     if covering:
         expense_allows += [
@@ -687,7 +680,7 @@ def _decidable(approver: Any, *, covering: bool, first_page: bool) -> Any:
         approvals.c.status == STEP_PENDING,
         approvals.c.expense_id > bindparam("after"),
         # Optional steps never wait; a required one waits for every earlier required one.
-        or_(approvals.c.required.is_(false()), not_(blocked)),
+        or_(approvals.c.required.is_(false()), not_(_blocked_by_earlier_step())),
         pending_expense,
     ]
     on_behalf_of: Any = cast(null(), Integer)

@@ -17,7 +17,7 @@ OUT = Path(sys.argv[2] if len(sys.argv) > 2 else "received.jsonl")
 
 
 class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 -- the name http.server calls
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         record = {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode()}
         with OUT.open("a", encoding="utf-8") as sink:
@@ -25,7 +25,7 @@ class Receiver(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 -- the base's name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the file is the record."""
 
 

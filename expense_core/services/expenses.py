@@ -73,18 +73,11 @@ class SubmitExpense:
 
     def fingerprint(self) -> str:
         """What makes two submissions the same request, for idempotency keys."""
-        # JSON keeps None apart from "None" and separators apart from text; equal amounts
-        # ("4000" and "4000.00") print alike.
-        text = json.dumps(
-            [
-                self.user_id,
-                self.policy_id,
-                self.category,
-                f"{self.amount.value:.2f}",
-                self.description,
-            ]
+        # It names no use case, as the keys already stored were fingerprinted: its first item,
+        # a user id, keeps it apart from a decision's.
+        return _fingerprint(
+            self.user_id, self.policy_id, self.category, _cents(self.amount), self.description
         )
-        return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Keyed(Protocol):
@@ -189,12 +182,11 @@ class ResubmitExpense:
     idempotency_key: str | None = None
 
     def fingerprint(self) -> str:
-        amount = None if self.amount is None else f"{self.amount.value:.2f}"
         return _fingerprint(
             "resubmit",
             self.expense_id,
             self.user_id,
-            amount,
+            _cents(self.amount),
             self.description,
             self.policy_id,
             self.category,
@@ -216,6 +208,15 @@ class RoutingExplanation:
 
     expense: Expense
     steps: tuple[StepExplanation, ...]
+
+
+@attrs.frozen
+class _Decided:
+    """A decision as its unit of work made it; a resubmission made just now carries the
+    approvers it was routed to, in step order (a replay, made earlier, carries none)."""
+
+    decision: Decision
+    routed: tuple[Member, ...] | None = None
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -421,9 +422,8 @@ class ExpenseService:
         """
         if cmd.policy_id is not None and cmd.category is not None:
             raise PolicyChoiceRequired("at most one")
-        routed: list[Member] = []
 
-        def run(uow: UnitOfWork) -> Decision:
+        def run(uow: UnitOfWork) -> _Decided:
             if cmd.category is not None:
                 member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
                 submitter = checked_actor(member, cmd.user_id, cmd.company_id)
@@ -451,14 +451,15 @@ class ExpenseService:
                 at=self.clock.now(),
             )
             save_decision(uow, expense, decision)
-            routed[:] = [r.approver for r in routing]
-            return decision
+            return _Decided(decision, tuple([r.approver for r in routing]))
 
-        decision = self._commit_decision(cmd.user_id, cmd, run)
-        if decision.replayed:
+        decided = self._commit_decision(cmd.user_id, cmd, run)
+        decision, routed = decided.decision, decided.routed
+        if routed is None:
+            # A replay: the first request's approvers, as stored.
             with self.new_uow() as uow:
-                routed[:] = [uow.org.member(a.approver_id) for a in decision.expense.approvals]
-        return Submitted(decision.expense, tuple(routed), replayed=decision.replayed)
+                routed = tuple([uow.org.member(a.approver_id) for a in decision.expense.approvals])
+        return Submitted(decision.expense, routed, replayed=decision.replayed)
 
     def _decide(
         self,
@@ -471,12 +472,14 @@ class ExpenseService:
         """Apply one decision to the expense, locked, store what it changed and commit; with an
         idempotency key, at most once."""
         return self._commit_decision(
-            user_id, keyed, lambda uow: self._apply(uow, expense_id, user_id, company_id, decide)
-        )
+            user_id,
+            keyed,
+            lambda uow: _Decided(self._apply(uow, expense_id, user_id, company_id, decide)),
+        ).decision
 
     def _commit_decision(
-        self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], Decision]
-    ) -> Decision:
+        self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], _Decided]
+    ) -> _Decided:
         """Run a decision's writes (`run`, uncommitted) in a unit of work and commit them; a
         command with an idempotency key goes through `_once`, to be decided at most once."""
         key = None if keyed is None else keyed.idempotency_key
@@ -515,8 +518,8 @@ class ExpenseService:
         user_id: UserId,
         key: str,
         fingerprint: str,
-        run: Callable[[UnitOfWork], Decision],
-    ) -> Decision:
+        run: Callable[[UnitOfWork], _Decided],
+    ) -> _Decided:
         """Make a keyed decision at most once. The first request with the key runs `run` (which
         writes, uncommitted) and stores its decision under the key in the same transaction; a
         retry answers that decision again, `replayed`, and changes nothing.
@@ -535,24 +538,24 @@ class ExpenseService:
         try:
             with self.new_uow() as uow:
                 try:
-                    decision = run(uow)
+                    decided = run(uow)
                 except Unavailable:
                     raise
                 except DomainError:
                     replay = _replayed(uow, user_id, key, fingerprint)
                     if replay is None:
                         raise
-                    return replay
-                uow.idempotency.remember_decision(user_id, key, fingerprint, decision)
+                    return _Decided(replay)
+                uow.idempotency.remember_decision(user_id, key, fingerprint, decided.decision)
                 uow.commit()
-            return decision
+            return decided
         except IdempotencyKeyRace:
             # Stored first, by an earlier request or by a twin that committed meanwhile.
             with self.new_uow() as uow:
                 replay = _replayed(uow, user_id, key, fingerprint)
             if replay is None:
                 raise
-            return replay
+            return _Decided(replay)
 
     def status(self, expense_id: ExpenseId, company_id: CompanyId | None = None) -> ExpenseView:
         """The status page of an expense; without a company, any company's (demo mode).
@@ -653,6 +656,11 @@ class ExpenseService:
 def _fingerprint(*request: object) -> str:
     # JSON keeps None apart from "None" and separators apart from text.
     return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+
+
+def _cents(amount: Money | None) -> str | None:
+    """An amount as fingerprinted: equal amounts ("4000" and "4000.00") print alike."""
+    return None if amount is None else f"{amount.value:.2f}"
 
 
 def _check_key(key: str) -> None:

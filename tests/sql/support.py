@@ -1,11 +1,21 @@
-"""What the SQL adapter's tests share: a database opened for a while, and disposed of after."""
+"""What the SQL adapter's tests share: a database opened for a while, and disposed of after; the
+harness of the races, where threads, each on its own connection, fight over the same expenses."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+import pytest
 
 from adapters.sql import SqlDatabase
+from expense_core.errors import DomainError, Unavailable
+from expense_core.model import CompanyId, Expense, ExpenseEvent, ExpenseId, UserId
+from expense_core.workflow import Decision
 
 
 @contextlib.contextmanager
@@ -16,3 +26,90 @@ def opened(url: str, *, pool_size: int = 1) -> Iterator[SqlDatabase]:
         yield db
     finally:
         db.dispose()
+
+
+def race_params(*, postgres: tuple[int, int], sqlite: tuple[int, int]) -> list[Any]:
+    """A race fixture's params: how many expenses and threads, on PostgreSQL and on SQLite."""
+    return [
+        pytest.param(("postgres", *postgres), marks=pytest.mark.postgres, id="postgres"),
+        pytest.param(("sqlite", *sqlite), id="sqlite"),
+    ]
+
+
+@contextlib.contextmanager
+def race_database(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
+    """The fresh database of a race fixture's param (see `race_params`), a connection per
+    thread, with how many expenses and threads."""
+    dialect, expenses, threads = request.param
+    url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
+    with opened(url, pool_size=threads) as db:
+        yield db, expenses, threads
+
+
+@attrs.frozen
+class Attempt:
+    expense_id: ExpenseId
+    actor: UserId
+    kind: str
+    group: str = ""  # attempts of one group compete for one outcome
+
+
+@attrs.frozen
+class Outcome:
+    attempt: Attempt
+    decision: Decision | None  # None when refused, or for a command answering no decision
+    refusal: DomainError | None
+
+    @property
+    def won(self) -> bool:
+        return self.refusal is None
+
+
+def side_by_side(
+    ids: Sequence[ExpenseId], attempts_on: Callable[[ExpenseId], list[Attempt]], seed: int
+) -> list[Attempt]:
+    """Each expense's attempts, shuffled, next to each other: the threads fight over it."""
+    shuffle = random.Random(seed).shuffle  # noqa: S311 -- test data, not secrets
+    attempts: list[Attempt] = []
+    for expense_id in ids:
+        mine = attempts_on(expense_id)
+        shuffle(mine)
+        attempts += mine
+    return attempts
+
+
+def run_race(
+    threads: int, attempts: Sequence[Attempt], decide: Callable[[Attempt], Decision | None]
+) -> list[Outcome]:
+    """Make every attempt, `threads` at once; each one's decision or refusal, in order. None of
+    them found the store unavailable."""
+
+    def run(attempt: Attempt) -> Outcome:
+        try:
+            decision = decide(attempt)
+        except DomainError as refusal:
+            return Outcome(attempt, None, refusal)
+        return Outcome(attempt, decision, None)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        outcomes = list(pool.map(run, attempts))
+    assert [o.refusal for o in outcomes if isinstance(o.refusal, Unavailable)] == []
+    return outcomes
+
+
+def check_each(
+    db: SqlDatabase,
+    company_id: CompanyId,
+    ids: Sequence[ExpenseId],
+    outcomes: Sequence[Outcome],
+    check: Callable[[Expense, tuple[ExpenseEvent, ...], list[Outcome]], None],
+) -> None:
+    """Check each expense as stored, with its history and the outcomes of its attempts."""
+    by_expense: dict[ExpenseId, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_expense.setdefault(outcome.attempt.expense_id, []).append(outcome)
+    with db.unit_of_work() as uow:
+        for expense_id in ids:
+            expense = uow.expenses.get(company_id, expense_id)
+            history = uow.expenses.history(company_id, expense_id)
+            check(expense, history, by_expense[expense_id])

@@ -10,16 +10,16 @@ decision's events together, in the order the decisions were made.
 
 from __future__ import annotations
 
-import random
+import functools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 import pytest
 
 from adapters.sql import SqlDatabase
-from expense_core.errors import DomainError, IdempotencyKeyReused, Unavailable
+from expense_core.errors import DomainError, IdempotencyKeyReused
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -28,7 +28,6 @@ from expense_core.model import (
     ExpenseEvent,
     ExpenseId,
     ExpenseStatus,
-    UserId,
 )
 from expense_core.services import (
     ApproveStep,
@@ -39,24 +38,16 @@ from expense_core.services import (
 )
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
-from tests.contract.support import Org, add_policy, money, tech_corp
-from tests.sql.support import opened
-
-
-@attrs.frozen
-class Attempt:
-    expense_id: ExpenseId
-    actor: UserId
-    kind: str  # approve | reject | withdraw
-    group: str  # attempts of one group compete for one outcome
-
-
-@attrs.frozen
-class Outcome:
-    attempt: Attempt
-    decision: Decision | None
-    refusal: DomainError | None
-
+from tests.contract.support import add_policy, money, tech_corp
+from tests.sql.support import (
+    Attempt,
+    Outcome,
+    check_each,
+    race_database,
+    race_params,
+    run_race,
+    side_by_side,
+)
 
 # Per expense: step 1 (Frank), step 2 (Eve) and the optional step 3 (David), each approved three
 # times at once; Frank's rejection races his approvals; Grace withdraws twice.
@@ -74,17 +65,10 @@ ATTEMPTS = (
 )
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("postgres", 240, 16), marks=pytest.mark.postgres, id="postgres"),
-        pytest.param(("sqlite", 40, 8), id="sqlite"),
-    ]
-)
+@pytest.fixture(params=race_params(postgres=(240, 16), sqlite=(40, 8)))
 def race(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
-    dialect, expenses, threads = request.param
-    url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
-    with opened(url, pool_size=threads) as db:
-        yield db, expenses, threads
+    with race_database(request) as opened:
+        yield opened
 
 
 def test_racing_decisions_keep_every_expense_consistent(
@@ -109,51 +93,32 @@ def test_racing_decisions_keep_every_expense_consistent(
         ).expense.id
         for _ in range(how_many)
     ]
-    shuffle = random.Random(20250825).shuffle  # noqa: S311 -- test data, not secrets
-    attempts: list[Attempt] = []
-    for expense_id in ids:
-        mine = [Attempt(expense_id, org.person(w), kind, group) for w, kind, group in ATTEMPTS]
-        shuffle(mine)
-        attempts += mine  # one expense's attempts side by side: the threads fight over it
+    attempts = side_by_side(
+        ids,
+        lambda expense_id: [
+            Attempt(expense_id, org.person(w), kind, group) for w, kind, group in ATTEMPTS
+        ],
+        seed=20250825,
+    )
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        outcomes = list(pool.map(_attempt(service, org), attempts))
+    outcomes = run_race(threads, attempts, functools.partial(_decide, service))
 
-    unexpected = [o.refusal for o in outcomes if isinstance(o.refusal, Unavailable)]
-    assert unexpected == []
-    by_expense: dict[ExpenseId, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_expense.setdefault(outcome.attempt.expense_id, []).append(outcome)
-    with db.unit_of_work() as uow:
-        for expense_id in ids:
-            expense = uow.expenses.get(org.id, expense_id)
-            history = uow.expenses.history(org.id, expense_id)
-            _check(expense, history, by_expense[expense_id])
+    check_each(db, org.id, ids, outcomes, _check)
     kinds = Counter(o.decision is not None for o in outcomes)
     assert kinds[True] >= how_many  # every expense saw at least one decision
     assert len(outcomes) == how_many * len(ATTEMPTS)
 
 
-def _attempt(service: ExpenseService, org: Org) -> Callable[[Attempt], Outcome]:
-    def run(attempt: Attempt) -> Outcome:
-        try:
-            if attempt.kind == "approve":
-                decision = service.approve(
-                    ApproveStep(expense_id=attempt.expense_id, user_id=attempt.actor, comments="ok")
-                )
-            elif attempt.kind == "reject":
-                decision = service.reject(
-                    RejectExpense(expense_id=attempt.expense_id, user_id=attempt.actor, reason="no")
-                )
-            else:
-                decision = service.withdraw(
-                    WithdrawExpense(expense_id=attempt.expense_id, user_id=attempt.actor)
-                )
-        except DomainError as refusal:
-            return Outcome(attempt, None, refusal)
-        return Outcome(attempt, decision, None)
-
-    return run
+def _decide(service: ExpenseService, attempt: Attempt) -> Decision:
+    if attempt.kind == "approve":
+        return service.approve(
+            ApproveStep(expense_id=attempt.expense_id, user_id=attempt.actor, comments="ok")
+        )
+    if attempt.kind == "reject":
+        return service.reject(
+            RejectExpense(expense_id=attempt.expense_id, user_id=attempt.actor, reason="no")
+        )
+    return service.withdraw(WithdrawExpense(expense_id=attempt.expense_id, user_id=attempt.actor))
 
 
 def _check(expense: Expense, history: tuple[ExpenseEvent, ...], outcomes: list[Outcome]) -> None:

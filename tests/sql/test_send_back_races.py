@@ -10,23 +10,18 @@ in it, each decision's together, in the order the decisions were made.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import functools
+from collections.abc import Iterator
 
-import attrs
 import pytest
 
 from adapters.sql import SqlDatabase
-from expense_core.errors import DomainError, Unavailable
 from expense_core.model import (
     ApprovalStatus,
     EventKind,
     Expense,
     ExpenseEvent,
-    ExpenseId,
     ExpenseStatus,
-    UserId,
 )
 from expense_core.services import (
     ApproveStep,
@@ -39,7 +34,15 @@ from expense_core.services import (
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
 from tests.contract.support import Org, money, tech_corp
-from tests.sql.support import opened
+from tests.sql.support import (
+    Attempt,
+    Outcome,
+    check_each,
+    race_database,
+    race_params,
+    run_race,
+    side_by_side,
+)
 
 ATTEMPTS = (
     (6, "approve"),
@@ -53,32 +56,10 @@ ATTEMPTS = (
 )
 
 
-@attrs.frozen
-class Attempt:
-    expense_id: ExpenseId
-    actor: UserId
-    kind: str
-
-
-@attrs.frozen
-class Outcome:
-    attempt: Attempt
-    decision: Decision | None  # None for a resubmission, whose events the history shows
-    won: bool
-    refusal: DomainError | None
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(("postgres", 80, 12), marks=pytest.mark.postgres, id="postgres"),
-        pytest.param(("sqlite", 30, 6), id="sqlite"),
-    ]
-)
+@pytest.fixture(params=race_params(postgres=(80, 12), sqlite=(30, 6)))
 def race(request: pytest.FixtureRequest) -> Iterator[tuple[SqlDatabase, int, int]]:
-    dialect, expenses, threads = request.param
-    url = request.getfixturevalue("postgres_url" if dialect == "postgres" else "sqlite_url")
-    with opened(url, pool_size=threads) as db:
-        yield db, expenses, threads
+    with race_database(request) as opened:
+        yield opened
 
 
 def test_racing_send_backs_and_resubmissions_keep_every_expense_consistent(
@@ -93,48 +74,29 @@ def test_racing_send_backs_and_resubmissions_keep_every_expense_consistent(
         ).expense.id
         for _ in range(how_many)
     ]
-    shuffle = random.Random(20261204).shuffle  # noqa: S311 -- test data, not secrets
-    attempts: list[Attempt] = []
-    for expense_id in ids:
-        mine = [Attempt(expense_id, org.person(who), kind) for who, kind in ATTEMPTS]
-        shuffle(mine)
-        attempts += mine
+    attempts = side_by_side(
+        ids,
+        lambda expense_id: [Attempt(expense_id, org.person(who), kind) for who, kind in ATTEMPTS],
+        seed=20261204,
+    )
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        outcomes = list(pool.map(_attempt(service), attempts))
+    outcomes = run_race(threads, attempts, functools.partial(_decide, service))
 
-    assert [o.refusal for o in outcomes if isinstance(o.refusal, Unavailable)] == []
-    by_expense: dict[ExpenseId, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_expense.setdefault(outcome.attempt.expense_id, []).append(outcome)
-    with db.unit_of_work() as uow:
-        for expense_id in ids:
-            expense = uow.expenses.get(org.id, expense_id)
-            history = uow.expenses.history(org.id, expense_id)
-            _check(org, expense, history, by_expense[expense_id])
+    check_each(db, org.id, ids, outcomes, functools.partial(_check, org))
     assert any(o.won and o.attempt.kind == "resubmit" for o in outcomes)
 
 
-def _attempt(service: ExpenseService) -> Callable[[Attempt], Outcome]:
-    def run(attempt: Attempt) -> Outcome:
-        expense_id, actor = attempt.expense_id, attempt.actor
-        decision: Decision | None = None
-        try:
-            if attempt.kind == "approve":
-                decision = service.approve(ApproveStep(expense_id=expense_id, user_id=actor))
-            elif attempt.kind == "send back":
-                decision = service.send_back(
-                    SendBack(expense_id=expense_id, user_id=actor, reason="receipts?")
-                )
-            elif attempt.kind == "resubmit":
-                service.resubmit(ResubmitExpense(expense_id=expense_id, user_id=actor))
-            else:
-                decision = service.withdraw(WithdrawExpense(expense_id=expense_id, user_id=actor))
-        except DomainError as refusal:
-            return Outcome(attempt, None, won=False, refusal=refusal)
-        return Outcome(attempt, decision, won=True, refusal=None)
-
-    return run
+def _decide(service: ExpenseService, attempt: Attempt) -> Decision | None:
+    """The attempt's decision; None for a resubmission, whose events the history shows."""
+    expense_id, actor = attempt.expense_id, attempt.actor
+    if attempt.kind == "approve":
+        return service.approve(ApproveStep(expense_id=expense_id, user_id=actor))
+    if attempt.kind == "send back":
+        return service.send_back(SendBack(expense_id=expense_id, user_id=actor, reason="receipts?"))
+    if attempt.kind == "resubmit":
+        service.resubmit(ResubmitExpense(expense_id=expense_id, user_id=actor))
+        return None
+    return service.withdraw(WithdrawExpense(expense_id=expense_id, user_id=actor))
 
 
 def _check(

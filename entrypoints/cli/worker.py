@@ -1,0 +1,110 @@
+"""`expense-tracker worker`: deliver the outbox (webhooks, e-mail) and sweep escalations."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from rich.console import Console
+
+from entrypoints.cli.common import FAILED, OK, Commands, Usage, opened, where
+from entrypoints.container import Container
+from entrypoints.settings import MEMORY_URL, Settings
+from entrypoints.worker import Messages, Worker, check
+
+log = logging.getLogger("expense_tracker.worker")
+
+
+def add_commands(commands: Commands) -> None:
+    """Add `worker` to the command's parser."""
+    parser = commands.add_parser(
+        "worker",
+        help="deliver webhooks and e-mail, and escalate overdue steps",
+        description=(
+            "Fan the outbox's notices out into deliveries and make them: signed webhooks, and "
+            "e-mail to whoever must act when SMTP_URL is set; every ESCALATION_INTERVAL_S, "
+            "sweep overdue steps into escalations. Runs until SIGTERM or Ctrl-C, which let the "
+            "attempts in flight finish. Several workers may share one PostgreSQL database. "
+            "See docs/notifications.md."
+        ),
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="print the backlog as JSON; exit 1 if the oldest waits longer than --max-age",
+    )
+    mode.add_argument(
+        "--drain",
+        action="store_true",
+        help="work until every notice is delivered or failed (at most --timeout), then exit",
+    )
+    parser.add_argument(
+        "--max-age", type=float, default=300.0, metavar="S", help="for --check (default 300)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="for --drain (default 60)"
+    )
+    parser.set_defaults(command=work)
+
+
+def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} is empty in a new process: nothing to deliver")
+    with opened(settings) as container:
+        if args.check:
+            backlog = check(container.relay())
+            sys.stdout.write(json.dumps(backlog) + "\n")
+            age = backlog["oldest_undelivered_age_s"]
+            return FAILED if isinstance(age, float) and age > args.max_age else OK
+        with _worker(container, settings) as worker:
+            if args.drain:
+                if worker.drain(args.timeout):
+                    console.print(f"the outbox is delivered ({where(settings)})")
+                    return OK
+                console.print(
+                    f"[red]still waiting after {args.timeout:g} s:[/] {check(worker.relay)}"
+                )
+                return FAILED
+            _stop_on_signals(worker.stop)
+            log.info("worker started (%s)", where(settings))
+            worker.run()
+            log.info("worker stopped")
+    return OK
+
+
+@contextlib.contextmanager
+def _worker(container: Container, settings: Settings) -> Iterator[Worker]:
+    """A worker over the container's services; its HTTP client and mailer closed after."""
+    from adapters.mail import SmtpMailer, SmtpTarget
+    from adapters.webhooks.sender import WebhookSender
+
+    mailer = None
+    if settings.smtp_url is None:
+        log.info("SMTP_URL is not set: nothing will be e-mailed")
+    else:
+        try:
+            target = SmtpTarget.from_url(settings.smtp_url)
+        except ValueError as e:
+            raise Usage(str(e)) from None
+        mailer = SmtpMailer(target, sender=settings.mail_from)
+    with WebhookSender(allow_private=settings.webhook_allow_private) as sender:
+        messages = Messages(container.expenses(), container.org(), sender, mailer, settings)
+        yield Worker(container.relay(), messages, container.escalation(), settings)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and Ctrl-C end the loop after the round in flight, rather than interrupt it."""
+
+    def finish(signum: int, _frame: object) -> None:
+        log.info("stopping after the attempts in flight (%s)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
