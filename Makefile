@@ -27,9 +27,12 @@ unit: install
 	$(BIN)/python -m pytest tests/unit
 
 ## make run: migrate and seed the embedded database (DATABASE_URL to use another), serve on :4000
+## beside one notification worker; Ctrl-C stops both
 run: install
 	$(BIN)/expense-tracker db upgrade
 	$(BIN)/expense-tracker seed demo
+	@$(BIN)/expense-tracker worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/expense-tracker serve
 
 ## make serve: migrate the configured database and serve it as it is (no demo data)

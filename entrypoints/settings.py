@@ -257,3 +257,5 @@ def configure_logging(settings: Settings) -> None:
     logs.configure(settings.log_level, console=settings.log_format is LogFormat.CONSOLE)
     # Alembic announces each of its plugins at INFO on every start; only its migrations matter.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # The worker logs each attempt itself (`entrypoints.worker`), with what it came to.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -28,7 +28,7 @@ from entrypoints.mail import approval_request
 from entrypoints.settings import Settings
 from expense_core.errors import NotFound
 from expense_core.services import EscalationService, ExpenseService, OrgService, Relay
-from expense_core.webhooks import Channel, Claim, Outcome, message_id
+from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
 
 log = logging.getLogger("expense_tracker.worker")
 
@@ -148,7 +148,9 @@ class Worker:
         claims = self.relay.claim(limit=self.settings.worker_concurrency * 4)
         if claims:
             outcomes = self._attempt(claims)
-            self.relay.settle(list(zip(claims, outcomes, strict=True)))
+            verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
+            for claim, outcome, verdict in zip(claims, outcomes, verdicts, strict=True):
+                _log_attempt(claim, outcome, verdict)
             done += len(claims)
         done += self._sweep()
         return done
@@ -182,6 +184,23 @@ class Worker:
                 return False
             if not busy:
                 time.sleep(idle)  # another worker holds what is left, or it is not due yet
+
+
+def _log_attempt(claim: Claim, outcome: Outcome, verdict: Verdict) -> None:
+    """One line per attempt: a delivered one for those who look closely, others always."""
+    d = claim.delivery
+    level = logging.DEBUG if verdict.status is DeliveryStatus.DELIVERED else logging.WARNING
+    log.log(
+        level,
+        "delivery %s (%s, %s of expense %s) attempt %s: %s -> %s",
+        d.id,
+        d.channel,
+        d.topic,
+        d.expense_id,
+        d.attempts,
+        outcome.status_code if outcome.error is None else outcome.error,
+        verdict.status,
+    )
 
 
 def check(relay: Relay) -> dict[str, object]:
