@@ -42,6 +42,7 @@ from entrypoints.settings import METRICS_DIR_VARIABLE
 from expense_core.errors import Unavailable
 from expense_core.model import EventKind, Expense, ExpenseEvent
 from expense_core.views import Backlog
+from expense_core.webhooks import Backlog as OutboxBacklog
 
 MULTIPROC_DIR: Final = METRICS_DIR_VARIABLE
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -196,6 +197,30 @@ class DomainMetrics:
                 self.decision.labels(status).observe(max(waited, 0.0))
 
 
+class DeliveryMetrics:
+    """What the notification worker's attempts came to (counted in the worker's process: run
+    it with the server's PROMETHEUS_MULTIPROC_DIR to read them at the server's /metrics)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "notification_delivery_attempts_total",
+            "Delivery attempts, by channel (webhook, email) and what followed (delivered, "
+            "retrying, failed).",
+            ["channel", "result"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "notification_delivery_seconds",
+            "Time one delivery attempt took, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+
+    def attempted(self, channel: str, result: str, seconds: float) -> None:
+        self.attempts.labels(channel, result).inc()
+        self.duration.labels(channel).observe(seconds)
+
+
 # --- the scrape ------------------------------------------------------------------------------
 
 
@@ -205,6 +230,7 @@ class _Backlog(Collector):
 
     backlog: Callable[[], Backlog]
     now: Callable[[], datetime]
+    outbox: Callable[[], OutboxBacklog] | None = None
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("db_up", "Whether the database answered this scrape (1) or not.")
@@ -229,8 +255,29 @@ class _Backlog(Collector):
             "0 when none waits.",
             value=age,
         )
-        # Outbox backlog and deliveries (the notification issue) join here when it lands:
-        # the outbox's pending rows are database state, read per scrape as the steps are.
+        if self.outbox is None:
+            return
+        try:
+            waiting = self.outbox()
+        except Unavailable:
+            return  # gone since the read above: db_up says enough
+        yield GaugeMetricFamily(
+            "outbox_undispatched_notices",
+            "Notices in the outbox the worker has not yet made deliveries of.",
+            value=waiting.undispatched,
+        )
+        yield GaugeMetricFamily(
+            "outbox_undelivered",
+            "Deliveries not yet settled: pending, being attempted, or retrying later.",
+            value=waiting.undelivered,
+        )
+        oldest = waiting.oldest_at
+        lag = 0.0 if oldest is None else max((self.now() - _utc(oldest)).total_seconds(), 0.0)
+        yield GaugeMetricFamily(
+            "outbox_oldest_undelivered_age_seconds",
+            "How long the oldest notice or delivery not yet settled has waited; 0 when none.",
+            value=lag,
+        )
 
 
 @attrs.frozen
@@ -284,6 +331,7 @@ class Metrics:
         self.http = HttpMetrics(self.registry)
         self.database = DatabaseMetrics(self.registry)
         self.domain = DomainMetrics(self.registry, by_company=by_company)
+        self.deliveries = DeliveryMetrics(self.registry)
         self.multiprocess = is_multiprocess()
         if not self.multiprocess:
             # Alone, this process's own figures are the service's.
@@ -291,9 +339,13 @@ class Metrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
 
-    def scrape(self, backlog: Callable[[], Backlog]) -> bytes:
+    def scrape(
+        self,
+        backlog: Callable[[], Backlog],
+        outbox: Callable[[], OutboxBacklog] | None = None,
+    ) -> bytes:
         """The text a scrape reads: every worker's figures, then the database's state."""
-        state = _Backlog(backlog, lambda: datetime.now(UTC))
+        state = _Backlog(backlog, lambda: datetime.now(UTC), outbox)
         if not self.multiprocess:
             return generate_latest(_Together((self.registry, state)))
         shared = CollectorRegistry()
@@ -302,6 +354,10 @@ class Metrics:
         platform = PlatformCollector(registry=None)
         together = _Together((shared, _Workers(path), platform, state))
         return generate_latest(together)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def worker_exited(pid: int) -> None:

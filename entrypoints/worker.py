@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import attrs
 import msgspec
@@ -29,6 +30,9 @@ from entrypoints.settings import Settings
 from expense_core.errors import NotFound
 from expense_core.services import EscalationService, ExpenseService, OrgService, Relay
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
+
+if TYPE_CHECKING:
+    from entrypoints.metrics import DeliveryMetrics
 
 log = logging.getLogger("expense_tracker.worker")
 
@@ -44,8 +48,17 @@ class Messages:
     sender: WebhookSender
     mailer: SmtpMailer | None
     settings: Settings
+    # How long each attempt took, by delivery id, until the worker has counted it.
+    took: dict[int, float] = attrs.field(factory=dict)
 
     def attempt(self, claim: Claim) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._attempt(claim)
+        finally:
+            self.took[claim.delivery.id] = time.perf_counter() - started
+
+    def _attempt(self, claim: Claim) -> Outcome:
         try:
             if claim.delivery.channel is Channel.EMAIL:
                 return self._mail(claim)
@@ -119,6 +132,7 @@ class Worker:
     messages: Messages
     escalation: EscalationService | None
     settings: Settings
+    metrics: DeliveryMetrics | None = None
     stop: threading.Event = attrs.Factory(threading.Event)
     _last_sweep: float = 0.0
     _pool: ThreadPoolExecutor | None = None
@@ -151,6 +165,9 @@ class Worker:
             verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
             for claim, outcome, verdict in zip(claims, outcomes, verdicts, strict=True):
                 _log_attempt(claim, outcome, verdict)
+                took = self.messages.took.pop(claim.delivery.id, 0.0)
+                if self.metrics is not None:
+                    self.metrics.attempted(claim.delivery.channel, verdict.status, took)
             done += len(claims)
         done += self._sweep()
         return done

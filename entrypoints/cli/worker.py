@@ -96,7 +96,14 @@ def _worker(container: Container, settings: Settings) -> Iterator[Worker]:
         mailer = SmtpMailer(target, sender=settings.mail_from)
     with WebhookSender(allow_private=settings.webhook_allow_private) as sender:
         messages = Messages(container.expenses(), container.org(), sender, mailer, settings)
-        yield Worker(container.relay(), messages, container.escalation(), settings)
+        metrics = container.metrics()
+        yield Worker(
+            container.relay(),
+            messages,
+            container.escalation(),
+            settings,
+            None if metrics is None else metrics.deliveries,
+        )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -181,7 +181,7 @@ def create_app(container: Container) -> Litestar:
     )
     observing: list[Any] = []
     if metrics is not None:
-        observing.append(scrape_route(metrics, container.database))
+        observing.append(scrape_route(metrics, container.database, container.relay))
     traced: Callable[[ASGIApp], ASGIApp] = _untraced
     shutdown: list[Callable[[], None]] = []
     if settings.otel_endpoint is not None and container.tracer() is None:

@@ -17,7 +17,6 @@ Url = Annotated[
         min_length=1,
         max_length=URL_LIMIT,
         description="Where to POST: an http or https URL on a public address.",
-        examples=["https://erp.example.com/hooks/expenses"],
     ),
 ]
 Topic = Annotated[
