@@ -155,6 +155,10 @@ def create_app(container: Container) -> Litestar:
                 "anything. Never expose this server; set AUTH_MODE=token for real use."
             )
 
+    def say_if_no_mail() -> None:
+        if settings.smtp_url is None:
+            log.info("SMTP_URL is not set: nobody is e-mailed when an approval is requested")
+
     def warm_up() -> None:
         # Build the database adapter (its imports, the engine) before the first request
         # rather than during it; nothing connects yet, so a database that is down is no bar.
@@ -227,7 +231,7 @@ def create_app(container: Container) -> Litestar:
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(settings, _version()),
-        on_startup=[warn_if_demo, warm_up, size_threads],
+        on_startup=[warn_if_demo, say_if_no_mail, warm_up, size_threads],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
         on_shutdown=[close_database, *shutdown],
         logging_config=None,
