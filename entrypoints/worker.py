@@ -10,10 +10,11 @@ attempts in flight, settles them and exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING
 import attrs
 import msgspec
 
-from adapters.mail import MailFailed, SmtpMailer
+from adapters.mail import MailFailed, SmtpMailer, SmtpTarget
 from adapters.webhooks.sender import WebhookSender
 from adapters.webhooks.signing import headers
+from entrypoints.container import Container
 from entrypoints.http.expense_schemas import event_out, status_response
 from entrypoints.mail import approval_request
-from entrypoints.settings import Settings
+from entrypoints.settings import InvalidSetting, Settings
 from expense_core.errors import NotFound
 from expense_core.services import EscalationService, ExpenseService, OrgService, Relay
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
@@ -201,6 +203,44 @@ class Worker:
                 return False
             if not busy:
                 time.sleep(idle)  # another worker holds what is left, or it is not due yet
+
+
+@contextlib.contextmanager
+def worker_for(container: Container, settings: Settings) -> Iterator[Worker]:
+    """A worker over the container's services; its HTTP client and mailer closed after."""
+    mailer = None
+    if settings.smtp_url is None:
+        log.info("SMTP_URL is not set: nothing will be e-mailed")
+    else:
+        try:
+            target = SmtpTarget.from_url(settings.smtp_url)
+        except ValueError as e:
+            raise InvalidSetting(str(e)) from None
+        mailer = SmtpMailer(target, sender=settings.mail_from)
+    with WebhookSender(allow_private=settings.webhook_allow_private) as sender:
+        messages = Messages(container.expenses(), container.org(), sender, mailer, settings)
+        metrics = container.metrics()
+        yield Worker(
+            container.relay(),
+            messages,
+            container.escalation(),
+            settings,
+            None if metrics is None else metrics.deliveries,
+        )
+
+
+@contextlib.contextmanager
+def beside(container: Container, settings: Settings) -> Iterator[None]:
+    """A worker on a thread of this process while the block runs: what `serve` does for
+    DATABASE_URL=memory://, whose data no other process can reach."""
+    with worker_for(container, settings) as worker:
+        thread = threading.Thread(target=worker.run, name="notification-worker", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            worker.stop.set()
+            thread.join()
 
 
 def _log_attempt(claim: Claim, outcome: Outcome, verdict: Verdict) -> None:

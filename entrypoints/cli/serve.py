@@ -12,6 +12,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +64,7 @@ def serve(args: argparse.Namespace, settings: Settings, console: Console) -> int
 def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     import uvicorn
 
+    from entrypoints import worker
     from entrypoints.http import create_app
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
     from entrypoints.supervisor import supervise
@@ -92,7 +94,10 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
         "access_log": False,
     }
     if serving_here:
-        uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
+        # In memory, the notifications can be delivered only from this process.
+        beside = worker.beside(container, settings) if settings.is_memory else nullcontext()
+        with beside:
+            uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()

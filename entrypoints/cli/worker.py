@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 
 from rich.console import Console
 
 from entrypoints.cli.common import FAILED, OK, Commands, Usage, opened, where
-from entrypoints.container import Container
 from entrypoints.settings import MEMORY_URL, Settings
-from entrypoints.worker import Messages, Worker, check
+from entrypoints.worker import check, worker_for
 
 log = logging.getLogger("expense_tracker.worker")
 
@@ -63,7 +60,7 @@ def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
             sys.stdout.write(json.dumps(backlog) + "\n")
             age = backlog["oldest_undelivered_age_s"]
             return FAILED if isinstance(age, float) and age > args.max_age else OK
-        with _worker(container, settings) as worker:
+        with worker_for(container, settings) as worker:
             if args.drain:
                 if worker.drain(args.timeout):
                     console.print(f"the outbox is delivered ({where(settings)})")
@@ -77,33 +74,6 @@ def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
             worker.run()
             log.info("worker stopped")
     return OK
-
-
-@contextlib.contextmanager
-def _worker(container: Container, settings: Settings) -> Iterator[Worker]:
-    """A worker over the container's services; its HTTP client and mailer closed after."""
-    from adapters.mail import SmtpMailer, SmtpTarget
-    from adapters.webhooks.sender import WebhookSender
-
-    mailer = None
-    if settings.smtp_url is None:
-        log.info("SMTP_URL is not set: nothing will be e-mailed")
-    else:
-        try:
-            target = SmtpTarget.from_url(settings.smtp_url)
-        except ValueError as e:
-            raise Usage(str(e)) from None
-        mailer = SmtpMailer(target, sender=settings.mail_from)
-    with WebhookSender(allow_private=settings.webhook_allow_private) as sender:
-        messages = Messages(container.expenses(), container.org(), sender, mailer, settings)
-        metrics = container.metrics()
-        yield Worker(
-            container.relay(),
-            messages,
-            container.escalation(),
-            settings,
-            None if metrics is None else metrics.deliveries,
-        )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
