@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("expense_tracker.worker")
 
+# The longest pause between rounds that fail, and between the logs saying they still do.
+FAILING_PAUSE_S = 5.0
+
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -50,17 +53,14 @@ class Messages:
     sender: WebhookSender
     mailer: SmtpMailer | None
     settings: Settings
-    # How long each attempt took, by delivery id, until the worker has counted it.
-    took: dict[int, float] = attrs.field(factory=dict)
+
+    def timed(self, claim: Claim) -> tuple[Outcome, float]:
+        """`attempt`, and how many seconds it took."""
+        started = time.perf_counter()
+        outcome = self.attempt(claim)
+        return outcome, time.perf_counter() - started
 
     def attempt(self, claim: Claim) -> Outcome:
-        started = time.perf_counter()
-        try:
-            return self._attempt(claim)
-        finally:
-            self.took[claim.delivery.id] = time.perf_counter() - started
-
-    def _attempt(self, claim: Claim) -> Outcome:
         try:
             if claim.delivery.channel is Channel.EMAIL:
                 return self._mail(claim)
@@ -140,19 +140,34 @@ class Worker:
     _pool: ThreadPoolExecutor | None = None
 
     def run(self) -> None:
-        """Work until `stop` is set; the attempts in flight are finished and settled first."""
+        """Work until `stop` is set; the attempts in flight are finished and settled first.
+
+        A round that fails (the database away) is tried again after a pause that doubles up
+        to `FAILING_PAUSE_S`; the first failure of a streak is logged with its cause, the
+        others once per `FAILING_PAUSE_S` at most."""
         idle = self.settings.worker_idle_ms / 1000
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.worker_concurrency, thread_name_prefix="delivery"
         )
+        failing, told = 0, 0.0
         try:
             while not self.stop.is_set():
                 try:
                     busy = self.round()
-                except Exception:
-                    # A database away, a statement refused: the next round tries again.
-                    log.exception("worker round failed")
-                    busy = 0
+                except Exception as e:
+                    failing += 1
+                    now = time.monotonic()
+                    if failing == 1:
+                        log.exception("a worker round failed; trying again")
+                        told = now
+                    elif now - told >= FAILING_PAUSE_S:
+                        log.warning("worker rounds still failing (%s): %s", failing, e)
+                        told = now
+                    self.stop.wait(min(idle * 2**failing, FAILING_PAUSE_S))
+                    continue
+                if failing:
+                    log.info("worker rounds succeed again after %s failures", failing)
+                    failing = 0
                 if not busy:
                     self.stop.wait(idle)
         finally:
@@ -163,21 +178,21 @@ class Worker:
         done = self.relay.dispatch()
         claims = self.relay.claim(limit=self.settings.worker_concurrency * 4)
         if claims:
-            outcomes = self._attempt(claims)
+            timed = self._attempt(claims)
+            outcomes = [outcome for outcome, _ in timed]
             verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
-            for claim, outcome, verdict in zip(claims, outcomes, verdicts, strict=True):
+            for claim, (outcome, took), verdict in zip(claims, timed, verdicts, strict=True):
                 _log_attempt(claim, outcome, verdict)
-                took = self.messages.took.pop(claim.delivery.id, 0.0)
                 if self.metrics is not None:
                     self.metrics.attempted(claim.delivery.channel, verdict.status, took)
             done += len(claims)
         done += self._sweep()
         return done
 
-    def _attempt(self, claims: Sequence[Claim]) -> list[Outcome]:
+    def _attempt(self, claims: Sequence[Claim]) -> list[tuple[Outcome, float]]:
         if self._pool is None or len(claims) == 1:
-            return [self.messages.attempt(c) for c in claims]
-        return list(self._pool.map(self.messages.attempt, claims))
+            return [self.messages.timed(c) for c in claims]
+        return list(self._pool.map(self.messages.timed, claims))
 
     def _sweep(self) -> int:
         interval = self.settings.escalation_interval_s
