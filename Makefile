@@ -41,15 +41,18 @@ serve: install
 	$(BIN)/expense-tracker serve
 
 # make bench / make load options: SCENARIO=light|medium|heavy|spike WORKERS=2 DURATION=60
-# POOL=8 (connections per worker); TARGET=http://... drives a running server instead (PLAN=...).
+# POOL=8 (connections per worker); TARGET=http://... drives a running server instead (PLAN=...);
+# NOTIFY=1 subscribes a local receiver to every event and runs a notification worker beside it.
 SCENARIO ?=
 WORKERS ?= 2
 DURATION ?=
 POOL ?=
 TARGET ?=
 PLAN ?=
+NOTIFY ?=
 LOAD_OPTIONS = --workers $(WORKERS) $(if $(DURATION),--duration $(DURATION)) \
-	$(if $(POOL),--pool-size $(POOL)) $(if $(TARGET),--host $(TARGET)) $(if $(PLAN),--plan $(PLAN))
+	$(if $(POOL),--pool-size $(POOL)) $(if $(TARGET),--host $(TARGET)) $(if $(PLAN),--plan $(PLAN)) \
+	$(if $(filter 1 yes true,$(NOTIFY)),--notify)
 
 ## make bench: throwaway PostgreSQL + server + seed, the 50/30/20 mix (spike), one JSON line
 bench: install

@@ -11,6 +11,7 @@ started.
 
     python -m loadtest.bench [--scenario spike] [--workers 2] [--duration 30] [--html]
     python -m loadtest.bench --scenario medium --workers 2 --soak 1800   # make soak
+    python -m loadtest.bench --notify   # and a webhook worker delivering every event (NOTIFY=1)
 
 With --host it drives a server that is already running (seeded with `seed demo`, and `--plan`
 for synthetic companies) and measures no CPU. Figures are locust's: the generator shares the
@@ -43,7 +44,7 @@ import gevent
 import gevent.event
 import psutil
 
-from loadtest import locustfile
+from loadtest import locustfile, notify
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 REPORTS: Final = ROOT / "loadtest" / "reports"
@@ -88,9 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a soak run of SECONDS (make soak: 1800): adds RSS of each server process and "
         'database connections at start and end, and throughput drift, under "soak"',
     )
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="subscribe a local receiver to every event of every company and run a worker "
+        'beside the server: deliveries per second, backlog and worker CPU under "notify"',
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.notify and args.host:
+        parser.error("--notify starts a worker on the runner's own database: not with --host")
     scenario = locustfile.SCENARIOS[args.scenario]
     duration = args.soak or args.duration or scenario.run_time
     pool_size = args.pool_size or max(2, POOL_BUDGET // args.workers)
@@ -98,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag = f"{args.scenario}-{args.workers}w"
     with contextlib.ExitStack() as stack:
         database_url = None
+        notified = None
         if args.host:
             url, plan, server_pids, postgres_pid = args.host, args.plan, None, None
         else:
@@ -108,24 +118,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             env = _server_env(database_url, args.workers, pool_size, port)
+            if args.notify:
+                env["WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver listens on 127.0.0.1
             server_pids = stack.enter_context(_server(env, args.workers, url))
             postgres_pid = _postmaster(database_url)
+            if args.notify:
+                log = REPORTS / f"worker-{tag}.log"
+                notified = stack.enter_context(
+                    notify.started(url, _conninfo(database_url), env, log)
+                )
         locustfile.configure(args.scenario, plan)
         probe = None
         if args.soak:
             root = server_pids[0] if server_pids else None
             probe = lambda: _soak_probe(root, database_url)  # noqa: E731 -- bound here
-        result = _drive(url, scenario, duration, server_pids, postgres_pid, probe)
+        result = _drive(url, scenario, duration, server_pids, postgres_pid, probe, notified)
     figures = _figures(result, args, duration, pool_size)
     if args.soak:
         figures["soak"] = _soak_figures(result)
+    if notified is not None:
+        figures["notify"] = notified.figures()
     figures["plot"] = str(_plot(result["series"], REPORTS / f"bench-{tag}.png", figures))
     if args.html:
         report = REPORTS / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}.html"
         report.write_text(result["html"])
         figures["html_report"] = str(report)
     print(json.dumps(figures))
-    healthy = figures["failures"] == 0 and figures.get("soak", {}).get("rss_growth_ok", True)
+    healthy = (
+        figures["failures"] == 0
+        and figures.get("soak", {}).get("rss_growth_ok", True)
+        and figures.get("notify", {}).get("flat", True)
+    )
     return 0 if healthy else 1
 
 
@@ -159,6 +182,14 @@ def _seed(database_url: str, args: argparse.Namespace, plan: str) -> None:
         done = subprocess.run(step, env=env, capture_output=True, text=True, check=False)  # noqa: S603 -- our own command
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(step[1:3])} failed: {done.stderr.strip()}")
+
+
+def _conninfo(database_url: str) -> str:
+    """The SQLAlchemy URL as psycopg takes it."""
+    from sqlalchemy.engine import make_url
+
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    return conninfo.render_as_string(hide_password=False)
 
 
 def _analyze(database_url: str) -> None:
@@ -281,6 +312,7 @@ def _drive(
     server_pids: list[int] | None,
     postgres_pid: int | None,
     probe: Callable[[], dict[str, Any]] | None = None,
+    notified: notify.Notify | None = None,
 ) -> dict[str, Any]:
     env = Environment(user_classes=[locustfile.ExpenseUser], host=url, events=events)
     runner = env.create_local_runner()
@@ -298,12 +330,21 @@ def _drive(
     server_root = server_pids[0] if server_pids else None
     cpu_before = (_cpu(server_root), _cpu(postgres_pid), _cpu(me, descendants=False))
     probed = [probe()] if probe else []
+    watcher = None
+    if notified is not None:
+        notified.begin()
+        watcher = gevent.spawn(notified.watch)
     window_start = time.monotonic()
     gevent.sleep(duration)
     cpu_after = (_cpu(server_root), _cpu(postgres_pid), _cpu(me, descendants=False))
     probed += [probe()] if probe else []
+    if notified is not None:
+        notified.finish()
     window = time.monotonic() - window_start
     runner.stop()
+    if notified is not None and watcher is not None:
+        watcher.kill()
+        notified.drain()  # the load has stopped: what the worker had left
     stats = runner.stats
     html = get_html_report(env)
     runner.quit()
