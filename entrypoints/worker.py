@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
@@ -30,7 +30,7 @@ from entrypoints.http.expense_schemas import event_out, status_response
 from entrypoints.mail import approval_request
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.errors import NotFound
-from expense_core.services import EscalationService, ExpenseService, OrgService, Relay
+from expense_core.services import LEASE, EscalationService, ExpenseService, OrgService, Relay
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
 
 if TYPE_CHECKING:
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("expense_tracker.worker")
 
+# Deliveries one round takes per delivery thread.
+BATCH_PER_THREAD = 16
+# How long one webhook attempt may take (connect, send, answer).
+ATTEMPT_TIMEOUT_S = 10.0
 # The longest pause between rounds that fail, and between the logs saying they still do.
 FAILING_PAUSE_S = 5.0
 
@@ -176,7 +180,12 @@ class Worker:
     def round(self) -> int:
         """One round: fan out, attempt what is due, settle, sweep when due; how much was done."""
         done = self.relay.dispatch()
-        claims = self.relay.claim(limit=self.settings.worker_concurrency * 4)
+        concurrency = self.settings.worker_concurrency
+        # Many per round, so that each round's few statements serve many attempts; held long
+        # enough for every thread to time out on each of its share.
+        batch = concurrency * BATCH_PER_THREAD
+        lease = LEASE + timedelta(seconds=ATTEMPT_TIMEOUT_S * BATCH_PER_THREAD)
+        claims = self.relay.claim(limit=batch, lease=lease)
         if claims:
             timed = self._attempt(claims)
             outcomes = [outcome for outcome, _ in timed]
@@ -232,7 +241,9 @@ def worker_for(container: Container, settings: Settings) -> Iterator[Worker]:
         except ValueError as e:
             raise InvalidSetting(str(e)) from None
         mailer = SmtpMailer(target, sender=settings.mail_from)
-    with WebhookSender(allow_private=settings.webhook_allow_private) as sender:
+    with WebhookSender(
+        timeout_s=ATTEMPT_TIMEOUT_S, allow_private=settings.webhook_allow_private
+    ) as sender:
         messages = Messages(container.expenses(), container.org(), sender, mailer, settings)
         metrics = container.metrics()
         yield Worker(

@@ -293,6 +293,14 @@ outbox = Table(
         postgresql_where=text("dispatched_at IS NULL"),
         sqlite_where=text("dispatched_at IS NULL"),
     ),
+    # A claim asks, per delivery, whether an earlier notice of its expense still waits.
+    Index(
+        "ix_outbox_undispatched_expense",
+        "expense_id",
+        "id",
+        postgresql_where=text("dispatched_at IS NULL"),
+        sqlite_where=text("dispatched_at IS NULL"),
+    ),
 )
 
 webhooks = Table(

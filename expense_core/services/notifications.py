@@ -178,11 +178,12 @@ class Relay:
             uow.commit()
         return len(entries)
 
-    def claim(self, limit: int = 50) -> tuple[Claim, ...]:
-        """Take at most `limit` due deliveries for one attempt each (see `Outbox.claim`)."""
+    def claim(self, limit: int = 50, lease: timedelta = LEASE) -> tuple[Claim, ...]:
+        """Take at most `limit` due deliveries for one attempt each (see `Outbox.claim`),
+        held for `lease`: longer than the worker may take to attempt them all."""
         with self.new_uow() as uow:
             at = self.clock.now()
-            claims = uow.outbox.claim(at, at + LEASE, limit)
+            claims = uow.outbox.claim(at, at + lease, limit)
             uow.commit()
         return claims
 

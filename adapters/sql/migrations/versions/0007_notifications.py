@@ -48,6 +48,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("dispatched_at IS NULL"),
         sqlite_where=sa.text("dispatched_at IS NULL"),
     )
+    op.create_index(
+        "ix_outbox_undispatched_expense",
+        "outbox",
+        ["expense_id", "id"],
+        postgresql_where=sa.text("dispatched_at IS NULL"),
+        sqlite_where=sa.text("dispatched_at IS NULL"),
+    )
     op.create_table(
         "webhooks",
         sa.Column("id", sa.Integer, primary_key=True),
