@@ -1,9 +1,9 @@
 """`expense-tracker worker`: delivers the outbox (signed webhooks, e-mail) and sweeps overdue
 steps into escalations, until SIGTERM or Ctrl-C.
 
-Each round fans new notices out into deliveries, takes the due ones (a lease: a worker that
-dies lets go of them after `LEASE`), makes the attempts on a few threads at once, and settles
-what they came to (`expense_core.webhooks.after_attempt` decides retries). Several workers may
+One thread fans new notices out into deliveries; another takes the due ones in batches (a
+lease: a worker that dies lets go of them after it runs out), makes the attempts on a few
+threads at once, and settles what they came to (`expense_core.webhooks.after_attempt` decides retries). Several workers may
 run against one PostgreSQL database; on SQLite run one. On SIGTERM the worker finishes the
 attempts in flight, settles them and exits.
 """
@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -146,57 +146,73 @@ class Worker:
     def run(self) -> None:
         """Work until `stop` is set; the attempts in flight are finished and settled first.
 
-        A round that fails (the database away) is tried again after a pause that doubles up
-        to `FAILING_PAUSE_S`; the first failure of a streak is logged with its cause, the
-        others once per `FAILING_PAUSE_S` at most."""
-        idle = self.settings.worker_idle_ms / 1000
+        Notices are fanned out on a thread of their own while this one attempts and settles
+        deliveries (and sweeps), so that neither waits for the other's statements."""
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.worker_concurrency, thread_name_prefix="delivery"
         )
-        failing, told = 0, 0.0
+        dispatcher = threading.Thread(
+            target=self._loop, args=(self.relay.dispatch,), name="dispatch", daemon=True
+        )
+        dispatcher.start()
         try:
-            while not self.stop.is_set():
-                try:
-                    busy = self.round()
-                except Exception as e:
-                    failing += 1
-                    now = time.monotonic()
-                    if failing == 1:
-                        log.exception("a worker round failed; trying again")
-                        told = now
-                    elif now - told >= FAILING_PAUSE_S:
-                        log.warning("worker rounds still failing (%s): %s", failing, e)
-                        told = now
-                    self.stop.wait(min(idle * 2**failing, FAILING_PAUSE_S))
-                    continue
-                if failing:
-                    log.info("worker rounds succeed again after %s failures", failing)
-                    failing = 0
-                if not busy:
-                    self.stop.wait(idle)
+            self._loop(lambda: self._deliver() + self._sweep())
         finally:
+            self.stop.set()
+            dispatcher.join()
             self._pool.shutdown(wait=True)
 
+    def _loop(self, step: Callable[[], int]) -> None:
+        """Run `step` until `stop` is set, resting when it found nothing to do.
+
+        A step that fails (the database away) is tried again after a pause that doubles up
+        to `FAILING_PAUSE_S`; the first failure of a streak is logged with its cause, the
+        others once per `FAILING_PAUSE_S` at most."""
+        idle = self.settings.worker_idle_ms / 1000
+        failing, told = 0, 0.0
+        while not self.stop.is_set():
+            try:
+                busy = step()
+            except Exception as e:
+                failing += 1
+                now = time.monotonic()
+                if failing == 1:
+                    log.exception("a worker round failed; trying again")
+                    told = now
+                elif now - told >= FAILING_PAUSE_S:
+                    log.warning("worker rounds still failing (%s): %s", failing, e)
+                    told = now
+                self.stop.wait(min(idle * 2**failing, FAILING_PAUSE_S))
+                continue
+            if failing:
+                log.info("worker rounds succeed again after %s failures", failing)
+                failing = 0
+            if not busy:
+                self.stop.wait(idle)
+
     def round(self) -> int:
-        """One round: fan out, attempt what is due, settle, sweep when due; how much was done."""
-        done = self.relay.dispatch()
+        """One round in this thread: fan out, attempt what is due, settle, sweep when due;
+        how much was done."""
+        return self.relay.dispatch() + self._deliver() + self._sweep()
+
+    def _deliver(self) -> int:
+        """Attempt the deliveries due now (a batch) and settle them; how many there were."""
         concurrency = self.settings.worker_concurrency
         # Many per round, so that each round's few statements serve many attempts; held long
         # enough for every thread to time out on each of its share.
         batch = concurrency * BATCH_PER_THREAD
         lease = LEASE + timedelta(seconds=ATTEMPT_TIMEOUT_S * BATCH_PER_THREAD)
         claims = self.relay.claim(limit=batch, lease=lease)
-        if claims:
-            timed = self._attempt(claims)
-            outcomes = [outcome for outcome, _ in timed]
-            verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
-            for claim, (outcome, took), verdict in zip(claims, timed, verdicts, strict=True):
-                _log_attempt(claim, outcome, verdict)
-                if self.metrics is not None:
-                    self.metrics.attempted(claim.delivery.channel, verdict.status, took)
-            done += len(claims)
-        done += self._sweep()
-        return done
+        if not claims:
+            return 0
+        timed = self._attempt(claims)
+        outcomes = [outcome for outcome, _ in timed]
+        verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
+        for claim, (outcome, took), verdict in zip(claims, timed, verdicts, strict=True):
+            _log_attempt(claim, outcome, verdict)
+            if self.metrics is not None:
+                self.metrics.attempted(claim.delivery.channel, verdict.status, took)
+        return len(claims)
 
     def _attempt(self, claims: Sequence[Claim]) -> list[tuple[Outcome, float]]:
         if self._pool is None or len(claims) == 1:

@@ -252,7 +252,7 @@ _LOCK_COVERING_BY = Query(_lock_covering(_ACTORS_EXPENSE))
 # --- writing: PostgreSQL, one statement each -------------------------------------------------
 
 
-def _rows_of(name: str, alias: str, *columns: Any) -> Any:
+def rows_of(name: str, alias: str, *columns: Any) -> Any:
     """Rows given as one JSON array of objects (`_json_rows`), typed by `columns`.
 
     One parameter per set of rows: psycopg adapts a string in a microsecond, where the same
@@ -280,7 +280,7 @@ _EVENT_FIELDS = tuple(name for name, _ in _EVENT_ROW)
 
 
 def _given_events(alias: str) -> Any:
-    return _rows_of(
+    return rows_of(
         "events",
         alias,
         column("position", Integer),
@@ -300,7 +300,7 @@ def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
 
 def _outbox_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
     """INSERT of the notices given as JSON, each with a copy of its event, in their order."""
-    notice = _rows_of(
+    notice = rows_of(
         "notices",
         "notice",
         column("position", Integer),
@@ -346,7 +346,7 @@ _APPROVAL_CHANGES = _APPROVAL_FIELDS[1:]
 
 
 def _approval_arrays(name: str = "approvals", alias: str = "approval") -> Any:
-    return _rows_of(name, alias, *(column(field, kind) for field, kind in _APPROVAL_ROW))
+    return rows_of(name, alias, *(column(field, kind) for field, kind in _APPROVAL_ROW))
 
 
 _EXPENSE_FIELDS = (
@@ -455,7 +455,7 @@ def _pg_new_round() -> Query:
             *(added.c[n] for n in _APPROVAL_FIELDS),
         ),
     )
-    gone = _rows_of("removed", "removed_step", column("step_number", Integer))
+    gone = rows_of("removed", "removed_step", column("step_number", Integer))
     deleted = delete(approvals).where(
         approvals.c.expense_id == bindparam("expense"),
         approvals.c.company_id == bindparam("company"),
@@ -1004,7 +1004,7 @@ def _approval_params(items: Iterable[Approval]) -> dict[str, str]:
     rows = []
     for a in items:
         row = _approval_values(a)
-        row["approved_at"], row["escalate_at"] = _iso(a.approved_at), _iso(a.escalate_at)
+        row["approved_at"], row["escalate_at"] = naive_iso(a.approved_at), naive_iso(a.escalate_at)
         rows.append(row)
     return {"approvals": _JSON.encode(rows).decode()}
 
@@ -1015,7 +1015,7 @@ def _history_params(events: Sequence[ExpenseEvent], notices: Sequence[Notice]) -
         {
             "position": position,
             "kind": str(e.kind),
-            "at": _iso(e.at),
+            "at": naive_iso(e.at),
             "actor_id": e.actor_id,
             "step_number": e.step_number,
             "comment": e.comment,
@@ -1037,7 +1037,7 @@ def _history_params(events: Sequence[ExpenseEvent], notices: Sequence[Notice]) -
     return {"events": _JSON.encode(rows).decode(), "notices": _JSON.encode(noticed).decode()}
 
 
-def _iso(value: datetime | None) -> str | None:
+def naive_iso(value: datetime | None) -> str | None:
     """A timestamp as JSON gives it to a TIMESTAMP column: naive UTC, ISO 8601."""
     return None if value is None else naive_utc(value).isoformat()
 

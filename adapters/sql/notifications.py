@@ -13,14 +13,21 @@ earlier one (two workers) must not let a later notice overtake.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import attrs
 from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Text,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     func,
@@ -35,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql import ColumnElement, Executable, FromClause
 
+from adapters.sql.expenses import naive_iso, rows_of
 from adapters.sql.link import Link
 from adapters.sql.sqltypes import UtcDateTime
 from adapters.sql.tables import deliveries, outbox, webhooks
@@ -311,9 +319,41 @@ _MARK_DISPATCHED = (
     .where(outbox.c.id.in_(bindparam("entry_ids", expanding=True)))
     .values(dispatched_at=text("CURRENT_TIMESTAMP"))
 )
+
+
+def _pg_settle() -> Executable:
+    """One UPDATE of every settled delivery, the results given as one JSON parameter."""
+    given = rows_of(
+        "results",
+        "result",
+        column("id", BigInteger),
+        column("company_id", Integer),
+        column("status", String),
+        column("next_attempt_at", DateTime),
+        column("last_status_code", Integer),
+        column("last_error", Text),
+        column("delivered_at", DateTime),
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == given.c.id, deliveries.c.company_id == given.c.company_id)
+        .values(
+            status=given.c.status,
+            next_attempt_at=given.c.next_attempt_at,
+            last_status_code=given.c.last_status_code,
+            last_error=given.c.last_error,
+            delivered_at=given.c.delivered_at,
+            leased_until=None,
+        )
+    )
+
+
+_PG_SETTLE = _pg_settle()
 _SETTLE = (
     update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.company_id == bindparam("b_company"))
+    .where(
+        deliveries.c.id == bindparam("b_id"), deliveries.c.company_id == bindparam("b_company_id")
+    )
     .values(
         status=bindparam("b_status"),
         next_attempt_at=bindparam("b_next_attempt_at"),
@@ -462,20 +502,27 @@ class SqlOutbox:
         if not results:
             return
         delivered = DeliveryStatus.DELIVERED
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
-                "b_id": claim.delivery.id,
-                "b_company": claim.delivery.company_id,
-                "b_status": str(verdict.status),
-                "b_next_attempt_at": verdict.next_attempt_at,
-                "b_last_status_code": outcome.status_code,
-                "b_last_error": outcome.error,
-                "b_delivered_at": at if verdict.status is delivered else None,
+                "id": claim.delivery.id,
+                "company_id": claim.delivery.company_id,
+                "status": str(verdict.status),
+                "next_attempt_at": verdict.next_attempt_at,
+                "last_status_code": outcome.status_code,
+                "last_error": outcome.error,
+                "delivered_at": at if verdict.status is delivered else None,
             }
             for claim, outcome, verdict in results
         ]
         # A delivery deleted meanwhile (its subscription removed) matches no row: skipped.
-        self._link.write(_SETTLE, rows)
+        if self._link.is_sqlite:
+            self._link.write(_SETTLE, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+            return
+        for r in rows:
+            r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
+            r["delivered_at"] = naive_iso(r["delivered_at"])
+        # One statement for them all, the results as one JSON parameter.
+        self._link.write(_PG_SETTLE, {"results": json.dumps(rows)})
 
     def backlog(self) -> Backlog:
         row = self._link.read(_BACKLOG).one()
