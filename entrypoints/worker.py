@@ -3,9 +3,9 @@ steps into escalations, until SIGTERM or Ctrl-C.
 
 One thread fans new notices out into deliveries; another takes the due ones in batches (a
 lease: a worker that dies lets go of them after it runs out), makes the attempts on a few
-threads at once, and settles what they came to (`expense_core.webhooks.after_attempt` decides retries). Several workers may
-run against one PostgreSQL database; on SQLite run one. On SIGTERM the worker finishes the
-attempts in flight, settles them and exits.
+threads at once, and settles what they came to (`expense_core.webhooks.after_attempt` decides
+retries). Several workers may run against one PostgreSQL database; on SQLite run one. On
+SIGTERM the worker finishes the attempts in flight, settles them and exits.
 """
 
 from __future__ import annotations
