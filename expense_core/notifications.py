@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import NamedTuple
 
 import attrs
 
@@ -50,10 +51,10 @@ class Topic(StrEnum):
 TOPICS = frozenset(Topic)
 
 
-@attrs.frozen
-class Notice:
+class Notice(NamedTuple):
     """One outbox row: a topic, the position of its event among those the change appended, and
-    for `approval.requested` who is asked to act."""
+    for `approval.requested` who is asked to act. (A tuple: a change makes several, and a
+    tuple is made in a fraction of a frozen class's time.)"""
 
     topic: Topic
     event: int

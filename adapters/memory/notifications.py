@@ -120,7 +120,7 @@ class MemoryOutbox:
         self._undo = undo
 
     def _entry(self, entry_id: int) -> OutboxEntry:
-        company_id, expense_id, topic, event, recipient_id = self._t.outbox[entry_id]
+        company_id, expense_id, topic, event, recipient_id = self._t.outbox[entry_id - 1]
         return OutboxEntry(
             id=entry_id,
             company_id=company_id,
@@ -131,17 +131,19 @@ class MemoryOutbox:
         )
 
     def undispatched(self, limit: int) -> tuple[OutboxEntry, ...]:
-        ids = list(self._t.undispatched)[:limit]
-        return tuple(self._entry(i) for i in ids)
+        first = self._t.dispatched["count"] + 1
+        last = min(len(self._t.outbox), first + limit - 1)
+        return tuple(self._entry(i) for i in range(first, last + 1))
 
     def dispatch(self, entries: Sequence[OutboxEntry], deliveries: Sequence[Delivery]) -> None:
         t = self._t
         for d in deliveries:
             stored = attrs.evolve(d, id=DeliveryId(self._store.next_id("deliveries")))
             put(self._undo, t.deliveries, stored.id, stored)
-        for e in entries:
-            if e.id in t.undispatched:
-                drop(self._undo, t.undispatched, e.id)
+        # Entries are fanned out oldest first, the whole store held: they are the next ones.
+        if entries:
+            done = max(t.dispatched["count"], max(e.id for e in entries))
+            put(self._undo, t.dispatched, "count", done)
 
     def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
         t = self._t
@@ -189,6 +191,7 @@ class MemoryOutbox:
         t = self._t
         waiting = [d for d in t.deliveries.values() if d.status in _UNSETTLED]
         oldest = [d.created_at for d in waiting]
-        if t.undispatched:
-            oldest.append(t.outbox[next(iter(t.undispatched))][3].at)
-        return Backlog(len(t.undispatched), len(waiting), min(oldest) if oldest else None)
+        undispatched = len(t.outbox) - t.dispatched["count"]
+        if undispatched:
+            oldest.append(t.outbox[t.dispatched["count"]][3].at)
+        return Backlog(undispatched, len(waiting), min(oldest) if oldest else None)

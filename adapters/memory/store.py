@@ -7,6 +7,7 @@ them out is as safe as copying them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -100,10 +101,11 @@ class _Tables:
     tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
     # By the absent user: one delegation each.
     delegations: dict[UserId, Delegation] = attrs.Factory(dict)
-    # The outbox by id, each notice as a tuple (company, expense, topic, event, recipient):
-    # cheaper to make per write than an entry; `undispatched` keeps the ids not yet fanned out.
-    outbox: dict[int, OutboxRow] = attrs.Factory(dict)
-    undispatched: dict[int, None] = attrs.Factory(dict)
+    # The outbox in order, each notice as a tuple (company, expense, topic, event, recipient):
+    # cheaper to make per write than an entry. A notice's id is its position plus one; the
+    # first `dispatched` of them are fanned out (oldest first, one unit of work at a time).
+    outbox: list[OutboxRow] = attrs.Factory(list)
+    dispatched: dict[str, int] = attrs.Factory(lambda: {"count": 0})
     webhooks: dict[WebhookId, Webhook] = attrs.Factory(dict)
     deliveries: dict[DeliveryId, Delivery] = attrs.Factory(dict)
     # Who holds a delivery, until when (a worker's claim).
@@ -223,8 +225,15 @@ class MemoryUnitOfWork:
         self.idempotency = MemoryIdempotency(store, self._undo)
         self.tokens = MemoryTokens(store, self._undo)
         self.delegations = MemoryDelegations(store, self._undo)
-        self.webhooks = MemoryWebhooks(store, self._undo)
-        self.outbox = MemoryOutbox(store, self._undo)
+
+    # Made when first asked for: only the worker and the webhook routes use them.
+    @functools.cached_property
+    def webhooks(self) -> MemoryWebhooks:
+        return MemoryWebhooks(self._store, self._undo)
+
+    @functools.cached_property
+    def outbox(self) -> MemoryOutbox:
+        return MemoryOutbox(self._store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()
@@ -250,7 +259,8 @@ class MemoryUnitOfWork:
             self._store.forget_ladders()
         for table, key, old in reversed(self._undo):
             if old is _APPENDED:
-                table[key].pop()
+                # An item appended to the list under a key, or to the list itself (key None).
+                (table if key is None else table[key]).pop()
             elif old is _ADDED:
                 table.discard(key)
             elif old is _REMOVED:
@@ -647,12 +657,11 @@ class MemoryExpenses:
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
     ) -> None:
         """Put the notices in the outbox, each with its event."""
-        t, undo, store = self._t, self._undo, self._store
-        for n in notices:
-            entry_id = store.next_id("outbox")
-            row = (expense.company_id, expense.id, n.topic, events[n.event], n.recipient_id)
-            _put(undo, t.outbox, entry_id, row)
-            _put(undo, t.undispatched, entry_id, None)
+        outbox, undo = self._t.outbox, self._undo
+        company_id, expense_id = expense.company_id, expense.id
+        for topic, event, recipient_id in notices:
+            outbox.append((company_id, expense_id, topic, events[event], recipient_id))
+            undo.append((outbox, None, _APPENDED))
 
     def _index_waiting(self, before: Expense | None, after: Expense) -> None:
         expense_id = after.id

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# What an undo entry restores: a key that was missing, an item appended to a list, an item
-# added to or removed from a set.
+# What an undo entry restores: a key that was missing, an item appended to a list (the one
+# under the key, or the entry's table itself when the key is None), an item added to or
+# removed from a set.
 MISSING: Any = object()
 APPENDED: Any = object()
 ADDED: Any = object()
