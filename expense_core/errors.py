@@ -38,7 +38,7 @@ class InvalidInput(DomainError):
 
 
 class Unauthenticated(DomainError):
-    """The caller did not prove who they are (no token, or an unknown one)."""
+    """The caller did not prove who they are (no token, or an unknown, expired or revoked one)."""
 
     code = "unauthenticated"
 

@@ -107,10 +107,8 @@ class AccessService:
             AdminOnly: the actor issues a token to someone else and is not an admin.
             InvalidTokenTtl, InvalidText: see `tokens.new_token`.
         """
-        token_id, secret = (
-            TokenId(secrets.token_hex(TOKEN_ID_LENGTH // 2)),
-            secrets.token_urlsafe(32),
-        )
+        token_id = TokenId(secrets.token_hex(TOKEN_ID_LENGTH // 2))
+        secret = secrets.token_urlsafe(32)
         with self.new_uow() as uow:
             holder = checked_actor(
                 _concerning(uow, cmd.user_id, cmd.actor_id, cmd.company_id), cmd.user_id, None
