@@ -6,6 +6,7 @@ Every error is one of four kinds (`NotFound`, `Forbidden`, `Conflict`, `InvalidI
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -37,12 +38,26 @@ class InvalidInput(DomainError):
 
 
 class Unauthenticated(DomainError):
-    """The caller did not prove who they are (no token, or an unknown one)."""
+    """The caller did not prove who they are (no token, or an unknown, expired or revoked one)."""
 
     code = "unauthenticated"
 
     def __init__(self, message: str = "a valid bearer token is required") -> None:
         super().__init__(message)
+
+
+class TokenExpired(Unauthenticated):
+    code = "token_expired"
+
+    def __init__(self) -> None:
+        super().__init__("the bearer token has expired")
+
+
+class TokenRevoked(Unauthenticated):
+    code = "token_revoked"
+
+    def __init__(self) -> None:
+        super().__init__("the bearer token was revoked")
 
 
 class Unavailable(DomainError):
@@ -145,6 +160,13 @@ class UnknownDelivery(NotFound):
 
     def __init__(self, delivery_id: int) -> None:
         super().__init__(f"delivery {delivery_id} does not exist for this webhook")
+
+
+class UnknownToken(NotFound):
+    code = "unknown_token"
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id} does not exist")
 
 
 # --- invalid input ---------------------------------------------------------------------------
@@ -304,6 +326,24 @@ class DelegateInactive(InvalidInput):
 
     def __init__(self, delegate_id: int) -> None:
         super().__init__(f"delegate: user {delegate_id} is inactive")
+
+
+class InvalidTokenTtl(InvalidInput):
+    code = "invalid_token_ttl"
+
+    def __init__(self, ttl: timedelta, shortest: timedelta, longest: timedelta) -> None:
+        super().__init__(
+            f"a token lives from {_span(shortest)} to {_span(longest)}, not {_span(ttl)}"
+        )
+
+
+def _span(span: timedelta) -> str:
+    """A span as people say it: in days or hours when it is whole ones."""
+    for unit, name in ((timedelta(days=1), "day"), (timedelta(hours=1), "hour")):
+        if span and span % unit == timedelta(0):
+            count = span // unit
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return str(span)
 
 
 # --- forbidden -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.notifications import Notice, OutboxEntry
+from expense_core.tokens import ApiToken, TokenHolder, TokenId
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
 from expense_core.webhooks import (
     Backlog,
@@ -353,12 +354,38 @@ class IdempotencyRecords(Protocol):
 
 
 class ApiTokens(Protocol):
-    """Bearer tokens: a public id, and only the hash of the secret part."""
+    """Bearer tokens: a public record, and only the hash of the secret part. Lists are newest
+    first (by `created_at`, then id)."""
 
-    def add(self, token_id: str, user_id: UserId, secret_hash: str, at: datetime) -> None: ...
+    def add(self, token: ApiToken, secret_hash: str) -> None: ...
 
-    def holder(self, token_id: str) -> tuple[str, Member] | None:
-        """The secret's hash and the user a token id was issued to, or None if unknown."""
+    def holder(self, token_id: TokenId) -> TokenHolder | None:
+        """The token, its secret's hash and its holder, or None if unknown; revoked and expired
+        tokens too."""
+        ...
+
+    def note_use(self, token_id: TokenId, at: datetime, unless_since: datetime) -> None:
+        """Set the token's `last_used_at` to `at`, unless a use after `unless_since` is noted
+        already (by a concurrent request): one conditional write, no read."""
+        ...
+
+    def get(self, company_id: CompanyId | None, token_id: TokenId) -> ApiToken:
+        """A token of the company (any company's when None).
+
+        Raises: UnknownToken (also for another company's).
+        """
+        ...
+
+    def of_user(self, company_id: CompanyId, user_id: UserId) -> tuple[ApiToken, ...]:
+        """A user's tokens, revoked and expired ones too."""
+        ...
+
+    def of_company(self, company_id: CompanyId) -> tuple[ApiToken, ...]:
+        """Every token of the company's users, revoked and expired ones too."""
+        ...
+
+    def revoke(self, token_id: TokenId, at: datetime) -> None:
+        """Mark the token revoked at `at`, unless it was revoked already."""
         ...
 
 

@@ -21,3 +21,17 @@ class TickingClock:
 
     def now(self) -> datetime:
         return self._start + next(self._ticks) * self._step
+
+
+class SettableClock:
+    """A clock that stands still at `at` until a test moves it (`advance`), for rules that turn
+    on how much time has passed: a token's expiry, the minute between noted uses."""
+
+    def __init__(self, at: datetime = START) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, by: timedelta) -> None:
+        self.at += by

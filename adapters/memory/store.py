@@ -17,6 +17,7 @@ from typing import Any, Self
 import attrs
 
 from adapters.memory.notifications import MemoryOutbox, MemoryWebhooks
+from adapters.memory.tokens import MemoryTokens
 from adapters.memory.undo import ADDED as _ADDED
 from adapters.memory.undo import APPENDED as _APPENDED
 from adapters.memory.undo import MISSING as _MISSING
@@ -60,6 +61,7 @@ from expense_core.model import (
     with_expense_id,
 )
 from expense_core.notifications import Notice, Topic
+from expense_core.tokens import ApiToken, TokenId
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 from expense_core.webhooks import Delivery, DeliveryId, Webhook, WebhookId
 from expense_core.workflow import Decision
@@ -98,7 +100,8 @@ class _Tables:
     idempotency: dict[tuple[UserId, str], tuple[str, ExpenseId]] = attrs.Factory(dict)
     # What a key stored by a decision answers again; its key is in `idempotency` too.
     decisions: dict[tuple[UserId, str], Decision] = attrs.Factory(dict)
-    tokens: dict[str, tuple[str, UserId]] = attrs.Factory(dict)
+    # Each token's record beside its secret's hash.
+    tokens: dict[TokenId, tuple[ApiToken, str]] = attrs.Factory(dict)
     # By the absent user: one delegation each.
     delegations: dict[UserId, Delegation] = attrs.Factory(dict)
     # The outbox in order, each notice as a tuple (company, expense, topic, event, recipient):
@@ -926,20 +929,3 @@ class MemoryDelegations:
         _put(self._undo, self._t.delegations, user_id, _MISSING)
         del self._t.delegations[user_id]
         return True
-
-
-class MemoryTokens:
-    def __init__(self, store: MemoryStore, undo: Undo) -> None:
-        self._t = store.tables
-        self._undo = undo
-
-    def add(self, token_id: str, user_id: UserId, secret_hash: str, at: datetime) -> None:
-        _put(self._undo, self._t.tokens, token_id, (secret_hash, user_id))
-
-    def holder(self, token_id: str) -> tuple[str, Member] | None:
-        found = self._t.tokens.get(token_id)
-        if found is None:
-            return None
-        secret_hash, user_id = found
-        user = self._t.users[user_id]
-        return secret_hash, Member(user, self._t.levels[user.hierarchy_level_id])

@@ -8,7 +8,8 @@ its tenant, ready for distribution by company); the tables `expense_events`,
 `companies.fallback_approver_id`, `approval_steps.escalate_after_hours` and the approvals'
 `escalate_after_hours` and `escalate_at`; `idempotency_keys.decision` (0005); and `delegations`
 with `expense_events.on_behalf_of` (0006); the notification tables `outbox`, `webhooks` and
-`deliveries` (0007). Constraints carry the names PostgreSQL gives the
+`deliveries` (0007); the tokens' `name`, `expires_at`, `last_used_at` and `revoked_at` (0008).
+Constraints carry the names PostgreSQL gives the
 seed's unnamed ones. The migrations create all this; these tables are what queries are built
 from, and a test holds the two to each other.
 """
@@ -247,7 +248,13 @@ api_tokens = Table(
     Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    # Migration 0008: the token's lifecycle and its label.
+    Column("name", String(100), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("token_id", name="api_tokens_pkey"),
+    Index("ix_api_tokens_company_user", "company_id", "user_id"),
 )
 
 # Migration 0006: who covers for whom, one delegation per absent user.

@@ -47,6 +47,7 @@ from entrypoints.http.observe import observed
 from entrypoints.http.openapi import DOCUMENTATION, openapi_config
 from entrypoints.http.schemas import Healthy
 from entrypoints.http.scrape import scrape_route
+from entrypoints.http.tokens import TokenController
 from entrypoints.http.webhooks import WebhookController
 from entrypoints.settings import AuthMode, Settings, configure_logging
 from entrypoints.web import WebPages
@@ -214,6 +215,7 @@ def create_app(container: Container) -> Litestar:
             AdminController,
             DelegationController,
             WebhookController,
+            TokenController,
             *DOCUMENTATION,
             *observing,
         ],

@@ -62,7 +62,7 @@ HTTP_CODES: Final = {
 DESCRIPTIONS: Final = {
     400: "Invalid input: the JSON is malformed, or a rule refused a value (3 decimal places, "
     "an amount outside every policy, an empty rejection reason...).",
-    401: "No bearer token, or an unknown one (AUTH_MODE=token).",
+    401: "No bearer token, or an unknown, expired or revoked one (AUTH_MODE=token).",
     403: "The caller may not do this (not the approver of the step, not the submitter, "
     "an actor id that disagrees with the token...).",
     404: "No such expense, user or policy in the caller's company.",

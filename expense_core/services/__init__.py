@@ -5,7 +5,7 @@ answers one query.
   and read expenses (`ExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
-- `access`: bearer tokens (`AccessService`).
+- `access`: bearer tokens: issued, listed, revoked, authenticated (`AccessService`).
 - `escalation`: sweeps that escalate overdue steps (`EscalationService`).
 - `delegations`: who covers for whom while they are away (`DelegationService`).
 - `notifications`: webhook subscriptions (`WebhookService`) and the worker's outbox use
@@ -15,7 +15,14 @@ Commands live beside the service that takes them; every name is also importable 
 """
 
 from expense_core.services._common import MAX_PAGE
-from expense_core.services.access import TOKEN_PREFIX, AccessService
+from expense_core.services.access import (
+    TOKEN_PREFIX,
+    AccessService,
+    IssuedToken,
+    IssueToken,
+    ListTokens,
+    RevokeToken,
+)
 from expense_core.services.delegations import (
     ClearDelegation,
     DelegationService,
@@ -88,7 +95,10 @@ __all__ = [
     "EscalationService",
     "ExpenseService",
     "ImportReport",
+    "IssueToken",
+    "IssuedToken",
     "LevelPlan",
+    "ListTokens",
     "NewPolicy",
     "NewUser",
     "OrgFiles",
@@ -101,6 +111,7 @@ __all__ = [
     "RejectExpense",
     "Relay",
     "ResubmitExpense",
+    "RevokeToken",
     "RoutingExplanation",
     "SendBack",
     "SetDelegation",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +12,7 @@ from expense_core.errors import IdempotencyKeyRace, IdempotencyKeyReused, Unauth
 from expense_core.model import ExpenseId, Member
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, SubmitExpense
+from expense_core.tokens import TokenHolder, TokenId, new_token
 from tests.contract.support import Org, money
 
 
@@ -76,13 +78,20 @@ def test_a_replayed_submission_stores_nothing_new(expenses: ExpenseService, org:
 
 
 def test_a_token_names_its_holder(new_uow: Callable[[], UnitOfWork], org: Org) -> None:
+    token = new_token(
+        TokenId(secrets.token_hex(8)),
+        Member(org.people[6], org.levels[6]),
+        datetime.now(UTC),
+        timedelta(days=1),
+        "ci",
+    )
     with new_uow() as uow:
-        uow.tokens.add("0123456789abcdef", org.person(6), "d" * 64, datetime.now(UTC))
+        uow.tokens.add(token, "d" * 64)
         uow.commit()
     with new_uow() as uow:
-        found = uow.tokens.holder("0123456789abcdef")
-        assert found == ("d" * 64, Member(org.people[6], org.levels[6]))
-        assert uow.tokens.holder("fedcba9876543210") is None
+        found = uow.tokens.holder(token.id)
+        assert found == TokenHolder(token, "d" * 64, Member(org.people[6], org.levels[6]))
+        assert uow.tokens.holder(TokenId("fedcba9876543210")) is None
 
 
 def test_issued_tokens_authenticate(access: AccessService, org: Org) -> None:

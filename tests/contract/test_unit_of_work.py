@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from expense_core.errors import UnknownCompany, UnknownExpense, UnknownTeam
-from expense_core.model import Expense, Team, TeamId
+from expense_core.model import Expense, Member, Team, TeamId
 from expense_core.ports import UnitOfWork
 from expense_core.services import ExpenseService, SubmitExpense
+from expense_core.tokens import DEFAULT_TTL, TokenId, new_token
 from tests.contract.support import Org, money
 
 
@@ -35,7 +36,9 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
         loaded = uow.expenses.get_for_update(org.id, expense.id)
         new_id = uow.expenses.add(loaded, (), ()).id
         uow.idempotency.remember(org.person(7), "ghost-key", "f" * 64, new_id)
-        uow.tokens.add("ghost0000000000t", org.person(7), "h" * 64, datetime.now(UTC))
+        grace = Member(org.people[7], org.levels[7])
+        token = new_token(TokenId("0000000000000bee"), grace, datetime.now(UTC), DEFAULT_TTL, None)
+        uow.tokens.add(token, "h" * 64)
         assert uow.org.company(company.id) == company  # visible inside
     with new_uow() as uow:
         with pytest.raises(UnknownCompany):
@@ -45,7 +48,7 @@ def test_nothing_survives_a_unit_of_work_left_uncommitted(
         with pytest.raises(UnknownExpense):
             uow.expenses.get(org.id, new_id)
         assert uow.idempotency.recall(org.person(7), "ghost-key") is None
-        assert uow.tokens.holder("ghost0000000000t") is None
+        assert uow.tokens.holder(token.id) is None
         assert uow.expenses.get(org.id, expense.id) == expense
 
 

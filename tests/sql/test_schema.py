@@ -254,7 +254,12 @@ def test_the_additions_are_there(postgres_url: str) -> None:
         "company_id",
         "secret_hash",
         "created_at",
+        "name",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
     }
+    assert columns["api_tokens", "expires_at"][1] == "NO"
     definitions = {(t, d) for t, _, _, d in catalog["constraints"]}
     assert ("idempotency_keys", "PRIMARY KEY (user_id, key)") in definitions
     assert ("api_tokens", "PRIMARY KEY (token_id)") in definitions

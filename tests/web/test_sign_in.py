@@ -146,7 +146,7 @@ def test_token_mode_refuses_an_unknown_token_and_a_chosen_person(token_visitor: 
     chosen = token_visitor.submit("/app/", "/app/sign-in", {"person": "1"})
 
     assert unknown.status_code == 401
-    assert error_beside(unknown.text, "token") == "The bearer token is unknown or revoked."
+    assert error_beside(unknown.text, "token") == "The bearer token is unknown."
     assert chosen.status_code == 401
     assert token_visitor.get("/app/expenses").headers["location"] == "/app/"
 
