@@ -1,11 +1,11 @@
 """`expense-tracker worker`: delivers the outbox (signed webhooks, e-mail) and sweeps overdue
 steps into escalations, until SIGTERM or Ctrl-C.
 
-Each round fans new notices out into deliveries, takes the due ones (a lease: a worker that
-dies lets go of them after `LEASE`), makes the attempts on a few threads at once, and settles
-what they came to (`expense_core.webhooks.after_attempt` decides retries). Several workers may
-run against one PostgreSQL database; on SQLite run one. On SIGTERM the worker finishes the
-attempts in flight, settles them and exits.
+Each turn fans new notices out into deliveries, takes as many due ones as it has threads free
+(a lease: a worker that dies lets go of them after `LEASE`), starts their attempts, and settles
+what the ended ones came to (`expense_core.webhooks.after_attempt` decides retries). Several
+workers may run against one PostgreSQL database; on SQLite run one. On SIGTERM the worker
+finishes the attempts in flight, settles them and exits.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
 import attrs
@@ -111,9 +111,56 @@ class Messages:
         return Outcome(250)
 
 
+class _InFlight:
+    """The attempts a worker has started and not yet settled, one thread each: at most as many
+    as it has threads, so that SIGTERM waits for one attempt's timeout at most."""
+
+    def __init__(self, attempt: Callable[[Claim], Outcome], threads: int) -> None:
+        self._attempt = attempt
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
+        self._started: dict[Future[Outcome], Claim] = {}
+
+    @property
+    def room(self) -> int:
+        return self._threads - len(self._started)
+
+    def __bool__(self) -> bool:
+        return bool(self._started)
+
+    def start(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            self._started[self._pool.submit(self._attempt, claim)] = claim
+
+    def finished(self) -> list[tuple[Future[Outcome], Claim]]:
+        return [(f, claim) for f, claim in self._started.items() if f.done()]
+
+    def forget(self, futures: Iterable[Future[Outcome]]) -> None:
+        for f in futures:
+            del self._started[f]
+
+    def rest(self, idle_s: float, stop: threading.Event) -> None:
+        """Until an attempt finishes, or `idle_s` has passed (sooner on `stop` when idle)."""
+        running = [f for f in self._started if not f.done()]
+        if running:
+            wait(running, timeout=idle_s, return_when=FIRST_COMPLETED)
+        else:
+            stop.wait(idle_s)
+
+    def finish(self) -> None:
+        """Let every attempt started end; the pool's threads with them."""
+        self._pool.shutdown(wait=True)
+
+
 @attrs.define
 class Worker:
-    """The delivery loop of one process."""
+    """The delivery loop of one process.
+
+    Each turn settles the attempts that have ended, fans new notices out, and starts due
+    attempts on the threads that are free: a receiver that hangs holds up one thread until its
+    timeout, never the others (a later notice of the same expense waits for it, by the claim's
+    rule). An attempt whose settling failed (the database away) is settled on a later turn.
+    """
 
     relay: Relay
     messages: Messages
@@ -121,44 +168,80 @@ class Worker:
     settings: Settings
     stop: threading.Event = attrs.Factory(threading.Event)
     _last_sweep: float = 0.0
-    _pool: ThreadPoolExecutor | None = None
 
     def run(self) -> None:
         """Work until `stop` is set; the attempts in flight are finished and settled first."""
         idle = self.settings.worker_idle_ms / 1000
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.worker_concurrency, thread_name_prefix="delivery"
-        )
+        flight = self._flight()
         try:
             while not self.stop.is_set():
                 try:
-                    busy = self.round()
+                    busy = self.turn(flight)
                 except Exception:
-                    # A database away, a statement refused: the next round tries again.
+                    # A database away, a statement refused: the next turn tries again.
                     log.exception("worker round failed")
                     busy = 0
                 if not busy:
-                    self.stop.wait(idle)
+                    flight.rest(idle, self.stop)
         finally:
-            self._pool.shutdown(wait=True)
+            self._land(flight)
 
-    def round(self) -> int:
-        """One round: fan out, attempt what is due, settle, sweep when due; how much was done."""
-        done = self.relay.dispatch()
-        claims = self.relay.claim(limit=self.settings.worker_concurrency * 4)
-        if claims:
-            outcomes = self._attempt(claims)
-            verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
-            for claim, outcome, verdict in zip(claims, outcomes, verdicts, strict=True):
-                _log_attempt(claim, outcome, verdict)
+    def turn(self, flight: _InFlight) -> int:
+        """Settle what has ended, fan out, start what is due, sweep when due; how much was
+        done."""
+        done = self._settle(flight)
+        done += self.relay.dispatch()
+        if flight.room:
+            claims = self.relay.claim(limit=flight.room)
+            flight.start(claims)
             done += len(claims)
         done += self._sweep()
         return done
 
-    def _attempt(self, claims: Sequence[Claim]) -> list[Outcome]:
-        if self._pool is None or len(claims) == 1:
-            return [self.messages.attempt(c) for c in claims]
-        return list(self._pool.map(self.messages.attempt, claims))
+    def drain(self, timeout_s: float) -> bool:
+        """Work until every notice is delivered or failed; False if some still wait after
+        `timeout_s` (a retry due later, or another worker's attempt that never ends)."""
+        deadline = time.monotonic() + timeout_s
+        idle = self.settings.worker_idle_ms / 1000
+        flight = self._flight()
+        try:
+            while True:
+                busy = self.turn(flight)
+                if not flight:
+                    backlog = self.relay.backlog()
+                    if backlog.undispatched == 0 and backlog.undelivered == 0:
+                        return True
+                if time.monotonic() >= deadline:
+                    return False
+                if not busy:
+                    # Another worker holds what is left, or it is not due yet.
+                    flight.rest(idle, self.stop)
+        finally:
+            self._land(flight)
+
+    def _flight(self) -> _InFlight:
+        return _InFlight(self.messages.attempt, self.settings.worker_concurrency)
+
+    def _settle(self, flight: _InFlight) -> int:
+        ended = flight.finished()
+        if not ended:
+            return 0
+        results = [(claim, f.result()) for f, claim in ended]
+        verdicts = self.relay.settle(results)
+        flight.forget(f for f, _ in ended)
+        for (claim, outcome), verdict in zip(results, verdicts, strict=True):
+            _log_attempt(claim, outcome, verdict)
+        return len(ended)
+
+    def _land(self, flight: _InFlight) -> None:
+        """Finish the attempts in flight and settle them: once they are done, a last turn's
+        work (no new claim is made)."""
+        flight.finish()
+        try:
+            self._settle(flight)
+        except Exception:
+            # Unsettled, they are let go after the lease and attempted again (at least once).
+            log.exception("the attempts in flight could not be settled")
 
     def _sweep(self) -> int:
         interval = self.settings.escalation_interval_s
@@ -169,21 +252,6 @@ class Worker:
             return 0
         self._last_sweep = now
         return len(self.escalation.sweep())
-
-    def drain(self, timeout_s: float) -> bool:
-        """Work until every notice is delivered or failed; False if some still wait after
-        `timeout_s` (a retry due later, or another worker's attempt that never ends)."""
-        deadline = time.monotonic() + timeout_s
-        idle = self.settings.worker_idle_ms / 1000
-        while True:
-            busy = self.round()
-            backlog = self.relay.backlog()
-            if backlog.undispatched == 0 and backlog.undelivered == 0:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            if not busy:
-                time.sleep(idle)  # another worker holds what is left, or it is not due yet
 
 
 def _log_attempt(claim: Claim, outcome: Outcome, verdict: Verdict) -> None:
