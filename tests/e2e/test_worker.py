@@ -4,26 +4,32 @@ receiver (webhooks) and a real SMTP server (e-mail), as docs/notifications.md pr
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import pytest
-from standardwebhooks import Webhook
 
 from tests.e2e.conftest import Server, StartServer, run_cli
-from tests.e2e.workers import StartWorker, worker_starter  # noqa: F401 -- the fixture
+from tests.e2e.workers import (
+    StartWorker,
+    approve,
+    deliveries,
+    submit,
+    subscribe,
+    verified,
+    wait_until,
+    worker_starter,  # noqa: F401 -- the fixture
+)
 from tests.mail import conftest as mail
 from tests.mail.conftest import SmtpServer
-from tests.webhooks.receiver import Received, Receiver
+from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
-GRACE, FRANK, EVE = 7, 6, 5
-SMALL_EQUIPMENT: Final = 1  # one step, Frank's
+FRANK, EVE = 6, 5
 EVERY_NOTICE: Final = ["expense.submitted", "approval.requested", "approval.decided",
                        "expense.approved"]  # fmt: skip
 # Bounds on waiting, each far above what it takes (a delivery takes well under a second; the
@@ -52,52 +58,6 @@ def server(start_server: StartServer) -> Server:
 def client(server: Server) -> Iterator[httpx.Client]:
     with server.client() as made:
         yield made
-
-
-def subscribe(client: httpx.Client, url: str, events: list[str] | None = None) -> dict[str, Any]:
-    body = {"url": url, "events": events or ["*"], "company_id": 1}
-    answer = client.post("/api/webhooks", json=body)
-    assert answer.status_code == 201, answer.text
-    made: dict[str, Any] = answer.json()
-    return made
-
-
-def submit(client: httpx.Client, description: str = "Ergonomic keyboard") -> int:
-    body = {"user_id": GRACE, "policy_id": SMALL_EQUIPMENT, "amount": 149.90,
-            "description": description}  # fmt: skip
-    answer = client.post("/api/expenses", json=body)
-    assert answer.status_code == 201, answer.text
-    return int(answer.json()["expense_id"])
-
-
-def approve(client: httpx.Client, expense_id: int) -> None:
-    answer = client.post(
-        "/api/expenses/approve", json={"expense_id": expense_id, "approver_id": FRANK}
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["expense_status"] == "approved"
-
-
-def deliveries(client: httpx.Client, webhook_id: int) -> list[dict[str, Any]]:
-    """Every delivery of a subscription, newest first."""
-    answer = client.get(f"/api/webhooks/{webhook_id}/deliveries", params={"limit": 100})
-    assert answer.status_code == 200, answer.text
-    items: list[dict[str, Any]] = answer.json()["items"]
-    return items
-
-
-def wait_until(holds: Callable[[], bool], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not holds():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        time.sleep(0.1)  # polling what the API answers, bounded by the deadline
-
-
-def verified(secret: str, request: Received) -> dict[str, Any]:
-    """The message, its signature checked by the Standard Webhooks reference library."""
-    message: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
-    return message
 
 
 def drain(env: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""`expense-tracker worker` as a real process beside a real server, for the e2e and fault tests.
+"""`expense-tracker worker` as a real process beside a real server, for the e2e and fault
+tests, and the API calls those tests make around it.
 
 `start_worker(env, log)` starts one with a server's environment and returns once it has said it
 started (its signal handlers are in place by then); `stop` sends SIGTERM and answers the exit
@@ -16,16 +17,21 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
+import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from tests.e2e.conftest import cli_command
+from tests.webhooks.receiver import Received
 
 STARTED_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 60.0  # past the webhook timeout (10 s): an attempt in flight may finish
 STARTED: Final = "worker started"
+GRACE, FRANK = 7, 6
+SMALL_EQUIPMENT: Final = 1  # one step, Frank's
 
 
 @attrs.define
@@ -110,3 +116,52 @@ def worker_starter(tmp_path: Path) -> Iterator[StartWorker]:
         worker.stop()
         # Shown by pytest only when the test failed: what the worker said meanwhile.
         sys.stdout.write(f"--- {worker.log.name}\n{worker.text()[-20000:]}")
+
+
+# --- the API around it ---------------------------------------------------------------------
+
+
+def subscribe(client: httpx.Client, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    body = {"url": url, "events": events or ["*"], "company_id": 1}
+    answer = client.post("/api/webhooks", json=body)
+    assert answer.status_code == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
+def submit(client: httpx.Client, description: str = "Ergonomic keyboard") -> int:
+    body = {"user_id": GRACE, "policy_id": SMALL_EQUIPMENT, "amount": 149.90,
+            "description": description}  # fmt: skip
+    answer = client.post("/api/expenses", json=body)
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["expense_id"])
+
+
+def approve(client: httpx.Client, expense_id: int) -> None:
+    answer = client.post(
+        "/api/expenses/approve", json={"expense_id": expense_id, "approver_id": FRANK}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["expense_status"] == "approved"
+
+
+def deliveries(client: httpx.Client, webhook_id: int) -> list[dict[str, Any]]:
+    """Every delivery of a subscription, newest first."""
+    answer = client.get(f"/api/webhooks/{webhook_id}/deliveries", params={"limit": 100})
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def wait_until(holds: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not holds():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"not within {timeout_s} s: {what}")
+        time.sleep(0.1)  # polling what the API answers, bounded by the deadline
+
+
+def verified(secret: str, request: Received) -> dict[str, Any]:
+    """The message, its signature checked by the Standard Webhooks reference library."""
+    message: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
+    return message
