@@ -87,7 +87,13 @@ def test_a_subscriber_to_everything_gets_an_expenses_notices_signed_and_in_order
         assert message["timestamp"] == message["data"]["event"]["at"]
     assert len({r.headers["webhook-id"] for r in got}) == 4
 
-    # The subscription's deliveries say the same, newest first, each delivered at once.
+    # The subscription's deliveries say the same, newest first, each delivered at once (once
+    # the worker has settled the last answer).
+    wait_until(
+        lambda: all(d["status"] != "pending" for d in deliveries(client, hook["id"])),
+        "every attempt settled",
+        DELIVERED_WITHIN_S,
+    )
     listed = deliveries(client, hook["id"])
     assert [d["event_type"] for d in listed] == EVERY_NOTICE[::-1]
     assert [f"msg_{d['id']}" for d in listed[::-1]] == [r.headers["webhook-id"] for r in got]
