@@ -1,9 +1,9 @@
 """`expense-tracker worker`: delivers the outbox (signed webhooks, e-mail) and sweeps overdue
 steps into escalations, until SIGTERM or Ctrl-C.
 
-One thread fans new notices out into deliveries; another takes the due ones in batches (a
-lease: a worker that dies lets go of them after it runs out), makes the attempts on a few
-threads at once, and settles what they came to (`expense_core.webhooks.after_attempt` decides
+One thread fans new notices out into deliveries; another takes the due ones as delivery
+threads free up (a lease: a worker that dies lets go of them after it runs out), starts their
+attempts, and settles what the ended ones came to (`expense_core.webhooks.after_attempt` decides
 retries). Several workers may run against one PostgreSQL database; on SQLite run one. On
 SIGTERM the worker finishes the attempts in flight, settles them and exits.
 """
@@ -14,8 +14,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("expense_tracker.worker")
 
-# Deliveries one round takes per delivery thread.
-BATCH_PER_THREAD = 16
+# Attempts started per delivery thread, one running and the others queued behind it.
+QUEUED_PER_THREAD = 4
+# How long a busy turn waits for attempts to end before it settles them and starts more.
+BUSY_REST_S = 0.05
 # How long one webhook attempt may take (connect, send, answer).
 ATTEMPT_TIMEOUT_S = 10.0
 # The longest pause between rounds that fail, and between the logs saying they still do.
@@ -130,9 +132,69 @@ class Messages:
         return Outcome(250)
 
 
+class _InFlight:
+    """The attempts a worker has started and not yet settled: at most `QUEUED_PER_THREAD` per
+    thread, so that a turn's few statements serve several attempts while SIGTERM waits for
+    little more than one attempt's timeout (attempts not yet begun are dropped then, and let
+    go when their lease runs out)."""
+
+    def __init__(self, attempt: Callable[[Claim], tuple[Outcome, float]], threads: int) -> None:
+        self._attempt = attempt
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
+        self._started: dict[Future[tuple[Outcome, float]], Claim] = {}
+
+    @property
+    def room(self) -> int:
+        return self._threads * QUEUED_PER_THREAD - len(self._started)
+
+    def __bool__(self) -> bool:
+        return bool(self._started)
+
+    def start(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            self._started[self._pool.submit(self._attempt, claim)] = claim
+
+    def finished(self) -> list[tuple[Future[tuple[Outcome, float]], Claim]]:
+        return [(f, claim) for f, claim in self._started.items() if f.done() and not f.cancelled()]
+
+    def forget(self, futures: Iterable[Future[tuple[Outcome, float]]]) -> None:
+        for f in futures:
+            del self._started[f]
+
+    def rest(self, idle_s: float, stop: threading.Event) -> None:
+        """Until a thread's worth of attempts has ended (or all of them), or `idle_s` has
+        passed; sooner on `stop` when nothing is in flight."""
+        running = [f for f in self._started if not f.done()]
+        if not running:
+            stop.wait(idle_s)
+            return
+        deadline = time.monotonic() + idle_s
+        enough = max(len(running) - self._threads, 0)
+        while len(running) > enough and not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            wait(running, timeout=left, return_when=FIRST_COMPLETED)
+            running = [f for f in running if not f.done()]
+
+    def finish(self) -> None:
+        """Let the attempts begun end, and drop those not begun; the threads with them."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for f in [f for f in self._started if f.cancelled()]:
+            del self._started[f]
+
+
 @attrs.define
 class Worker:
-    """The delivery loop of one process."""
+    """The delivery loop of one process.
+
+    One thread fans notices out. The other, each turn, settles the attempts that have ended,
+    starts due ones while there is room, and sweeps when due: a receiver that hangs holds up
+    one delivery thread until its timeout, never the others (a later notice of the same
+    expense waits for it, by the claim's rule). An attempt whose settling failed (the database
+    away) is settled on a later turn.
+    """
 
     relay: Relay
     messages: Messages
@@ -141,28 +203,22 @@ class Worker:
     metrics: DeliveryMetrics | None = None
     stop: threading.Event = attrs.Factory(threading.Event)
     _last_sweep: float = 0.0
-    _pool: ThreadPoolExecutor | None = None
 
     def run(self) -> None:
-        """Work until `stop` is set; the attempts in flight are finished and settled first.
-
-        Notices are fanned out on a thread of their own while this one attempts and settles
-        deliveries (and sweeps), so that neither waits for the other's statements."""
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.worker_concurrency, thread_name_prefix="delivery"
-        )
+        """Work until `stop` is set; the attempts in flight are finished and settled first."""
         dispatcher = threading.Thread(
             target=self._loop, args=(self.relay.dispatch,), name="dispatch", daemon=True
         )
         dispatcher.start()
+        flight = self._flight()
         try:
-            self._loop(lambda: self._deliver() + self._sweep())
+            self._loop(lambda: self.turn(flight), flight)
         finally:
             self.stop.set()
             dispatcher.join()
-            self._pool.shutdown(wait=True)
+            self._land(flight)
 
-    def _loop(self, step: Callable[[], int]) -> None:
+    def _loop(self, step: Callable[[], int], flight: _InFlight | None = None) -> None:
         """Run `step` until `stop` is set, resting when it found nothing to do.
 
         A step that fails (the database away) is tried again after a pause that doubles up
@@ -187,37 +243,69 @@ class Worker:
             if failing:
                 log.info("worker rounds succeed again after %s failures", failing)
                 failing = 0
-            if not busy:
+            if flight is not None and flight:
+                flight.rest(idle if not busy else BUSY_REST_S, self.stop)
+            elif not busy:
                 self.stop.wait(idle)
 
-    def round(self) -> int:
-        """One round in this thread: fan out, attempt what is due, settle, sweep when due;
-        how much was done."""
-        return self.relay.dispatch() + self._deliver() + self._sweep()
+    def turn(self, flight: _InFlight) -> int:
+        """Settle what has ended, start what is due while there is room, sweep when due;
+        how much was done. (Notices are fanned out by `run`'s other thread.)"""
+        done = self._settle(flight)
+        room = flight.room
+        if room > 0:
+            # Held long enough for each thread to time out on each attempt queued for it.
+            lease = LEASE + timedelta(seconds=ATTEMPT_TIMEOUT_S * QUEUED_PER_THREAD)
+            claims = self.relay.claim(limit=room, lease=lease)
+            flight.start(claims)
+            done += len(claims)
+        return done + self._sweep()
 
-    def _deliver(self) -> int:
-        """Attempt the deliveries due now (a batch) and settle them; how many there were."""
-        concurrency = self.settings.worker_concurrency
-        # Many per round, so that each round's few statements serve many attempts; held long
-        # enough for every thread to time out on each of its share.
-        batch = concurrency * BATCH_PER_THREAD
-        lease = LEASE + timedelta(seconds=ATTEMPT_TIMEOUT_S * BATCH_PER_THREAD)
-        claims = self.relay.claim(limit=batch, lease=lease)
-        if not claims:
+    def drain(self, timeout_s: float) -> bool:
+        """Work until every notice is delivered or failed; False if some still wait after
+        `timeout_s` (a retry due later, or another worker's attempt that never ends)."""
+        deadline = time.monotonic() + timeout_s
+        idle = self.settings.worker_idle_ms / 1000
+        flight = self._flight()
+        try:
+            while True:
+                busy = self.relay.dispatch() + self.turn(flight)
+                if not flight:
+                    backlog = self.relay.backlog()
+                    if backlog.undispatched == 0 and backlog.undelivered == 0:
+                        return True
+                if time.monotonic() >= deadline:
+                    return False
+                if not busy or flight:
+                    # Another worker holds what is left, it is not due yet, or attempts run.
+                    flight.rest(idle, self.stop)
+        finally:
+            self._land(flight)
+
+    def _flight(self) -> _InFlight:
+        return _InFlight(self.messages.timed, self.settings.worker_concurrency)
+
+    def _settle(self, flight: _InFlight) -> int:
+        ended = flight.finished()
+        if not ended:
             return 0
-        timed = self._attempt(claims)
-        outcomes = [outcome for outcome, _ in timed]
-        verdicts = self.relay.settle(list(zip(claims, outcomes, strict=True)))
-        for claim, (outcome, took), verdict in zip(claims, timed, verdicts, strict=True):
+        timed = [(claim, f.result()) for f, claim in ended]
+        verdicts = self.relay.settle([(claim, outcome) for claim, (outcome, _) in timed])
+        flight.forget(f for f, _ in ended)
+        for (claim, (outcome, took)), verdict in zip(timed, verdicts, strict=True):
             _log_attempt(claim, outcome, verdict)
             if self.metrics is not None:
                 self.metrics.attempted(claim.delivery.channel, verdict.status, took)
-        return len(claims)
+        return len(ended)
 
-    def _attempt(self, claims: Sequence[Claim]) -> list[tuple[Outcome, float]]:
-        if self._pool is None or len(claims) == 1:
-            return [self.messages.timed(c) for c in claims]
-        return list(self._pool.map(self.messages.timed, claims))
+    def _land(self, flight: _InFlight) -> None:
+        """Finish the attempts begun and settle them (no new claim is made)."""
+        flight.finish()
+        try:
+            self._settle(flight)
+        except Exception:
+            # Unsettled, they are let go after the lease and attempted again (at least once).
+            log.exception("the attempts in flight could not be settled")
 
     def _sweep(self) -> int:
         interval = self.settings.escalation_interval_s
@@ -228,21 +316,6 @@ class Worker:
             return 0
         self._last_sweep = now
         return len(self.escalation.sweep())
-
-    def drain(self, timeout_s: float) -> bool:
-        """Work until every notice is delivered or failed; False if some still wait after
-        `timeout_s` (a retry due later, or another worker's attempt that never ends)."""
-        deadline = time.monotonic() + timeout_s
-        idle = self.settings.worker_idle_ms / 1000
-        while True:
-            busy = self.round()
-            backlog = self.relay.backlog()
-            if backlog.undispatched == 0 and backlog.undelivered == 0:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            if not busy:
-                time.sleep(idle)  # another worker holds what is left, or it is not due yet
 
 
 @contextlib.contextmanager

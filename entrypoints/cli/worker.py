@@ -63,7 +63,9 @@ def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
         with worker_for(container, settings) as worker:
             if args.drain:
                 if worker.drain(args.timeout):
-                    console.print(f"the outbox is delivered ({where(settings)})")
+                    console.print(
+                        f"nothing waits: every notice delivered or failed ({where(settings)})"
+                    )
                     return OK
                 console.print(
                     f"[red]still waiting after {args.timeout:g} s:[/] {check(worker.relay)}"

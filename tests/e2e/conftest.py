@@ -44,7 +44,9 @@ def environment(**values: str) -> dict[str, str]:
             "DB_POOL_TIMEOUT_MS", "DB_STATEMENT_TIMEOUT_MS", "DB_CONNECT_TIMEOUT_S",
             "MAX_IN_FLIGHT", "MAX_BODY_BYTES", "BODY_TIMEOUT_S", "MAX_HEADER_BYTES",
             "SHUTDOWN_GRACE_S", "LOG_FORMAT", "ACCESS_LOG", "METRICS", "METRICS_BY_COMPANY",
-            "PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT")  # fmt: skip
+            "PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_ALLOW_PRIVATE",
+            "SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "ESCALATION_INTERVAL_S", "WORKER_CONCURRENCY",
+            "WORKER_IDLE_MS")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     return {**env, "LOG_LEVEL": "WARNING", **values}
 

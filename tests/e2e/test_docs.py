@@ -35,11 +35,18 @@ def shell_block(path: Path) -> list[str]:
 
 
 def run_walkthrough(
-    path: Path, base_url: str, env: Mapping[str, str] | None = None
+    path: Path,
+    base_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+    addresses: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """Run each command of the block after its first line (which sets the shell's variables),
     in a shell that ran that first line; the command lines and what each printed. `env`, when
-    given, is the commands' whole environment (for those that run `expense-tracker`)."""
+    given, is the commands' whole environment (for those that run `expense-tracker`); `cwd`,
+    where they run (the files they write land there); `addresses` swaps other documented
+    addresses (a receiver's) for the test's in every command."""
     lines = shell_block(path)
     prelude = lines[0].replace(DOCUMENTED_ADDRESS, base_url)
     assert DOCUMENTED_ADDRESS in lines[0], "the block's first line sets the server's address"
@@ -49,13 +56,17 @@ def run_walkthrough(
     for line in lines[1:]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        command = line
+        for documented, used in (addresses or {}).items():
+            command = command.replace(documented, used)
         done = subprocess.run(  # noqa: S603 -- the documented command, run as a reader would
-            [bash, "-c", f"{prelude}\n{line}"],
+            [bash, "-c", f"{prelude}\n{command}"],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
             env=None if env is None else dict(env),
+            cwd=cwd,
         )
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         ran.append((line, done.stdout))

@@ -41,10 +41,12 @@ class Answer:
 
 
 class Receiver:
-    """A `ThreadingHTTPServer` on a free port of 127.0.0.1, in a thread of its own."""
+    """A `ThreadingHTTPServer` on 127.0.0.1 (a free port unless told), in a thread of its own."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self._server = _Server((host, 0), self)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on `port` (0: a free one), e.g. one a destination named while nothing
+        listened there."""
+        self._server = _Server((host, port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": PACE_S}, daemon=True
         )
