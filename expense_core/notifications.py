@@ -77,8 +77,11 @@ _CLOSED_AS: dict[ExpenseStatus, Topic] = {
     ExpenseStatus.REJECTED: Topic.EXPENSE_REJECTED,
     ExpenseStatus.RETURNED: Topic.EXPENSE_RETURNED,
 }
+# Module globals: an enum member looked up on its class is slow on Python 3.11 (see workflow).
 _PENDING = ApprovalStatus.PENDING
 _OPEN = ExpenseStatus.PENDING
+_ESCALATED = EventKind.ESCALATED
+_REQUESTED = Topic.APPROVAL_REQUESTED
 
 
 def notices(
@@ -93,39 +96,39 @@ def notices(
     decisive = None
     for position, event in enumerate(events):
         topic = _BY_KIND.get(event.kind)
-        if topic is None:
-            continue
-        found.append(Notice(topic, position))
-        if decisive is None and event.kind is not EventKind.ESCALATED:
-            decisive = position
+        if topic is not None:
+            found.append(Notice(topic, position))
+            if decisive is None and event.kind is not _ESCALATED:
+                decisive = position
     status = after.status
-    if (before is None or before.status is not status) and status in _CLOSED_AS:
-        found.append(Notice(_CLOSED_AS[status], decisive if decisive is not None else 0))
     if status is _OPEN:
-        waiting = _actionable(before) if before is not None and before.status is _OPEN else set()
-        for step in _actionable_steps(after):
+        waiting = (
+            [(a.step_number, a.approver_id) for a in _actionable(before)]
+            if before is not None and before.status is _OPEN
+            else ()
+        )
+        for step in _actionable(after):
             if (step.step_number, step.approver_id) not in waiting:
-                found.append(
-                    Notice(
-                        Topic.APPROVAL_REQUESTED,
-                        _cause(events, step.step_number),
-                        step.approver_id,
-                    )
-                )
+                cause = _cause(events, step.step_number)
+                found.append(Notice(_REQUESTED, cause, step.approver_id))
+    elif status in _CLOSED_AS and (before is None or before.status is not status):
+        found.append(Notice(_CLOSED_AS[status], decisive if decisive is not None else 0))
     return tuple(found)
 
 
-def _actionable_steps(expense: Expense) -> list[Approval]:
-    """The steps that can be decided now: the current required one and every pending optional
-    one (see `workflow`)."""
-    current = expense.current_step
-    return [
-        a for a in expense.approvals if a.status is _PENDING and (not a.required or a is current)
-    ]
-
-
-def _actionable(expense: Expense) -> set[tuple[int, UserId]]:
-    return {(a.step_number, a.approver_id) for a in _actionable_steps(expense)}
+def _actionable(expense: Expense) -> list[Approval]:
+    """The steps that can be decided now: the current required one (the first pending) and
+    every pending optional one (see `workflow`), in one pass."""
+    found = []
+    reached = False
+    for a in expense.approvals:
+        if a.status is _PENDING:
+            if a.required:
+                if reached:
+                    continue
+                reached = True
+            found.append(a)
+    return found
 
 
 def _cause(events: Sequence[ExpenseEvent], step_number: int) -> int:
