@@ -353,9 +353,11 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("delivered_at", UtcDateTime, nullable=True),
     Index("ix_deliveries_webhook", "webhook_id", "id"),
+    # The queue a claim walks, in outbox order, stopping once it has enough.
     Index(
-        "ix_deliveries_due",
-        "next_attempt_at",
+        "ix_deliveries_queue",
+        "outbox_id",
+        "id",
         postgresql_where=text("status IN ('pending', 'retrying')"),
         sqlite_where=text("status IN ('pending', 'retrying')"),
     ),

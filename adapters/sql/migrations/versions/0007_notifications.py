@@ -94,9 +94,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_webhook", "deliveries", ["webhook_id", "id"])
     op.create_index(
-        "ix_deliveries_due",
+        "ix_deliveries_queue",
         "deliveries",
-        ["next_attempt_at"],
+        ["outbox_id", "id"],
         postgresql_where=WAITING,
         sqlite_where=WAITING,
     )
