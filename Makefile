@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	touch $(STAMP)
 
-## make test: lint, type-check, then every test (PostgreSQL ones on a throwaway server)
+## make test: lint, type-check, then every test (PostgreSQL ones on a throwaway server), on two
+## processes (TEST_PROCESSES=1 for one)
+TEST_PROCESSES ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
 
 lint: install
 	$(BIN)/ruff check .

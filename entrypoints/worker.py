@@ -254,8 +254,9 @@ class Worker:
         done = self._settle(flight)
         room = flight.room
         if room > 0:
-            # Held long enough for each thread to time out on each attempt queued for it.
-            lease = LEASE + timedelta(seconds=ATTEMPT_TIMEOUT_S * QUEUED_PER_THREAD)
+            # Held long enough for each thread to time out on each attempt queued for it, and
+            # a little more: as long as the core's default lease.
+            lease = max(LEASE, timedelta(seconds=ATTEMPT_TIMEOUT_S * QUEUED_PER_THREAD + 10))
             claims = self.relay.claim(limit=room, lease=lease)
             flight.start(claims)
             done += len(claims)
