@@ -271,8 +271,7 @@ class _Backlog(Collector):
             "Deliveries not yet settled: pending, being attempted, or retrying later.",
             value=waiting.undelivered,
         )
-        oldest = waiting.oldest_at
-        lag = 0.0 if oldest is None else max((self.now() - _utc(oldest)).total_seconds(), 0.0)
+        lag = waiting.waited(self.now())
         yield GaugeMetricFamily(
             "outbox_oldest_undelivered_age_seconds",
             "How long the oldest notice or delivery not yet settled has waited; 0 when none.",
@@ -354,10 +353,6 @@ class Metrics:
         platform = PlatformCollector(registry=None)
         together = _Together((shared, _Workers(path), platform, state))
         return generate_latest(together)
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def worker_exited(pid: int) -> None:

@@ -379,15 +379,9 @@ def _log_attempt(claim: Claim, outcome: Outcome, verdict: Verdict) -> None:
 def check(relay: Relay) -> dict[str, object]:
     """What `worker --check` prints: the backlog, and the age of the oldest undelivered."""
     backlog = relay.backlog()
-    age = None
-    if backlog.oldest_at is not None:
-        age = round((datetime.now(UTC) - _utc(backlog.oldest_at)).total_seconds(), 3)
+    age = None if backlog.oldest_at is None else round(backlog.waited(datetime.now(UTC)), 3)
     return {
         "undispatched": backlog.undispatched,
         "undelivered": backlog.undelivered,
         "oldest_undelivered_age_s": age,
     }
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at

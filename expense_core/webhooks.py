@@ -92,6 +92,14 @@ class Delivery:
     last_error: str | None = None
     delivered_at: datetime | None = None
 
+    @property
+    def target(self) -> str:
+        """Whom it goes to: one subscription (`webhook:3`) or one person's mailbox
+        (`email:12`). One target's deliveries about one expense go out in outbox order."""
+        if self.channel is Channel.WEBHOOK:
+            return f"webhook:{self.webhook_id}"
+        return f"email:{self.recipient_id}"
+
 
 @attrs.frozen
 class Claim:
@@ -111,6 +119,12 @@ class Backlog:
     undispatched: int
     undelivered: int
     oldest_at: datetime | None
+
+    def waited(self, now: datetime) -> float:
+        """Seconds the oldest waiting item has waited at `now`; 0 when nothing waits."""
+        if self.oldest_at is None:
+            return 0.0
+        return max((now - self.oldest_at).total_seconds(), 0.0)
 
 
 @attrs.frozen
@@ -205,43 +219,42 @@ def fan_out(
     """The deliveries of one notice, due at once: one per subscription that wants its topic,
     and one per (person, absent approver they act for) of `mail_to`."""
     made = [
-        Delivery(
-            id=DeliveryId(0),
-            company_id=entry.company_id,
-            outbox_id=entry.id,
-            expense_id=entry.expense_id,
-            topic=entry.topic,
-            channel=Channel.WEBHOOK,
-            webhook_id=w.id,
-            recipient_id=None,
-            on_behalf_of=None,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            created_at=at,
-            next_attempt_at=at,
-        )
+        _delivery(entry, at, Channel.WEBHOOK, webhook_id=w.id)
         for w in webhooks
         if w.company_id == entry.company_id and w.wants(entry.topic)
     ]
     made.extend(
-        Delivery(
-            id=DeliveryId(0),
-            company_id=entry.company_id,
-            outbox_id=entry.id,
-            expense_id=entry.expense_id,
-            topic=entry.topic,
-            channel=Channel.EMAIL,
-            webhook_id=None,
-            recipient_id=person,
-            on_behalf_of=absent,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            created_at=at,
-            next_attempt_at=at,
-        )
+        _delivery(entry, at, Channel.EMAIL, recipient_id=person, on_behalf_of=absent)
         for person, absent in mail_to
     )
     return made
+
+
+def _delivery(
+    entry: OutboxEntry,
+    at: datetime,
+    channel: Channel,
+    *,
+    webhook_id: WebhookId | None = None,
+    recipient_id: UserId | None = None,
+    on_behalf_of: UserId | None = None,
+) -> Delivery:
+    """A new delivery of a notice, due at once."""
+    return Delivery(
+        id=DeliveryId(0),
+        company_id=entry.company_id,
+        outbox_id=entry.id,
+        expense_id=entry.expense_id,
+        topic=entry.topic,
+        channel=channel,
+        webhook_id=webhook_id,
+        recipient_id=recipient_id,
+        on_behalf_of=on_behalf_of,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        created_at=at,
+        next_attempt_at=at,
+    )
 
 
 def message_id(delivery_id: DeliveryId) -> str:

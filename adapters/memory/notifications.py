@@ -18,7 +18,6 @@ from expense_core.model import CompanyId
 from expense_core.notifications import OutboxEntry
 from expense_core.webhooks import (
     Backlog,
-    Channel,
     Claim,
     Delivery,
     DeliveryId,
@@ -33,11 +32,6 @@ if TYPE_CHECKING:
     from adapters.memory.store import MemoryStore
 
 _UNSETTLED = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
-
-
-def target(d: Delivery) -> tuple[Channel, int | None]:
-    """Whom a delivery goes to: one subscription, or one person's mailbox."""
-    return d.channel, d.webhook_id if d.channel is Channel.WEBHOOK else d.recipient_id
 
 
 class MemoryWebhooks:
@@ -147,14 +141,14 @@ class MemoryOutbox:
 
     def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
         t = self._t
-        blocked: set[tuple[tuple[Channel, int | None], int]] = set()
+        blocked: set[tuple[str, int]] = set()
         claims: list[Claim] = []
         # By outbox order, so that the earliest unsettled delivery of a target and expense is
         # met first; whatever it is, it blocks the later ones.
         for d in sorted(t.deliveries.values(), key=lambda d: (d.outbox_id, d.id)):
             if d.status not in _UNSETTLED:
                 continue
-            key = (target(d), d.expense_id)
+            key = (d.target, d.expense_id)
             if key in blocked:
                 continue
             blocked.add(key)

@@ -276,7 +276,7 @@ _EVENT_ROW = (
     ("previous_approver_id", Integer),
     ("on_behalf_of", Integer),
 )
-_EVENT_FIELDS = tuple(name for name, _ in _EVENT_ROW)
+EVENT_FIELDS = tuple(name for name, _ in _EVENT_ROW)
 
 
 def _given_events(alias: str) -> Any:
@@ -291,11 +291,11 @@ def _given_events(alias: str) -> Any:
 def _event_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
     """INSERT of the events given as JSON, in their order (their ids give history's order)."""
     given = _given_events("event")
-    rows = select(expense_id, company_id, *(given.c[n] for n in _EVENT_FIELDS))
+    rows = select(expense_id, company_id, *(given.c[n] for n in EVENT_FIELDS))
     if new is not None:
         rows = rows.select_from(new).join(given, true())
     rows = rows.order_by(given.c.position)
-    return insert(expense_events).from_select(["expense_id", "company_id", *_EVENT_FIELDS], rows)
+    return insert(expense_events).from_select(["expense_id", "company_id", *EVENT_FIELDS], rows)
 
 
 def _outbox_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
@@ -314,7 +314,7 @@ def _outbox_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
         company_id,
         notice.c.topic,
         notice.c.recipient_id,
-        *(event.c[n] for n in _EVENT_FIELDS),
+        *(event.c[n] for n in EVENT_FIELDS),
     )
     if new is not None:
         rows = rows.select_from(new).join(notice, true())
@@ -322,7 +322,7 @@ def _outbox_rows(expense_id: Any, company_id: Any, new: Any = None) -> Any:
         rows = rows.select_from(notice)
     rows = rows.join(event, event.c.position == notice.c.event).order_by(notice.c.position)
     return insert(outbox).from_select(
-        ["expense_id", "company_id", "topic", "recipient_id", *_EVENT_FIELDS], rows
+        ["expense_id", "company_id", "topic", "recipient_id", *EVENT_FIELDS], rows
     )
 
 

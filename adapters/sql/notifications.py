@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql import ColumnElement, Executable, FromClause
 
-from adapters.sql.expenses import naive_iso, rows_of
+from adapters.sql.expenses import EVENT_FIELDS, naive_iso, rows_of
 from adapters.sql.link import Link
 from adapters.sql.sqltypes import UtcDateTime
 from adapters.sql.tables import deliveries, outbox, webhooks
@@ -64,30 +64,13 @@ from expense_core.webhooks import (
 
 NO_CURSOR: Final = 2**63 - 1  # above every delivery id: "before nothing" keeps one statement
 _TOPIC_SEPARATOR: Final = ","
-_EVENT_FIELDS = (
-    "kind",
-    "at",
-    "actor_id",
-    "step_number",
-    "comment",
-    "approver_id",
-    "previous_approver_id",
-    "on_behalf_of",
-)
-_ENTRY_FIELDS = ("id", "company_id", "expense_id", "topic", "recipient_id", *_EVENT_FIELDS)
+_ENTRY_FIELDS = ("id", "company_id", "expense_id", "topic", "recipient_id", *EVENT_FIELDS)
 _WEBHOOK_FIELDS = ("id", "company_id", "url", "topics", "secret", "active", "created_at")
 
 
 def _unsettled(table: FromClause) -> ColumnElement[bool]:
     """Pending or retrying, written out literally so that the partial indexes apply."""
     return table.c.status.in_([literal_column("'pending'"), literal_column("'retrying'")])
-
-
-def target_of(delivery: Delivery) -> str:
-    """Whom a delivery goes to, as stored: one subscription, or one person's mailbox."""
-    if delivery.channel is Channel.WEBHOOK:
-        return f"webhook:{delivery.webhook_id}"
-    return f"email:{delivery.recipient_id}"
 
 
 # --- rows to core values ---------------------------------------------------------------------
@@ -461,7 +444,7 @@ def _delivery_row(d: Delivery) -> dict[str, Any]:
         "expense_id": d.expense_id,
         "topic": str(d.topic),
         "channel": str(d.channel),
-        "target": target_of(d),
+        "target": d.target,
         "webhook_id": d.webhook_id,
         "recipient_id": d.recipient_id,
         "on_behalf_of": d.on_behalf_of,

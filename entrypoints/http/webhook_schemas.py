@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, structs
 
 from entrypoints.http.schemas import Id, Timestamp, maybe_timestamp, timestamp
 from expense_core.views import Page
@@ -49,15 +49,9 @@ class WebhookOut(Struct):
     created_at: Timestamp
 
 
-class NewWebhookOut(Struct):
+class NewWebhookOut(WebhookOut):
     """A subscription just made, with the secret that signs its messages: shown this once."""
 
-    id: int
-    company_id: int
-    url: str
-    events: list[str]
-    active: bool
-    created_at: Timestamp
     secret: str
 
 
@@ -96,15 +90,7 @@ def webhook_out(w: Webhook) -> WebhookOut:
 
 
 def new_webhook_out(w: Webhook) -> NewWebhookOut:
-    return NewWebhookOut(
-        id=w.id,
-        company_id=w.company_id,
-        url=w.url,
-        events=list(w.topics),
-        active=w.active,
-        created_at=timestamp(w.created_at),
-        secret=w.secret,
-    )
+    return NewWebhookOut(**structs.asdict(webhook_out(w)), secret=w.secret)
 
 
 def delivery_out(d: Delivery) -> DeliveryOut:

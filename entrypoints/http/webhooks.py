@@ -11,9 +11,10 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from entrypoints.http.admin import AUTH, Cursor, IdPath, Limit
 from entrypoints.http.auth import Caller, admin_company, admin_scope
 from entrypoints.http.errors import documented
 from entrypoints.http.schemas import MAX_ID
@@ -31,24 +32,13 @@ from entrypoints.http.webhook_schemas import (
 )
 from expense_core.errors import (
     Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
-    Unauthenticated,
 )
 from expense_core.model import CompanyId
-from expense_core.services import MAX_PAGE, WebhookService
+from expense_core.services import WebhookService
 from expense_core.webhooks import DeliveryId, WebhookId
 
-AUTH = (Unauthenticated, Forbidden)
-IdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
-Cursor = Annotated[
-    int | None,
-    QueryParameter(
-        ge=1, le=MAX_ID, required=False, description="The `next_cursor` of the previous page."
-    ),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page size (1 to 100).")]
 CompanyQuery = Annotated[
     int | None,
     QueryParameter(
