@@ -30,7 +30,9 @@ from entrypoints.http.expense_schemas import event_out, status_response
 from entrypoints.mail import approval_request
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.errors import NotFound
+from expense_core.model import ApprovalStatus, ExpenseEvent, UserId
 from expense_core.services import LEASE, EscalationService, ExpenseService, OrgService, Relay
+from expense_core.views import ExpenseView
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
 
 if TYPE_CHECKING:
@@ -120,7 +122,7 @@ class Messages:
             submitter_name=view.user_name,
             policy_name=view.policy_name,
             description=view.description,
-            step_number=entry.event.step_number or 1,
+            step_number=_asked_step(view, d.on_behalf_of or d.recipient_id, entry.event),
             on_behalf_of_name=absent,
             public_url=self.settings.public_url,
         )
@@ -357,6 +359,15 @@ def beside(container: Container, settings: Settings) -> Iterator[None]:
         finally:
             worker.stop.set()
             thread.join()
+
+
+def _asked_step(view: ExpenseView, approver_id: UserId, event: ExpenseEvent) -> int:
+    """The step an approval request asks about: the approver's pending step now (the event
+    that asked may be about the step before it), else the event's."""
+    for a in view.approvals:
+        if a.approver_id == approver_id and a.status is ApprovalStatus.PENDING:
+            return a.step_number
+    return event.step_number or 1
 
 
 def _log_attempt(claim: Claim, outcome: Outcome, verdict: Verdict) -> None:
