@@ -27,10 +27,10 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", BigId, primary_key=True),
-        sa.Column("company_id", sa.Integer, sa.ForeignKey("companies.id"), nullable=False),
-        sa.Column("expense_id", sa.Integer, sa.ForeignKey("expenses.id"), nullable=False),
+        sa.Column("company_id", sa.Integer, nullable=False),
+        sa.Column("expense_id", sa.Integer, nullable=False),
         sa.Column("topic", sa.String(40), nullable=False),
-        sa.Column("recipient_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+        sa.Column("recipient_id", sa.Integer, nullable=True),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("at", sa.DateTime(timezone=False), nullable=False),
         sa.Column("actor_id", sa.Integer, nullable=True),
