@@ -85,8 +85,9 @@ class PgServer:
         """Client sessions open on `database` now (this query's own excluded)."""
         with self.connect() as conn:
             row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                # Autovacuum workers are listed with the database they work on: not clients.
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
                 (database,),
             ).fetchone()
         return int(str(row[0])) if row else 0
