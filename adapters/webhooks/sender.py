@@ -8,6 +8,10 @@ host name, so the Host header, TLS server name and certificate check are the nam
 
 One deadline bounds the whole attempt (connect, TLS, send, answer): every socket operation
 waits at most what is left of it, so a receiver dripping bytes cannot hold a worker longer.
+
+The requests go straight to httpcore's connection pool: httpx's client on top of it (cookies,
+authentication, redirects, URL and header models) did nothing a webhook needs and cost as much
+CPU again per attempt as the pool and the HTTP/1.1 protocol under it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from typing import Any, Final, NoReturn, Self
 
 import attrs
 import httpcore
-import httpx
 
 from adapters.webhooks.destinations import (
     Destination,
@@ -32,7 +35,10 @@ from adapters.webhooks.destinations import (
 
 ANSWER_CAP: Final = 64 * 1024  # bytes of an answer's body read, then dropped unread
 USER_AGENT: Final = "expense-tracker-webhooks"
-LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
+# httpx's defaults: connections open at once, kept open when idle, and for how long.
+MAX_CONNECTIONS: Final = 100
+MAX_KEPT_OPEN: Final = 20
+KEPT_OPEN_S: Final = 5.0
 
 
 @attrs.frozen
@@ -58,13 +64,17 @@ class WebhookSender:
         self._allow_private = allow_private
         self._resolve = resolve
         self._current = _Current()
-        self._client = httpx.Client(
-            transport=_PinnedTransport(_PinnedBackend(self._current)),
-            follow_redirects=False,  # a redirect could lead anywhere the check never saw
-            trust_env=False,  # no proxy from the environment: the connection is the checked one
-            timeout=timeout_s,
-            headers={"user-agent": USER_AGENT},
+        # No proxy (the connection is the checked one) and no redirect followed (it could lead
+        # anywhere the check never saw): httpcore does neither.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl.create_default_context(),
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_KEPT_OPEN,
+            keepalive_expiry=KEPT_OPEN_S,
+            network_backend=_PinnedBackend(self._current),
         )
+        # The socket operations' own timeouts; the attempt's deadline cuts each (`_left`).
+        self._timeouts = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)}
 
     def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
         """Check the destination, post the body, and tell what came back."""
@@ -74,22 +84,28 @@ class WebhookSender:
             return Attempt(status_code=None, error=f"refused destination: {refused}", refused=True)
         self._current.destination = destination
         self._current.deadline = time.monotonic() + self._timeout_s
+        parsed = destination.url
+        target = httpcore.URL(
+            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+        )
+        sent = [(b"user-agent", USER_AGENT.encode())]
+        sent += [(k.encode(), v.encode()) for k, v in headers.items()]
         try:
-            with self._client.stream(
-                "POST", destination.url, headers=dict(headers), content=body
+            with self._pool.stream(
+                "POST", target, headers=sent, content=body, extensions=self._timeouts
             ) as answer:
                 _drop(answer)
-                return Attempt(status_code=answer.status_code, error=None)
-        except httpx.TimeoutException:
+                return Attempt(status_code=answer.status, error=None)
+        except httpcore.TimeoutException:
             return Attempt(status_code=None, error=f"timeout after {self._timeout_s:g} s")
-        except httpx.TransportError as exc:
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
             return Attempt(status_code=None, error=_described(exc))
         finally:
             self._current.destination = None
 
     def close(self) -> None:
         """Close the kept-open connections."""
-        self._client.close()
+        self._pool.close()
 
     def __enter__(self) -> Self:
         return self
@@ -98,7 +114,7 @@ class WebhookSender:
         self.close()
 
 
-def _drop(answer: httpx.Response) -> None:
+def _drop(answer: httpcore.Response) -> None:
     """Read at most `ANSWER_CAP` bytes of the answer's body and forget them.
 
     The status is the answer: a body that is too long, or does not end before the deadline,
@@ -106,18 +122,18 @@ def _drop(answer: httpx.Response) -> None:
     """
     read = 0
     try:
-        for chunk in answer.iter_raw():  # raw: a compressed body is never inflated
+        for chunk in answer.iter_stream():  # as sent: a compressed body is never inflated
             read += len(chunk)
             if read >= ANSWER_CAP:
                 return
-    except httpx.TransportError:
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException):
         return
 
 
-def _described(exc: httpx.TransportError) -> str:
+def _described(exc: httpcore.NetworkError | httpcore.ProtocolError) -> str:
     """A transport failure in a few words, with nothing from the request in them."""
     causes = list(_chain(exc))
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpcore.ConnectError):
         if any(isinstance(c, ConnectionRefusedError) for c in causes):
             return "connection refused"
         if bad_certificate := next(
@@ -128,11 +144,11 @@ def _described(exc: httpx.TransportError) -> str:
             return "TLS handshake failed"
         reason = next((c.strerror for c in causes if isinstance(c, OSError) and c.strerror), None)
         return f"could not connect: {reason.lower()}" if reason else "could not connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, httpcore.RemoteProtocolError):
         return "no valid HTTP answer"
-    if isinstance(exc, httpx.WriteError):
+    if isinstance(exc, httpcore.WriteError):
         return "connection lost while sending"
-    if isinstance(exc, httpx.ReadError):
+    if isinstance(exc, httpcore.ReadError):
         return "connection lost while waiting for the answer"
     return f"transport error ({type(exc).__name__})"
 
@@ -231,21 +247,3 @@ class _BoundedStream(httpcore.NetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
-
-
-class _PinnedTransport(httpx.HTTPTransport):
-    """httpx's own transport (request mapping, error mapping) over the pinned backend."""
-
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        tls = httpx.create_ssl_context(trust_env=False)
-        super().__init__(verify=tls, trust_env=False, limits=LIMITS)
-        # HTTPTransport takes no network backend, so its pool is built again around ours. A
-        # private attribute (checked with httpx 0.29): if it moves, the tests that post to a
-        # name only the injected resolver knows fail.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=tls,
-            max_connections=LIMITS.max_connections,
-            max_keepalive_connections=LIMITS.max_keepalive_connections,
-            keepalive_expiry=LIMITS.keepalive_expiry,
-            network_backend=backend,
-        )
