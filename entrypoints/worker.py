@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,7 +30,7 @@ from entrypoints.http.expense_schemas import event_out, status_response
 from entrypoints.mail import approval_request
 from entrypoints.settings import InvalidSetting, Settings
 from expense_core.errors import NotFound
-from expense_core.model import ApprovalStatus, ExpenseEvent, UserId
+from expense_core.model import ApprovalStatus, ExpenseEvent, ExpenseId, UserId
 from expense_core.services import LEASE, EscalationService, ExpenseService, OrgService, Relay
 from expense_core.views import ExpenseView
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
@@ -62,17 +62,30 @@ class Messages:
     mailer: SmtpMailer | None
     settings: Settings
 
-    def timed(self, claim: Claim) -> tuple[Outcome, float]:
+    def read(self, claims: Sequence[Claim]) -> dict[ExpenseId, ExpenseView]:
+        """The expenses a batch of claims tells of, as they stand now, in one read; none if
+        that read failed (each attempt then reads its own)."""
+        try:
+            return self.expenses.statuses([claim.entry.expense_id for claim in claims])
+        except Exception:
+            log.warning("the expenses of %s deliveries could not be read at once", len(claims))
+            return {}
+
+    def timed(self, claim: Claim, view: ExpenseView | None = None) -> tuple[Outcome, float]:
         """`attempt`, and how many seconds it took."""
         started = time.perf_counter()
-        outcome = self.attempt(claim)
+        outcome = self.attempt(claim, view)
         return outcome, time.perf_counter() - started
 
-    def attempt(self, claim: Claim) -> Outcome:
+    def attempt(self, claim: Claim, view: ExpenseView | None = None) -> Outcome:
+        """Make the claimed delivery's attempt, telling of the expense as `view` shows it (as
+        it stands now when not given)."""
         try:
+            if view is None:
+                view = self.expenses.status(claim.entry.expense_id, claim.entry.company_id)
             if claim.delivery.channel is Channel.EMAIL:
-                return self._mail(claim)
-            return self._post(claim)
+                return self._mail(claim, view)
+            return self._post(claim, view)
         except NotFound as e:
             # The expense or person is gone from the store: nothing to tell any more.
             return Outcome(None, e.message, refused=True)
@@ -80,11 +93,11 @@ class Messages:
             log.exception("attempt of delivery %s failed", claim.delivery.id)
             return Outcome(None, f"worker error: {type(e).__name__}")
 
-    def body(self, claim: Claim) -> bytes:
-        """The message of a webhook delivery: its type, the event's time, the expense as it
-        stands now and the event."""
+    @staticmethod
+    def body(claim: Claim, view: ExpenseView) -> bytes:
+        """The message of a webhook delivery: its type, the event's time, the expense as
+        `view` shows it and the event."""
         entry = claim.entry
-        view = self.expenses.status(entry.expense_id, entry.company_id)
         return _JSON.encode(
             {
                 "type": str(entry.topic),
@@ -93,22 +106,21 @@ class Messages:
             }
         )
 
-    def _post(self, claim: Claim) -> Outcome:
+    def _post(self, claim: Claim, view: ExpenseView) -> Outcome:
         webhook = claim.webhook
         if webhook is None or not webhook.active:
             # Disabled by a 410 Gone: what it still had waiting fails without a call.
             return Outcome(None, "the subscription is disabled", refused=True)
-        body = self.body(claim)
+        body = self.body(claim, view)
         signed = headers(webhook.secret, message_id(claim.delivery.id), int(time.time()), body)
         sent = self.sender.post(webhook.url, signed, body)
         return Outcome(sent.status_code, sent.error, refused=sent.refused)
 
-    def _mail(self, claim: Claim) -> Outcome:
+    def _mail(self, claim: Claim, view: ExpenseView) -> Outcome:
         if self.mailer is None:
             return Outcome(None, "SMTP_URL is not set", refused=True)
         d, entry = claim.delivery, claim.entry
         assert d.recipient_id is not None  # noqa: S101 -- an e-mail delivery names its reader
-        view = self.expenses.status(entry.expense_id, entry.company_id)
         reader = self.org.user(d.recipient_id, entry.company_id).user
         absent = None
         if d.on_behalf_of is not None:
@@ -140,7 +152,9 @@ class _InFlight:
     little more than one attempt's timeout (attempts not yet begun are dropped then, and let
     go when their lease runs out)."""
 
-    def __init__(self, attempt: Callable[[Claim], tuple[Outcome, float]], threads: int) -> None:
+    def __init__(
+        self, attempt: Callable[[Claim, ExpenseView | None], tuple[Outcome, float]], threads: int
+    ) -> None:
         self._attempt = attempt
         self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
@@ -153,9 +167,10 @@ class _InFlight:
     def __bool__(self) -> bool:
         return bool(self._started)
 
-    def start(self, claims: Sequence[Claim]) -> None:
+    def start(self, claims: Sequence[Claim], views: Mapping[ExpenseId, ExpenseView]) -> None:
         for claim in claims:
-            self._started[self._pool.submit(self._attempt, claim)] = claim
+            view = views.get(claim.entry.expense_id)
+            self._started[self._pool.submit(self._attempt, claim, view)] = claim
 
     def finished(self) -> list[tuple[Future[tuple[Outcome, float]], Claim]]:
         return [(f, claim) for f, claim in self._started.items() if f.done() and not f.cancelled()]
@@ -260,7 +275,8 @@ class Worker:
             # a little more: as long as the core's default lease.
             lease = max(LEASE, timedelta(seconds=ATTEMPT_TIMEOUT_S * QUEUED_PER_THREAD + 10))
             claims = self.relay.claim(limit=room, lease=lease)
-            flight.start(claims)
+            if claims:
+                flight.start(claims, self.messages.read(claims))
             done += len(claims)
         return done + self._sweep()
 

@@ -263,6 +263,11 @@ class ExpenseRepository(Protocol):
         """
         ...
 
+    def views(self, expense_ids: Sequence[ExpenseId]) -> tuple[ExpenseView, ...]:
+        """The status pages of those of `expense_ids` that exist, in any company, by id (the
+        notification worker's read: one for a batch of deliveries)."""
+        ...
+
     def summaries(
         self,
         company_id: CompanyId,

@@ -702,6 +702,10 @@ class MemoryExpenses:
             raise UnknownExpense(expense_id)
         return expense
 
+    def views(self, expense_ids: Sequence[ExpenseId]) -> tuple[ExpenseView, ...]:
+        found = sorted(set(expense_ids) & self._t.expenses.keys())
+        return tuple(self.view(None, expense_id) for expense_id in found)
+
     def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
         expense = self._t.expenses.get(expense_id)
         if expense is None or company_id not in (None, expense.company_id):

@@ -10,6 +10,7 @@ has no data-modifying CTEs: there the same writes take a few statements in one t
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -560,6 +561,32 @@ def _view(any_company: bool) -> Query:
         )
         .where(where)
         .order_by(approvals.c.step_number)
+    )
+
+
+@functools.cache
+def _views() -> Executable:
+    """`_view` of several expenses in any company, by id (a list the driver expands)."""
+    named_approvals = approvals.join(
+        _approver, _same_tenant(_approver, approvals, "approver_id")
+    ).join(hierarchy_levels, _same_tenant(hierarchy_levels, approvals, "approver_level_id"))
+    return (
+        select(
+            *EXPENSE_COLUMNS,
+            _submitter.c.name.label("user_name"),
+            policies.c.name.label("policy_name"),
+            policies.c.active.label("policy_active"),
+            *APPROVAL_COLUMNS,
+            _approver.c.name.label("approver_name"),
+            hierarchy_levels.c.level_name,
+        )
+        .select_from(
+            expenses.join(_submitter, _same_tenant(_submitter, expenses, "user_id"))
+            .join(policies, _same_tenant(policies, expenses, "policy_id"))
+            .outerjoin(named_approvals, _its_approvals())
+        )
+        .where(expenses.c.id.in_(bindparam("expenses", expanding=True)))
+        .order_by(expenses.c.id, approvals.c.step_number)
     )
 
 
@@ -1285,6 +1312,14 @@ class SqlExpenses:
         if not rows:
             raise UnknownExpense(expense_id)
         return _view_from(rows)
+
+    def views(self, expense_ids: Sequence[ExpenseId]) -> tuple[ExpenseView, ...]:
+        if not expense_ids:
+            return ()
+        rows = self._link.read(_views(), {"expenses": sorted(set(expense_ids))}).all()
+        return tuple(
+            _view_from(list(group)) for _, group in itertools.groupby(rows, lambda r: r.id)
+        )
 
     def summaries(
         self,

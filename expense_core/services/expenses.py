@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -565,6 +565,12 @@ class ExpenseService:
         """
         with self.new_uow() as uow:
             return uow.expenses.view(company_id, expense_id)
+
+    def statuses(self, expense_ids: Sequence[ExpenseId]) -> dict[ExpenseId, ExpenseView]:
+        """The status pages of those of `expense_ids` that exist, in any company, read at once
+        (what the notification worker tells of a batch of deliveries)."""
+        with self.new_uow() as uow:
+            return {view.id: view for view in uow.expenses.views(expense_ids)}
 
     def list_expenses(
         self,

@@ -86,6 +86,25 @@ def test_the_seed_flow_reads_back_on_the_status_page(expenses: ExpenseService, o
     assert expenses.status(expense_id) == view  # demo mode looks in every company
 
 
+def test_the_status_pages_of_several_expenses_read_at_once_in_any_company(
+    new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
+) -> None:
+    other = tech_corp(new_uow)
+    mine = _submit(expenses, org, 7, "4000.00").expense.id
+    _approve(expenses, org, mine, 6)
+    theirs = _submit(expenses, other, 7, "150.00", "small").expense.id
+    read = expenses.statuses([theirs, NOBODY, mine, mine])
+    assert read == {mine: expenses.status(mine, org.id), theirs: expenses.status(theirs)}
+    assert [a.status for a in read[mine].approvals] == [
+        ApprovalStatus.APPROVED,
+        ApprovalStatus.PENDING,
+        ApprovalStatus.PENDING,
+    ]
+    assert read[theirs].company_id == other.id != org.id
+    assert expenses.statuses([]) == {}
+    assert expenses.statuses([NOBODY]) == {}
+
+
 def test_a_decision_writes_exactly_what_it_decided(
     new_uow: Callable[[], UnitOfWork], expenses: ExpenseService, org: Org
 ) -> None:
