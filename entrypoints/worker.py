@@ -33,6 +33,7 @@ from expense_core.errors import NotFound
 from expense_core.model import ApprovalStatus, ExpenseEvent, UserId
 from expense_core.services import LEASE, EscalationService, ExpenseService, OrgService, Relay
 from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Messages:
         """The message of a webhook delivery: its type, the event's time, the expense as it
         stands now and the event."""
         entry = claim.entry
-        view = self.expenses.status(entry.expense_id, entry.company_id)
+        view = self.expenses.status(entry.expense_id, Viewer.whole_company(entry.company_id))
         return _JSON.encode(
             {
                 "type": str(entry.topic),
@@ -108,7 +109,7 @@ class Messages:
             return Outcome(None, "SMTP_URL is not set", refused=True)
         d, entry = claim.delivery, claim.entry
         assert d.recipient_id is not None  # noqa: S101 -- an e-mail delivery names its reader
-        view = self.expenses.status(entry.expense_id, entry.company_id)
+        view = self.expenses.status(entry.expense_id, Viewer.whole_company(entry.company_id))
         reader = self.org.user(d.recipient_id, entry.company_id).user
         absent = None
         if d.on_behalf_of is not None:
