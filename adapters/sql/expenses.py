@@ -267,8 +267,9 @@ def _approves_or_covers() -> Any:
             delegations.c.company_id == seen.c.company_id,
             delegations.c.user_id == seen.c.approver_id,
             delegations.c.delegate_id == bindparam("viewer"),
-            delegations.c.starts_at <= bindparam("as_of"),
-            delegations.c.ends_at > bindparam("as_of"),
+            # Two names for one instant: a prepared `Query` converts a value once per place.
+            delegations.c.starts_at <= bindparam("seen_at"),
+            delegations.c.ends_at > bindparam("seen_at_too"),
         )
         .exists()
     )
@@ -342,7 +343,9 @@ def _sees_listed_expense() -> Any:
 
 
 def _sight_params(sight: Sight | None) -> dict[str, Any]:
-    return {} if sight is None else {"viewer": sight.viewer_id, "as_of": sight.as_of}
+    if sight is None:
+        return {}
+    return {"viewer": sight.viewer_id, "seen_at": sight.as_of, "seen_at_too": sight.as_of}
 
 
 _GET_SIGHTED = Query(_get(and_(_THIS_EXPENSE, _sees_this_expense())))
