@@ -20,6 +20,7 @@ from expense_core.approvers import StepExplanation
 from expense_core.delegation import Cover
 from expense_core.errors import (
     DomainError,
+    Forbidden,
     IdempotencyKeyRace,
     IdempotencyKeyReused,
     InvalidBulkSize,
@@ -303,7 +304,8 @@ class ExpenseService:
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
-            UnknownExpense: no such expense in the actor's company.
+            UnknownExpense: no such expense in the actor's company, or (with a company given)
+                a refusal on one the actor does not see (`visibility`).
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
             DelegateNotEligible, InvalidText: see `workflow.approve`.
             IdempotencyKeyReused, InvalidInput: see `_once`.
@@ -416,7 +418,8 @@ class ExpenseService:
         Raises:
             PolicyChoiceRequired: both policy_id and category were given.
             UnknownUser, InactiveUser: the actor does not exist or is inactive.
-            UnknownExpense: no such expense in the actor's company.
+            UnknownExpense: no such expense in the actor's company, or (with a company given)
+                a refusal on one the actor does not see.
             NotSubmitter, ExpenseNotReturned: see `workflow.check_resubmission`.
             UnknownPolicy, PolicyInactive, AmountOutsidePolicy, NoPolicyFor: no usable policy.
             NoApproverForStep: some step has nobody eligible; nothing is written.
@@ -434,7 +437,12 @@ class ExpenseService:
             company = submitter.user.company_id
             expense = uow.expenses.get_for_update(company, cmd.expense_id)
             # Refuse a wrong actor or state before routing can fail for another reason.
-            workflow.check_resubmission(expense, submitter.id)
+            try:
+                workflow.check_resubmission(expense, submitter.id)
+            except Forbidden:
+                if cmd.company_id is not None and self._hidden(uow, expense, submitter.id):
+                    raise UnknownExpense(cmd.expense_id) from None
+                raise
             amount = expense.amount if cmd.amount is None else cmd.amount
             if cmd.category is not None:
                 policy = match_policy(candidates, cmd.category, amount)
@@ -511,9 +519,27 @@ class ExpenseService:
                 actor(uow, user_id, None)
             raise UnknownExpense(expense_id)
         expense, covers = found
-        decision = decide(expense, covers, self.clock.now())
+        try:
+            decision = decide(expense, covers, self.clock.now())
+        except Forbidden:
+            if company_id is not None and self._hidden(uow, expense, user_id):
+                raise UnknownExpense(expense_id) from None
+            raise
         save_decision(uow, expense, decision)
         return decision
+
+    def _hidden(self, uow: UnitOfWork, expense: Expense, user_id: UserId) -> bool:
+        """Whether a verified actor refused on an expense may not see it: then the refusal says
+        the expense is unknown, as a read would, rather than that it exists. Only a refusal
+        pays these reads. Demo mode (no company given) keeps the seed's answers."""
+        sight = Viewer.of(uow.org.member(user_id)).sight(self.clock.now())
+        if sight is None:
+            return False
+        try:
+            uow.expenses.get(expense.company_id, expense.id, sight)
+        except UnknownExpense:
+            return True
+        return False
 
     def _once(
         self,
