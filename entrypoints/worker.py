@@ -33,6 +33,7 @@ from expense_core.errors import NotFound
 from expense_core.model import ApprovalStatus, ExpenseEvent, ExpenseId, UserId
 from expense_core.services import LEASE, EscalationService, ExpenseService, OrgService, Relay
 from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
 from expense_core.webhooks import Channel, Claim, DeliveryStatus, Outcome, Verdict, message_id
 
 if TYPE_CHECKING:
@@ -82,7 +83,10 @@ class Messages:
         it stands now when not given)."""
         try:
             if view is None:
-                view = self.expenses.status(claim.entry.expense_id, claim.entry.company_id)
+                entry = claim.entry
+                view = self.expenses.status(
+                    entry.expense_id, Viewer.whole_company(entry.company_id)
+                )
             if claim.delivery.channel is Channel.EMAIL:
                 return self._mail(claim, view)
             return self._post(claim, view)

@@ -43,6 +43,7 @@ from expense_core.services import (
     Submitted,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 
 __all__ = [
     "AccessService",
@@ -80,5 +81,6 @@ __all__ = [
     "Unavailable",
     "UserId",
     "Verdict",
+    "Viewer",
     "WithdrawExpense",
 ]

@@ -97,7 +97,16 @@ MAX_AMOUNT = Money(LIMIT)
 
 
 class Role(StrEnum):
+    """What a user may see and change beyond their own expenses and steps (`visibility.py`).
+
+    `manager` is also implied for anyone with reports (through `manager_id`): what a manager
+    sees comes from the reporting chain, whatever role is stored.
+    """
+
     EMPLOYEE = "employee"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    AUDITOR = "auditor"
     ADMIN = "admin"
 
 

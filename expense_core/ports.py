@@ -35,6 +35,7 @@ from expense_core.model import (
 from expense_core.notifications import Notice, OutboxEntry
 from expense_core.tokens import ApiToken, TokenHolder, TokenId
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem
+from expense_core.visibility import Sight
 from expense_core.webhooks import (
     Backlog,
     Claim,
@@ -251,15 +252,21 @@ class ExpenseRepository(Protocol):
         its notices in the outbox."""
         ...
 
-    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
-        """Raises: UnknownExpense."""
+    def get(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> Expense:
+        """Raises: UnknownExpense (also one the `sight` does not see)."""
         ...
 
-    def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
-        """The status page of an expense; `None` looks in every company (demo mode only).
+    def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        """The status page of an expense; `None` looks in every company (demo mode only). With
+        a `sight`, only an expense `visibility.is_visible` lets its viewer see, decided in the
+        same read.
 
         Raises:
-            UnknownExpense: no such expense (in this company).
+            UnknownExpense: no such expense (in this company), or one the sight does not see.
         """
         ...
 
@@ -276,8 +283,10 @@ class ExpenseRepository(Protocol):
         status: ExpenseStatus | None,
         before: ExpenseId | None,
         limit: int,
+        sight: Sight | None = None,
     ) -> tuple[ExpenseSummary, ...]:
-        """Newest first: at most `limit` expenses with an id below `before`, filtered."""
+        """Newest first: at most `limit` expenses with an id below `before`, filtered (and, with
+        a `sight`, only those its viewer sees)."""
         ...
 
     def inbox(
@@ -297,11 +306,13 @@ class ExpenseRepository(Protocol):
         """
         ...
 
-    def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
+    def history(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> tuple[ExpenseEvent, ...]:
         """The events of an expense in the order they happened.
 
         Raises:
-            UnknownExpense: no such expense in this company.
+            UnknownExpense: no such expense in this company, or one the `sight` does not see.
         """
         ...
 

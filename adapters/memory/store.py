@@ -63,6 +63,7 @@ from expense_core.model import (
 from expense_core.notifications import Notice, Topic
 from expense_core.tokens import ApiToken, TokenId
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+from expense_core.visibility import Sight, is_visible
 from expense_core.webhooks import Delivery, DeliveryId, Webhook, WebhookId
 from expense_core.workflow import Decision
 
@@ -696,9 +697,13 @@ class MemoryExpenses:
     def _waiting(self, user_id: UserId) -> set[ExpenseId]:
         return self._t.waiting_on.get(user_id) or set()
 
-    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
+    def get(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> Expense:
         expense = self._t.expenses.get(expense_id)
         if expense is None or expense.company_id != company_id:
+            raise UnknownExpense(expense_id)
+        if sight is not None and not self._sees(sight, expense, self._covered(sight, company_id)):
             raise UnknownExpense(expense_id)
         return expense
 
@@ -706,9 +711,36 @@ class MemoryExpenses:
         found = sorted(set(expense_ids) & self._t.expenses.keys())
         return tuple(self.view(None, expense_id) for expense_id in found)
 
-    def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
+    def _covered(self, sight: Sight, company_id: CompanyId) -> frozenset[UserId]:
+        """Who has a delegation to the sight's viewer in force."""
+        return frozenset(
+            d.user_id
+            for d in self._t.delegations.values()
+            if d.delegate_id == sight.viewer_id
+            and d.company_id == company_id
+            and d.is_active(sight.as_of)
+        )
+
+    def _sees(self, sight: Sight, expense: Expense, covered: frozenset[UserId]) -> bool:
+        users = self._t.users
+        bosses: set[UserId] = set()
+        boss = users[expense.user_id].manager_id
+        # A chain is walked once however it loops (manager ids are not checked for cycles).
+        while boss is not None and boss not in bosses:
+            bosses.add(boss)
+            above = users.get(boss)
+            boss = None if above is None else above.manager_id
+        return is_visible(expense, sight.viewer_id, bosses=bosses, covered=covered)
+
+    def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
         expense = self._t.expenses.get(expense_id)
         if expense is None or company_id not in (None, expense.company_id):
+            raise UnknownExpense(expense_id)
+        if sight is not None and not self._sees(
+            sight, expense, self._covered(sight, expense.company_id)
+        ):
             raise UnknownExpense(expense_id)
         t = self._t
         return ExpenseView(
@@ -747,15 +779,21 @@ class MemoryExpenses:
         status: ExpenseStatus | None,
         before: ExpenseId | None,
         limit: int,
+        sight: Sight | None = None,
     ) -> tuple[ExpenseSummary, ...]:
         ids = self._t.company_expenses.get(company_id, ())
         end = len(ids) if before is None else bisect_left(ids, before)
+        covered = frozenset[UserId]() if sight is None else self._covered(sight, company_id)
         found: list[ExpenseSummary] = []
         for i in range(end - 1, -1, -1):
             if len(found) >= limit:
                 break
             e = self._t.expenses[ids[i]]
-            if (user_id is None or e.user_id == user_id) and (status is None or e.status == status):
+            if (
+                (user_id is None or e.user_id == user_id)
+                and (status is None or e.status == status)
+                and (sight is None or self._sees(sight, e, covered))
+            ):
                 found.append(_summary(e))
         return tuple(found)
 
@@ -858,8 +896,10 @@ class MemoryExpenses:
             policy_name=self._t.policies[expense.policy_id].name,
         )
 
-    def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
-        self.get(company_id, expense_id)
+    def history(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> tuple[ExpenseEvent, ...]:
+        self.get(company_id, expense_id, sight)
         return self._t.events[expense_id]
 
     def due_for_escalation(

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 
 from adapters.sql.link import Link, Query
 from adapters.sql.sqltypes import UtcDateTime, naive_utc
@@ -77,6 +77,7 @@ from expense_core.model import (
 )
 from expense_core.notifications import Notice
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
+from expense_core.visibility import Sight
 
 NO_CURSOR = 2**31 - 1  # above every id: "before nothing" keeps one statement per filter shape
 # Constants are written into the SQL, where the planner sees them (not bound like values).
@@ -249,6 +250,107 @@ _GET_COVERING = Query(_get_covering(_THIS_EXPENSE))
 _LOCK_COVERING = Query(_lock_covering(_THIS_EXPENSE))
 _GET_COVERING_BY = Query(_get_covering(_ACTORS_EXPENSE))
 _LOCK_COVERING_BY = Query(_lock_covering(_ACTORS_EXPENSE))
+
+# --- who sees what (`expense_core.visibility`) -----------------------------------------------
+# A viewer who does not see the whole company sees an expense in the same statement that reads
+# it: theirs, one where they approve a step or cover for its approver (a delegation in force
+# `as_of`), or one submitted below them in the reporting chain. One expense walks the chain up
+# from its submitter (a primary key probe per rung); a list walks it down from the viewer once.
+
+
+def _approves_or_covers() -> Any:
+    """Whether the viewer approves a step of the expense, or covers for who does (a
+    correlated EXISTS)."""
+    seen = approvals.alias("seen_step")
+    covering = (
+        select(delegations.c.user_id)
+        .where(
+            delegations.c.company_id == seen.c.company_id,
+            delegations.c.user_id == seen.c.approver_id,
+            delegations.c.delegate_id == bindparam("viewer"),
+            # Two names for one instant: a prepared `Query` converts a value once per place.
+            delegations.c.starts_at <= bindparam("seen_at"),
+            delegations.c.ends_at > bindparam("seen_at_too"),
+        )
+        .exists()
+    )
+    return (
+        select(seen.c.id)
+        .where(
+            seen.c.expense_id == expenses.c.id,
+            seen.c.company_id == expenses.c.company_id,
+            or_(seen.c.approver_id == bindparam("viewer"), covering),
+        )
+        .exists()
+    )
+
+
+def _sees_this_expense() -> Any:
+    """Whether the viewer sees the expense the `expense` and `company` binds name."""
+    submitted, submitter, up = (
+        expenses.alias("submitted"),
+        users.alias("chain_start"),
+        users.alias("up"),
+    )
+    # UNION, not UNION ALL: a loop in manager ids ends the walk instead of running forever.
+    bosses = (
+        select(submitter.c.manager_id.label("id"))
+        .select_from(
+            submitted.join(
+                submitter,
+                and_(
+                    submitter.c.id == submitted.c.user_id,
+                    submitter.c.company_id == submitted.c.company_id,
+                ),
+            )
+        )
+        .where(
+            submitted.c.id == bindparam("expense"), submitted.c.company_id == bindparam("company")
+        )
+        .cte("bosses", recursive=True)
+    )
+    bosses = bosses.union(
+        select(up.c.manager_id).where(
+            up.c.id == bosses.c.id, up.c.company_id == bindparam("company")
+        )
+    )
+    return or_(
+        expenses.c.user_id == bindparam("viewer"),
+        _approves_or_covers(),
+        bindparam("viewer", type_=Integer).in_(select(bosses.c.id)),
+    )
+
+
+def _sees_listed_expense() -> Any:
+    """Whether the viewer sees an expense of a list of the `company` bind's expenses."""
+    below = users.alias("below")
+    reports = (
+        select(users.c.id)
+        .where(
+            users.c.company_id == bindparam("company"), users.c.manager_id == bindparam("viewer")
+        )
+        .cte("reports", recursive=True)
+    )
+    reports = reports.union(
+        select(below.c.id).where(
+            below.c.manager_id == reports.c.id, below.c.company_id == bindparam("company")
+        )
+    )
+    return or_(
+        expenses.c.user_id == bindparam("viewer"),
+        _approves_or_covers(),
+        expenses.c.user_id.in_(select(reports.c.id)),
+    )
+
+
+def _sight_params(sight: Sight | None) -> dict[str, Any]:
+    if sight is None:
+        return {}
+    return {"viewer": sight.viewer_id, "seen_at": sight.as_of, "seen_at_too": sight.as_of}
+
+
+_GET_SIGHTED = Query(_get(and_(_THIS_EXPENSE, _sees_this_expense())))
+
 
 # --- writing: PostgreSQL, one statement each -------------------------------------------------
 
@@ -538,35 +640,9 @@ _approver = users.alias("approver")
 _submitter = users.alias("submitter")
 
 
-@functools.cache
-def _view(any_company: bool) -> Query:
-    named_approvals = approvals.join(
-        _approver, _same_tenant(_approver, approvals, "approver_id")
-    ).join(hierarchy_levels, _same_tenant(hierarchy_levels, approvals, "approver_level_id"))
-    where = expenses.c.id == bindparam("expense") if any_company else _THIS_EXPENSE
-    return Query(
-        select(
-            *EXPENSE_COLUMNS,
-            _submitter.c.name.label("user_name"),
-            policies.c.name.label("policy_name"),
-            policies.c.active.label("policy_active"),
-            *APPROVAL_COLUMNS,
-            _approver.c.name.label("approver_name"),
-            hierarchy_levels.c.level_name,
-        )
-        .select_from(
-            expenses.join(_submitter, _same_tenant(_submitter, expenses, "user_id"))
-            .join(policies, _same_tenant(policies, expenses, "policy_id"))
-            .outerjoin(named_approvals, _its_approvals())
-        )
-        .where(where)
-        .order_by(approvals.c.step_number)
-    )
-
-
-@functools.cache
-def _views() -> Executable:
-    """`_view` of several expenses in any company, by id (a list the driver expands)."""
+def _view_select() -> Select[Any]:
+    """The status page's columns: the expense, its submitter and policy, each approval with
+    its approver and level, in step order."""
     named_approvals = approvals.join(
         _approver, _same_tenant(_approver, approvals, "approver_id")
     ).join(hierarchy_levels, _same_tenant(hierarchy_levels, approvals, "approver_level_id"))
@@ -585,14 +661,31 @@ def _views() -> Executable:
             .join(policies, _same_tenant(policies, expenses, "policy_id"))
             .outerjoin(named_approvals, _its_approvals())
         )
-        .where(expenses.c.id.in_(bindparam("expenses", expanding=True)))
-        .order_by(expenses.c.id, approvals.c.step_number)
+        .order_by(approvals.c.step_number)
     )
 
 
 @functools.cache
-def _summaries(by_user: bool, by_status: bool) -> Executable:
+def _view(any_company: bool, sighted: bool = False) -> Query:
+    where = expenses.c.id == bindparam("expense") if any_company else _THIS_EXPENSE
+    if sighted:
+        where = and_(where, _sees_this_expense())
+    return Query(_view_select().where(where))
+
+
+@functools.cache
+def _views() -> Executable:
+    """`_view` of several expenses in any company, by id (a list the driver expands)."""
+    ids = bindparam("expenses", expanding=True, type_=Integer)
+    by_expense = _view_select().order_by(None).order_by(expenses.c.id, approvals.c.step_number)
+    return by_expense.where(expenses.c.id.in_(ids))
+
+
+@functools.cache
+def _summaries(by_user: bool, by_status: bool, sighted: bool = False) -> Executable:
     where = [expenses.c.company_id == bindparam("company"), expenses.c.id < bindparam("before")]
+    if sighted:
+        where.append(_sees_listed_expense())
     if by_user:
         where.append(expenses.c.user_id == bindparam("user"))
     if by_status:
@@ -809,32 +902,41 @@ def _inbox_covering(postgres: bool) -> Executable:
     )
 
 
-_HISTORY = (
-    select(
-        expenses.c.id.label("expense_id"),
-        expenses.c.company_id,
-        expense_events.c.id.label("event_id"),
-        expense_events.c.kind,
-        expense_events.c.at,
-        expense_events.c.actor_id,
-        expense_events.c.step_number,
-        expense_events.c.comment,
-        expense_events.c.approver_id,
-        expense_events.c.previous_approver_id,
-        expense_events.c.on_behalf_of,
-    )
-    .select_from(
-        expenses.outerjoin(
-            expense_events,
-            and_(
-                expense_events.c.expense_id == expenses.c.id,
-                expense_events.c.company_id == expenses.c.company_id,
-            ),
+def _history(sighted: bool) -> Query:
+    where = and_(_THIS_EXPENSE, _sees_this_expense()) if sighted else _THIS_EXPENSE
+    return Query(_history_of(where))
+
+
+def _history_of(where: Any) -> Any:
+    return (
+        select(
+            expenses.c.id.label("expense_id"),
+            expenses.c.company_id,
+            expense_events.c.id.label("event_id"),
+            expense_events.c.kind,
+            expense_events.c.at,
+            expense_events.c.actor_id,
+            expense_events.c.step_number,
+            expense_events.c.comment,
+            expense_events.c.approver_id,
+            expense_events.c.previous_approver_id,
+            expense_events.c.on_behalf_of,
         )
+        .select_from(
+            expenses.outerjoin(
+                expense_events,
+                and_(
+                    expense_events.c.expense_id == expenses.c.id,
+                    expense_events.c.company_id == expenses.c.company_id,
+                ),
+            )
+        )
+        .where(where)
+        .order_by(expense_events.c.id)
     )
-    .where(_THIS_EXPENSE)
-    .order_by(expense_events.c.id)
-)
+
+
+_HISTORY, _HISTORY_SIGHTED = _history(sighted=False), _history(sighted=True)
 
 
 def _due(first_page: bool) -> Query:
@@ -1300,15 +1402,21 @@ class SqlExpenses:
         """Drop what was loaded: the unit of work is over, its locks with it."""
         self._loaded.clear()
 
-    def get(self, company_id: CompanyId, expense_id: ExpenseId) -> Expense:
-        rows = self._link.read(_GET, {"company": company_id, "expense": expense_id}).all()
+    def get(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> Expense:
+        params = {"company": company_id, "expense": expense_id, **_sight_params(sight)}
+        rows = self._link.read(_GET if sight is None else _GET_SIGHTED, params).all()
         if not rows:
             raise UnknownExpense(expense_id)
         return _expense_from(rows)
 
-    def view(self, company_id: CompanyId | None, expense_id: ExpenseId) -> ExpenseView:
-        params = {"company": company_id, "expense": expense_id}
-        rows = self._link.read(_view(company_id is None), params).all()
+    def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        params = {"company": company_id, "expense": expense_id, **_sight_params(sight)}
+        statement = _view(company_id is None, sighted=sight is not None and company_id is not None)
+        rows = self._link.read(statement, params).all()
         if not rows:
             raise UnknownExpense(expense_id)
         return _view_from(rows)
@@ -1329,12 +1437,14 @@ class SqlExpenses:
         status: ExpenseStatus | None,
         before: ExpenseId | None,
         limit: int,
+        sight: Sight | None = None,
     ) -> tuple[ExpenseSummary, ...]:
-        statement = _summaries(user_id is not None, status is not None)
+        statement = _summaries(user_id is not None, status is not None, sight is not None)
         params: dict[str, Any] = {
             "company": company_id,
             "before": NO_CURSOR if before is None else before,
             "limit": limit,
+            **_sight_params(sight),
         }
         if user_id is not None:
             params["user"] = user_id
@@ -1363,9 +1473,11 @@ class SqlExpenses:
             statement = _inbox_covering(not self._link.is_sqlite)
         return tuple(_inbox_item_from(row) for row in self._link.read(statement, params))
 
-    def history(self, company_id: CompanyId, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
-        params = {"company": company_id, "expense": expense_id}
-        rows = self._link.read(_HISTORY, params).all()
+    def history(
+        self, company_id: CompanyId, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> tuple[ExpenseEvent, ...]:
+        params = {"company": company_id, "expense": expense_id, **_sight_params(sight)}
+        rows = self._link.read(_HISTORY if sight is None else _HISTORY_SIGHTED, params).all()
         if not rows:
             raise UnknownExpense(expense_id)
         return tuple(_event_from(row) for row in rows if row.event_id is not None)

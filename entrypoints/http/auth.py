@@ -19,6 +19,7 @@ from entrypoints import logs
 from expense_core.errors import AdminOnly, Forbidden, InvalidInput, Unauthenticated, UnknownCompany
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.services import AccessService
+from expense_core.visibility import Viewer
 
 
 class ActorMismatch(Forbidden):
@@ -54,6 +55,12 @@ class Caller:
     def company_id(self) -> CompanyId | None:
         """The company every read and command is confined to; None in demo mode."""
         return None if self.member is None else self.member.user.company_id
+
+    @property
+    def viewer(self) -> Viewer | None:
+        """Who reads expenses: the token's holder, with their role; None in demo mode, which
+        reads every company's."""
+        return None if self.member is None else Viewer.of(self.member)
 
     def actor(self, claimed: int | None, field: str) -> UserId:
         """The user a request acts as: the token's holder, or the id the request names.

@@ -71,6 +71,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 
 ExpenseIdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="The expense's id.")]
@@ -326,7 +327,7 @@ class ExpenseController(Controller):
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
     ) -> StatusResponse:
-        return status_response(expenses.status(ExpenseId(expense_id), caller.company_id))
+        return status_response(expenses.status(ExpenseId(expense_id), caller.viewer))
 
     @get(
         "/expenses",
@@ -359,9 +360,8 @@ class ExpenseController(Controller):
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> ExpensePage:
-        company = _listing_company(expenses, caller, company_id, user_id)
         page = expenses.list_expenses(
-            company,
+            _listing_viewer(expenses, caller, company_id, user_id),
             user_id=None if user_id is None else UserId(user_id),
             status=status,
             cursor=cursor,
@@ -396,7 +396,7 @@ class ExpenseController(Controller):
         limit: Limit = 50,
     ) -> InboxPage:
         approver = caller.actor(approver_id, "approver_id")
-        page = expenses.inbox(approver, caller.company_id, cursor=cursor, limit=limit)
+        page = expenses.inbox(approver, caller.viewer, cursor=cursor, limit=limit)
         return inbox_page(page)
 
     @post(
@@ -442,8 +442,8 @@ class ExpenseController(Controller):
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
     ) -> HistoryResponse:
-        company = _expense_company(expenses, caller, ExpenseId(expense_id))
-        events = expenses.history(ExpenseId(expense_id), company)
+        viewer = _expense_viewer(expenses, caller, ExpenseId(expense_id))
+        events = expenses.history(ExpenseId(expense_id), viewer)
         return history_response(expense_id, events)
 
     @get(
@@ -462,8 +462,8 @@ class ExpenseController(Controller):
         expenses: NamedDependency[ExpenseService],
         caller: NamedDependency[Caller],
     ) -> ExplainResponse:
-        company = _expense_company(expenses, caller, ExpenseId(expense_id))
-        return explain_response(expenses.explain(ExpenseId(expense_id), company))
+        viewer = _expense_viewer(expenses, caller, ExpenseId(expense_id))
+        return explain_response(expenses.explain(ExpenseId(expense_id), viewer))
 
 
 def _decided(body: T, decision: Decision) -> Response[T]:
@@ -471,25 +471,29 @@ def _decided(body: T, decision: Decision) -> Response[T]:
     return Response(body, headers={REPLAYED_HEADER: "true"} if decision.replayed else {})
 
 
-def _listing_company(
+def _listing_viewer(
     expenses: ExpenseService, caller: Caller, company_id: int | None, user_id: int | None
-) -> CompanyId:
-    if caller.company_id is not None:
-        if company_id is not None and company_id != caller.company_id:
+) -> Viewer:
+    """Who lists: the token's holder (in their company, which `company_id` may only repeat),
+    or in demo mode the company the query names, read whole."""
+    viewer = caller.viewer
+    if viewer is not None:
+        if company_id is not None and company_id != viewer.company_id:
             raise UnknownCompany(company_id)
-        return caller.company_id
+        return viewer
     if company_id is not None:
-        return CompanyId(company_id)
+        return Viewer.whole_company(CompanyId(company_id))
     if user_id is not None:
-        return expenses.company_of(UserId(user_id))
+        return Viewer.whole_company(expenses.company_of(UserId(user_id)))
     raise InvalidInput("name the company: give company_id or user_id (AUTH_MODE=demo)")
 
 
-def _expense_company(expenses: ExpenseService, caller: Caller, expense_id: ExpenseId) -> CompanyId:
-    if caller.company_id is not None:
-        return caller.company_id
+def _expense_viewer(expenses: ExpenseService, caller: Caller, expense_id: ExpenseId) -> Viewer:
+    viewer = caller.viewer
+    if viewer is not None:
+        return viewer
     # Demo mode reads any company's expense, as the seed's status page does.
-    return expenses.status(expense_id).company_id
+    return Viewer.whole_company(expenses.status(expense_id).company_id)
 
 
 class HealthController(Controller):

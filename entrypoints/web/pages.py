@@ -234,7 +234,7 @@ class ExpensePages(Controller):
     ) -> Template:
         chosen = _status(status)
         page = expenses.list_expenses(
-            viewer.company_id, user_id=viewer.id, status=chosen, cursor=cursor, limit=PAGE_SIZE
+            viewer.reader, user_id=viewer.id, status=chosen, cursor=cursor, limit=PAGE_SIZE
         )
         context: dict[str, Any] = {
             "page": page,
@@ -445,9 +445,9 @@ def _expense_page(
     typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    view = expenses.status(expense_id, viewer.company_id)
-    events = expenses.history(expense_id, viewer.company_id)
-    routing = expenses.explain(expense_id, viewer.company_id)
+    view = expenses.status(expense_id, viewer.reader)
+    events = expenses.history(expense_id, viewer.reader)
+    routing = expenses.explain(expense_id, viewer.reader)
     return render(
         "expense.html",
         viewer,
@@ -528,7 +528,7 @@ def _inbox(
     typed: dict[ExpenseId, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    page = expenses.inbox(viewer.id, viewer.company_id, cursor=cursor, limit=MAX_PAGE)
+    page = expenses.inbox(viewer.id, viewer.reader, cursor=cursor, limit=MAX_PAGE)
     count = (
         waiting_count(len(page.items), more=page.next_cursor is not None)
         if cursor is None

@@ -15,6 +15,7 @@ from litestar.response import Template
 
 from entrypoints.settings import AuthMode
 from entrypoints.web.session import CSRF_FIELD, SESSION_COOKIE, Session, Sessions
+from expense_core import visibility
 from expense_core.errors import NotFound
 from expense_core.model import CompanyId, Member, UserId
 from expense_core.ports import Clock
@@ -64,6 +65,11 @@ class Viewer:
     def name(self) -> str:
         return self.member.user.name
 
+    @property
+    def reader(self) -> visibility.Viewer:
+        """Who the use cases show expenses to: this person, with their role."""
+        return visibility.Viewer.of(self.member)
+
 
 @attrs.frozen
 class Nav:
@@ -98,7 +104,7 @@ def signed_in(
 
 def waiting(expenses: ExpenseService, viewer: Viewer) -> str:
     """The count the navigation shows beside Inbox: one page of the inbox, counted."""
-    inbox = expenses.inbox(viewer.id, viewer.company_id, limit=MAX_PAGE)
+    inbox = expenses.inbox(viewer.id, viewer.reader, limit=MAX_PAGE)
     return waiting_count(len(inbox.items), more=inbox.next_cursor is not None)
 
 

@@ -20,6 +20,7 @@ from expense_core.approvers import StepExplanation
 from expense_core.delegation import Cover
 from expense_core.errors import (
     DomainError,
+    Forbidden,
     IdempotencyKeyRace,
     IdempotencyKeyReused,
     InvalidBulkSize,
@@ -27,6 +28,7 @@ from expense_core.errors import (
     PolicyChoiceRequired,
     Unavailable,
     UnknownExpense,
+    UnknownUser,
 )
 from expense_core.model import (
     CompanyId,
@@ -50,6 +52,7 @@ from expense_core.services._common import (
     save_decision,
 )
 from expense_core.views import ExpenseSummary, ExpenseView, InboxItem, Page
+from expense_core.visibility import Sight, Viewer
 from expense_core.workflow import Decision
 
 KEY_LIMIT = 255
@@ -301,7 +304,8 @@ class ExpenseService:
 
         Raises:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
-            UnknownExpense: no such expense in the actor's company.
+            UnknownExpense: no such expense in the actor's company, or (with a company given)
+                a refusal on one the actor does not see (`visibility`).
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
             DelegateNotEligible, InvalidText: see `workflow.approve`.
             IdempotencyKeyReused, InvalidInput: see `_once`.
@@ -414,7 +418,8 @@ class ExpenseService:
         Raises:
             PolicyChoiceRequired: both policy_id and category were given.
             UnknownUser, InactiveUser: the actor does not exist or is inactive.
-            UnknownExpense: no such expense in the actor's company.
+            UnknownExpense: no such expense in the actor's company, or (with a company given)
+                a refusal on one the actor does not see.
             NotSubmitter, ExpenseNotReturned: see `workflow.check_resubmission`.
             UnknownPolicy, PolicyInactive, AmountOutsidePolicy, NoPolicyFor: no usable policy.
             NoApproverForStep: some step has nobody eligible; nothing is written.
@@ -432,7 +437,12 @@ class ExpenseService:
             company = submitter.user.company_id
             expense = uow.expenses.get_for_update(company, cmd.expense_id)
             # Refuse a wrong actor or state before routing can fail for another reason.
-            workflow.check_resubmission(expense, submitter.id)
+            try:
+                workflow.check_resubmission(expense, submitter.id)
+            except Forbidden:
+                if cmd.company_id is not None and self._hidden(uow, expense, submitter.id):
+                    raise UnknownExpense(cmd.expense_id) from None
+                raise
             amount = expense.amount if cmd.amount is None else cmd.amount
             if cmd.category is not None:
                 policy = match_policy(candidates, cmd.category, amount)
@@ -509,9 +519,27 @@ class ExpenseService:
                 actor(uow, user_id, None)
             raise UnknownExpense(expense_id)
         expense, covers = found
-        decision = decide(expense, covers, self.clock.now())
+        try:
+            decision = decide(expense, covers, self.clock.now())
+        except Forbidden:
+            if company_id is not None and self._hidden(uow, expense, user_id):
+                raise UnknownExpense(expense_id) from None
+            raise
         save_decision(uow, expense, decision)
         return decision
+
+    def _hidden(self, uow: UnitOfWork, expense: Expense, user_id: UserId) -> bool:
+        """Whether a verified actor refused on an expense may not see it: then the refusal says
+        the expense is unknown, as a read would, rather than that it exists. Only a refusal
+        pays these reads. Demo mode (no company given) keeps the seed's answers."""
+        sight = Viewer.of(uow.org.member(user_id)).sight(self.clock.now())
+        if sight is None:
+            return False
+        try:
+            uow.expenses.get(expense.company_id, expense.id, sight)
+        except UnknownExpense:
+            return True
+        return False
 
     def _once(
         self,
@@ -557,14 +585,17 @@ class ExpenseService:
                 raise
             return _Decided(replay)
 
-    def status(self, expense_id: ExpenseId, company_id: CompanyId | None = None) -> ExpenseView:
-        """The status page of an expense; without a company, any company's (demo mode).
+    def status(self, expense_id: ExpenseId, viewer: Viewer | None = None) -> ExpenseView:
+        """The status page of an expense, if the viewer sees it; without a viewer, any
+        company's (demo mode, the command line).
 
         Raises:
-            UnknownExpense: no such expense (in that company).
+            UnknownExpense: no such expense in the viewer's company, or one they do not see.
         """
         with self.new_uow() as uow:
-            return uow.expenses.view(company_id, expense_id)
+            if viewer is None:
+                return uow.expenses.view(None, expense_id)
+            return uow.expenses.view(viewer.company_id, expense_id, self._sight(viewer))
 
     def statuses(self, expense_ids: Sequence[ExpenseId]) -> dict[ExpenseId, ExpenseView]:
         """The status pages of those of `expense_ids` that exist, in any company, read at once
@@ -574,14 +605,15 @@ class ExpenseService:
 
     def list_expenses(
         self,
-        company_id: CompanyId,
+        viewer: Viewer,
         *,
         user_id: UserId | None = None,
         status: ExpenseStatus | None = None,
         cursor: int | None = None,
         limit: int = 50,
     ) -> Page[ExpenseSummary]:
-        """A page of a company's expenses, newest first; `cursor` continues a previous page.
+        """A page of the expenses of the viewer's company they see, newest first; `cursor`
+        continues a previous page. Expenses the viewer does not see are not counted.
 
         Raises:
             InvalidInput: a limit outside 1..100 or a cursor that is not a positive id.
@@ -589,18 +621,19 @@ class ExpenseService:
         check_page(cursor, limit)
         with self.new_uow() as uow:
             items = uow.expenses.summaries(
-                company_id,
+                viewer.company_id,
                 user_id=user_id,
                 status=status,
                 before=ExpenseId(cursor) if cursor is not None else None,
                 limit=limit + 1,
+                sight=self._sight(viewer),
             )
         return page_of(items, limit, lambda s: s.id)
 
     def inbox(
         self,
         approver_id: UserId,
-        company_id: CompanyId | None = None,
+        viewer: Viewer | None = None,
         *,
         cursor: int | None = None,
         limit: int = 50,
@@ -608,14 +641,21 @@ class ExpenseService:
         """The steps an approver can act on now, oldest expense first: their own, and those
         they may decide for an absent approver who named them delegate (`on_behalf_of`).
 
+        An inbox is its approver's own; others' are read only by a viewer who sees the whole
+        company. Without a viewer, any approver's (demo mode).
+
         Raises:
-            UnknownUser: no such approver. InvalidInput: a bad limit or cursor.
+            UnknownUser: no such approver (in the viewer's company), or someone else's inbox to
+                a viewer who does not see the whole company.
+            InvalidInput: a bad limit or cursor.
         """
         check_page(cursor, limit)
+        if viewer is not None and not viewer.sees_company and viewer.user_id != approver_id:
+            raise UnknownUser(approver_id)
         with self.new_uow() as uow:
             company = (
-                company_id
-                if company_id is not None
+                viewer.company_id
+                if viewer is not None
                 else actor(uow, approver_id, None).user.company_id
             )
             items = uow.expenses.inbox(
@@ -627,27 +667,32 @@ class ExpenseService:
             )
         return page_of(items, limit, lambda i: i.expense_id)
 
-    def history(self, expense_id: ExpenseId, company_id: CompanyId) -> tuple[ExpenseEvent, ...]:
-        """Every change of an expense, oldest first.
+    def history(self, expense_id: ExpenseId, viewer: Viewer) -> tuple[ExpenseEvent, ...]:
+        """Every change of an expense the viewer sees, oldest first.
 
         Raises:
-            UnknownExpense: no such expense in this company.
+            UnknownExpense: no such expense in the viewer's company, or one they do not see.
         """
         with self.new_uow() as uow:
-            return uow.expenses.history(company_id, expense_id)
+            return uow.expenses.history(viewer.company_id, expense_id, self._sight(viewer))
 
-    def explain(self, expense_id: ExpenseId, company_id: CompanyId) -> RoutingExplanation:
+    def explain(self, expense_id: ExpenseId, viewer: Viewer) -> RoutingExplanation:
         """Say, step by step, who today's organisation routes the expense to, and why.
 
         Raises:
-            UnknownExpense: no such expense in this company.
+            UnknownExpense: no such expense in the viewer's company, or one they do not see.
         """
+        company_id = viewer.company_id
         with self.new_uow() as uow:
-            expense = uow.expenses.get(company_id, expense_id)
+            expense = uow.expenses.get(company_id, expense_id, self._sight(viewer))
             submitter = uow.org.member(expense.user_id)
             policy = uow.org.policy(company_id, expense.policy_id)
             pool = uow.org.approver_pool(submitter, policy.steps)
         return RoutingExplanation(expense, approvers.explain(submitter, policy.steps, pool))
+
+    def _sight(self, viewer: Viewer) -> Sight | None:
+        # Delegations count while in force: read the clock only for someone it may concern.
+        return None if viewer.sees_company else viewer.sight(self.clock.now())
 
     def company_of(self, user_id: UserId) -> CompanyId:
         """The company of an active user: who a caller acts for.

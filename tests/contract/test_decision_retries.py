@@ -21,6 +21,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 from tests.contract.support import Org, money
 
@@ -98,13 +99,13 @@ def test_a_retry_answers_the_first_decision_whatever_happened_since(
     first = expenses.approve(command)
     for who in (5, 4):
         expenses.approve(ApproveStep(expense_id=expense_id, user_id=org.person(who)))
-    history = expenses.history(expense_id, org.id)
+    history = expenses.history(expense_id, Viewer.whole_company(org.id))
 
     again = expenses.approve(command)
 
     assert (first.replayed, again.replayed) == (False, True)
     assert attrs.evolve(again, replayed=False) == first
-    assert expenses.history(expense_id, org.id) == history
+    assert expenses.history(expense_id, Viewer.whole_company(org.id)) == history
     with pytest.raises(IdempotencyKeyReused):
         expenses.approve(attrs.evolve(command, comments="other"))
 
@@ -121,14 +122,19 @@ def test_a_retry_in_a_later_round_answers_the_first_round_and_decides_nothing(
     first = expenses.approve(command)
     expenses.send_back(SendBack(expense_id=expense_id, user_id=org.person(5), reason="receipt?"))
     expenses.resubmit(ResubmitExpense(expense_id=expense_id, user_id=org.person(7)))
-    before = expenses.history(expense_id, org.id)
-    assert expenses.status(expense_id, org.id).approvals[0].approver_id == org.person(6)
+    before = expenses.history(expense_id, Viewer.whole_company(org.id))
+    assert expenses.status(expense_id, Viewer.whole_company(org.id)).approvals[
+        0
+    ].approver_id == org.person(6)
 
     again = expenses.approve(command)
 
     assert attrs.evolve(again, replayed=False) == first
-    assert expenses.history(expense_id, org.id) == before
-    assert expenses.status(expense_id, org.id).approvals[0].status is ApprovalStatus.PENDING
+    assert expenses.history(expense_id, Viewer.whole_company(org.id)) == before
+    assert (
+        expenses.status(expense_id, Viewer.whole_company(org.id)).approvals[0].status
+        is ApprovalStatus.PENDING
+    )
 
 
 def test_a_refused_decision_keeps_no_key(expenses: ExpenseService, org: Org) -> None:
@@ -152,15 +158,15 @@ def test_the_same_key_on_another_expense_is_refused_and_undone(
     expenses.withdraw(
         WithdrawExpense(expense_id=first, user_id=org.person(7), idempotency_key="once")
     )
-    before = expenses.history(second, org.id)
+    before = expenses.history(second, Viewer.whole_company(org.id))
 
     with pytest.raises(IdempotencyKeyReused):
         expenses.withdraw(
             WithdrawExpense(expense_id=second, user_id=org.person(7), idempotency_key="once")
         )
 
-    assert expenses.history(second, org.id) == before
-    assert expenses.status(second, org.id).status is ExpenseStatus.PENDING
+    assert expenses.history(second, Viewer.whole_company(org.id)) == before
+    assert expenses.status(second, Viewer.whole_company(org.id)).status is ExpenseStatus.PENDING
 
 
 def test_twins_with_one_key_decide_once(expenses: ExpenseService, org: Org) -> None:
@@ -183,6 +189,8 @@ def test_twins_with_one_key_decide_once(expenses: ExpenseService, org: Org) -> N
         assert sorted(a.replayed for a in twins) == [False, True]
         assert len({attrs.evolve(a, replayed=False) for a in twins}) == 1
         approvals = [
-            e for e in expenses.history(expense_id, org.id) if e.kind is EventKind.APPROVED
+            e
+            for e in expenses.history(expense_id, Viewer.whole_company(org.id))
+            if e.kind is EventKind.APPROVED
         ]
         assert len(approvals) == 1

@@ -30,6 +30,7 @@ from expense_core.services import (
     SetDelegation,
     SubmitExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
 from tests.contract.support import Org, money, tech_corp
 
@@ -251,7 +252,7 @@ def test_the_inbox_lists_the_steps_a_delegate_may_decide_now(
     travel = _submit(expenses, org, 7, "travel", "50.00")  # Frank, Eve
     expenses.approve(ApproveStep(expense_id=travel, user_id=org.person(6)))  # Eve's turn now
     _store(new_uow, _away(org, 6, 5), _away(org, 4, 5, start=3))
-    eve = expenses.inbox(org.person(5), org.id)
+    eve = expenses.inbox(org.person(5), Viewer.whole_company(org.id))
     # Frank's small one for Frank; the large one not (Eve holds its step 2); her own travel step.
     assert [(i.expense_id, i.step_number, i.on_behalf_of) for i in eve.items] == [
         (small, 1, org.person(6)),
@@ -259,13 +260,15 @@ def test_the_inbox_lists_the_steps_a_delegate_may_decide_now(
     ]
     assert carols_own not in [i.expense_id for i in eve.items]
     # Pages continue across own and delegated items.
-    first = expenses.inbox(org.person(5), org.id, limit=1)
+    first = expenses.inbox(org.person(5), Viewer.whole_company(org.id), limit=1)
     assert [i.expense_id for i in first.items] == [small]
-    rest = expenses.inbox(org.person(5), org.id, cursor=first.next_cursor, limit=1)
+    rest = expenses.inbox(
+        org.person(5), Viewer.whole_company(org.id), cursor=first.next_cursor, limit=1
+    )
     assert [i.expense_id for i in rest.items] == [travel]
     assert rest.next_cursor is None
     # Frank's inbox is unchanged: his steps stay his.
-    frank = expenses.inbox(org.person(6), org.id)
+    frank = expenses.inbox(org.person(6), Viewer.whole_company(org.id))
     assert [(i.expense_id, i.on_behalf_of) for i in frank.items] == [(small, None), (large, None)]
 
 
@@ -275,7 +278,7 @@ def test_the_inbox_leaves_out_steps_a_delegate_is_too_junior_for(
     travel = _submit(expenses, org, 7, "travel", "50.00")  # Frank (6), Eve (5)
     expenses.approve(ApproveStep(expense_id=travel, user_id=org.person(6)))
     _store(new_uow, _away(org, 5, 6))  # Frank covers for Eve, but her step needs level 5
-    assert expenses.inbox(org.person(6), org.id).items == ()
+    assert expenses.inbox(org.person(6), Viewer.whole_company(org.id)).items == ()
     with pytest.raises(DelegateNotEligible):
         expenses.approve(ApproveStep(expense_id=travel, user_id=org.person(6)))
 
@@ -285,8 +288,10 @@ def test_the_inbox_of_someone_covering_for_nobody_now_is_their_own(
 ) -> None:
     small = _submit(expenses, org, 7, "small", "10.00")
     _store(new_uow, _away(org, 6, 3, start=3))  # from day 3 only
-    assert expenses.inbox(org.person(3), org.id).items == ()
-    assert [i.expense_id for i in expenses.inbox(org.person(6), org.id).items] == [small]
+    assert expenses.inbox(org.person(3), Viewer.whole_company(org.id)).items == ()
+    assert [
+        i.expense_id for i in expenses.inbox(org.person(6), Viewer.whole_company(org.id)).items
+    ] == [small]
 
 
 def test_the_inbox_of_someone_covering_for_two_pages_through_both(
@@ -298,11 +303,11 @@ def test_the_inbox_of_someone_covering_for_two_pages_through_both(
     last = _submit(expenses, org, 7, "small", "30.00")  # Frank
     _store(new_uow, _away(org, 6, 3), _away(org, 5, 3))  # Carol covers for Frank and Eve
     expected = [(first, org.person(6)), (travel, org.person(5)), (last, org.person(6))]
-    whole = expenses.inbox(org.person(3), org.id)
+    whole = expenses.inbox(org.person(3), Viewer.whole_company(org.id))
     assert [(i.expense_id, i.on_behalf_of) for i in whole.items] == expected
     seen, cursor = [], None
     for _ in range(3):
-        page = expenses.inbox(org.person(3), org.id, cursor=cursor, limit=1)
+        page = expenses.inbox(org.person(3), Viewer.whole_company(org.id), cursor=cursor, limit=1)
         seen += [(i.expense_id, i.on_behalf_of) for i in page.items]
         cursor = page.next_cursor
     assert seen == expected

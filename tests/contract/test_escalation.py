@@ -38,6 +38,7 @@ from expense_core.services import (
     SendBack,
     SubmitExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
 from tests.contract.support import Org, add_policy, money, tech_corp
 
@@ -126,7 +127,7 @@ def test_the_ctos_expense_goes_to_the_fallback_approver(
         assert [a.approver_id for a in uow.expenses.get(org.id, expense_id).approvals] == [
             org.person(2)
         ]
-    assert expenses.explain(expense_id, org.id).steps[0].rule == FALLBACK_RULE
+    assert expenses.explain(expense_id, Viewer.whole_company(org.id)).steps[0].rule == FALLBACK_RULE
     approved = expenses.approve(ApproveStep(expense_id=expense_id, user_id=org.person(2)))
     assert approved.expense.status == "approved"
     # One step per expense: Business Travel's second step has nobody.
@@ -241,7 +242,11 @@ def test_a_sweep_escalates_past_the_other_steps_approver_and_restarts_the_clock(
         step = uow.expenses.get(org.id, expense_id).approval(1)
         assert (step.approver_id, step.approver_level_id) == (org.person(4), org.levels[4].id)
         assert step.escalate_at == late + 24 * HOUR
-    [escalated] = [e for e in expenses.history(expense_id, org.id) if e.kind == "escalated"]
+    [escalated] = [
+        e
+        for e in expenses.history(expense_id, Viewer.whole_company(org.id))
+        if e.kind == "escalated"
+    ]
     assert (escalated.step_number, escalated.previous_approver_id, escalated.approver_id) == (
         1,
         org.person(6),
@@ -273,7 +278,11 @@ def test_an_escalation_that_cannot_happen_says_so_once(
     sweeps = EscalationService(new_uow, clock)
     for hours in (2, 3, 50):
         sweeps.sweep(START + hours * HOUR)
-    failed = [e for e in expenses.history(expense_id, org.id) if e.kind == "escalation_failed"]
+    failed = [
+        e
+        for e in expenses.history(expense_id, Viewer.whole_company(org.id))
+        if e.kind == "escalation_failed"
+    ]
     assert [(e.step_number, e.approver_id) for e in failed] == [(1, org.person(2))]
     assert failed[0].comment is not None
     assert "no fallback approver" in failed[0].comment
@@ -309,7 +318,7 @@ def test_past_the_ladder_a_step_goes_to_the_fallback_approver(
     # The fallback approver is the top: the next sweep leaves the step with Carol, once.
     [stays] = [e for e in sweeps.sweep(START + 100 * HOUR) if e.expense_id == expense_id]
     assert stays.approver is None
-    kinds = [e.kind for e in expenses.history(expense_id, org.id)]
+    kinds = [e.kind for e in expenses.history(expense_id, Viewer.whole_company(org.id))]
     assert kinds == [EventKind.SUBMITTED, EventKind.ESCALATED, EventKind.ESCALATION_FAILED]
 
 

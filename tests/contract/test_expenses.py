@@ -26,6 +26,7 @@ from expense_core.services import (
     Submitted,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from tests.contract.support import Org, add_policy, money, tech_corp
 
 NOBODY = ExpenseId(2_000_000_000)
@@ -67,7 +68,7 @@ def test_the_seed_flow_reads_back_on_the_status_page(expenses: ExpenseService, o
     expense_id = _submit(expenses, org, 7, "4000.00").expense.id
     for who in (6, 5, 4):
         _approve(expenses, org, expense_id, who)
-    view = expenses.status(expense_id, org.id)
+    view = expenses.status(expense_id, Viewer.whole_company(org.id))
     assert view.status is ExpenseStatus.APPROVED
     assert view.completed_at is not None
     assert view.completed_at > view.submitted_at
@@ -157,7 +158,7 @@ def test_withdrawal_skips_what_is_pending(expenses: ExpenseService, org: Org) ->
     expense_id = _submit(expenses, org, 7, "4000.00").expense.id
     _approve(expenses, org, expense_id, 6)
     decision = expenses.withdraw(WithdrawExpense(expense_id=expense_id, user_id=org.person(7)))
-    view = expenses.status(expense_id, org.id)
+    view = expenses.status(expense_id, Viewer.whole_company(org.id))
     assert view.status is ExpenseStatus.WITHDRAWN
     assert view.completed_at == decision.expense.completed_at
     assert [a.status for a in view.approvals] == [
@@ -165,7 +166,7 @@ def test_withdrawal_skips_what_is_pending(expenses: ExpenseService, org: Org) ->
         ApprovalStatus.SKIPPED,
         ApprovalStatus.SKIPPED,
     ]
-    kinds = [e.kind for e in expenses.history(expense_id, org.id)]
+    kinds = [e.kind for e in expenses.history(expense_id, Viewer.whole_company(org.id))]
     assert kinds == [
         EventKind.SUBMITTED,
         EventKind.APPROVED,
@@ -198,10 +199,10 @@ def test_exact_amounts_survive_every_read(
         expense = expenses.submit(
             SubmitExpense(user_id=org.person(7), policy_id=widest.id, amount=money(text))
         ).expense
-        assert expenses.status(expense.id, org.id).amount == money(text)
+        assert expenses.status(expense.id, Viewer.whole_company(org.id)).amount == money(text)
         with new_uow() as uow:
             assert uow.expenses.get(org.id, expense.id).amount == money(text)
-        summary = expenses.list_expenses(org.id, limit=1).items[0]
+        summary = expenses.list_expenses(Viewer.whole_company(org.id), limit=1).items[0]
         assert (summary.id, summary.amount) == (expense.id, money(text))
 
 
@@ -285,19 +286,23 @@ def test_expenses_list_newest_first_in_pages(expenses: ExpenseService, org: Org)
     ids += [_submit(expenses, org, 6, "150.00", "travel").expense.id]
     expenses.reject(RejectExpense(expense_id=ids[1], user_id=org.person(6), reason="no"))
 
-    first = expenses.list_expenses(org.id, limit=4)
+    first = expenses.list_expenses(Viewer.whole_company(org.id), limit=4)
     assert [s.id for s in first.items] == ids[::-1][:4]
     assert first.next_cursor == ids[2]
-    rest = expenses.list_expenses(org.id, cursor=first.next_cursor, limit=4)
+    rest = expenses.list_expenses(Viewer.whole_company(org.id), cursor=first.next_cursor, limit=4)
     assert [s.id for s in rest.items] == ids[1::-1]
     assert rest.next_cursor is None
 
-    mine = expenses.list_expenses(org.id, user_id=org.person(6))
+    mine = expenses.list_expenses(Viewer.whole_company(org.id), user_id=org.person(6))
     assert [s.id for s in mine.items] == [ids[5]]
-    rejected = expenses.list_expenses(org.id, status=ExpenseStatus.REJECTED)
+    rejected = expenses.list_expenses(Viewer.whole_company(org.id), status=ExpenseStatus.REJECTED)
     assert [(s.id, s.status) for s in rejected.items] == [(ids[1], ExpenseStatus.REJECTED)]
     graces_pending = expenses.list_expenses(
-        org.id, user_id=org.person(7), status=ExpenseStatus.PENDING, cursor=ids[4], limit=2
+        Viewer.whole_company(org.id),
+        user_id=org.person(7),
+        status=ExpenseStatus.PENDING,
+        cursor=ids[4],
+        limit=2,
     )
     assert [s.id for s in graces_pending.items] == [ids[3], ids[2]]
     summary = first.items[0]
@@ -316,7 +321,7 @@ def test_the_inbox_holds_only_steps_one_can_act_on_now(expenses: ExpenseService,
     third = _submit(expenses, org, 7, "500.00", "small").expense.id  # Frank
 
     def inbox(who: int) -> list[tuple[int, int]]:
-        page = expenses.inbox(org.person(who), org.id)
+        page = expenses.inbox(org.person(who), Viewer.whole_company(org.id))
         return [(i.expense_id, i.step_number) for i in page.items]
 
     assert inbox(6) == [(first, 1), (second, 1), (third, 1)]
@@ -326,7 +331,7 @@ def test_the_inbox_holds_only_steps_one_can_act_on_now(expenses: ExpenseService,
     assert inbox(6) == [(second, 1), (third, 1)]
     expenses.withdraw(WithdrawExpense(expense_id=second, user_id=org.person(7)))
     assert inbox(6) == [(third, 1)]
-    item = expenses.inbox(org.person(5), org.id).items[0]
+    item = expenses.inbox(org.person(5), Viewer.whole_company(org.id)).items[0]
     assert (item.submitter_id, item.submitter_name) == (org.person(7), "Grace Taylor")
     assert (item.policy_name, item.amount, item.required) == (
         "Large Equipment",
@@ -351,11 +356,13 @@ def test_optional_steps_are_actionable_while_pending(
     expense_id = expenses.submit(
         SubmitExpense(user_id=org.person(7), policy_id=policy.id, amount=money("80.00"))
     ).expense.id
-    optional = expenses.inbox(org.person(4), org.id).items  # David holds the optional step 2
+    optional = expenses.inbox(
+        org.person(4), Viewer.whole_company(org.id)
+    ).items  # David holds the optional step 2
     assert [(i.expense_id, i.step_number, i.required) for i in optional] == [(expense_id, 2, False)]
     _approve(expenses, org, expense_id, 6)  # the only required step: the expense closes
-    assert expenses.inbox(org.person(4), org.id).items == ()
-    view = expenses.status(expense_id, org.id)
+    assert expenses.inbox(org.person(4), Viewer.whole_company(org.id)).items == ()
+    view = expenses.status(expense_id, Viewer.whole_company(org.id))
     assert view.status is ExpenseStatus.APPROVED
     assert [a.status for a in view.approvals] == [ApprovalStatus.APPROVED, ApprovalStatus.SKIPPED]
     assert [a.required for a in view.approvals] == [True, False]
@@ -363,11 +370,15 @@ def test_optional_steps_are_actionable_while_pending(
 
 def test_the_inbox_pages_oldest_first(expenses: ExpenseService, org: Org) -> None:
     ids = [_submit(expenses, org, 7, "10.00", "small").expense.id for _ in range(5)]
-    page = expenses.inbox(org.person(6), org.id, limit=2)
+    page = expenses.inbox(org.person(6), Viewer.whole_company(org.id), limit=2)
     assert [i.expense_id for i in page.items] == ids[:2]
-    page = expenses.inbox(org.person(6), org.id, cursor=page.next_cursor, limit=2)
+    page = expenses.inbox(
+        org.person(6), Viewer.whole_company(org.id), cursor=page.next_cursor, limit=2
+    )
     assert [i.expense_id for i in page.items] == ids[2:4]
-    page = expenses.inbox(org.person(6), org.id, cursor=page.next_cursor, limit=2)
+    page = expenses.inbox(
+        org.person(6), Viewer.whole_company(org.id), cursor=page.next_cursor, limit=2
+    )
     assert [i.expense_id for i in page.items] == ids[4:]
     assert page.next_cursor is None
     assert expenses.inbox(UserId(org.person(6)), None).items[0].expense_id == ids[0]
@@ -378,7 +389,7 @@ def test_history_keeps_the_order_things_happened_in(expenses: ExpenseService, or
     _approve(expenses, org, expense_id, 6)
     _approve(expenses, org, expense_id, 5)
     expenses.reject(RejectExpense(expense_id=expense_id, user_id=org.person(4), reason="no"))
-    history = expenses.history(expense_id, org.id)
+    history = expenses.history(expense_id, Viewer.whole_company(org.id))
     assert [(e.kind, e.step_number, e.actor_id) for e in history] == [
         (EventKind.SUBMITTED, None, org.person(7)),
         (EventKind.APPROVED, 1, org.person(6)),

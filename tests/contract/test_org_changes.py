@@ -42,6 +42,7 @@ from expense_core.services import (
     OrgService,
     SubmitExpense,
 )
+from expense_core.visibility import Viewer
 from tests.contract.support import Org, add_policy, money, steps, tech_corp
 
 NOBODY = 2_000_000_000
@@ -218,11 +219,11 @@ def test_a_policy_is_in_use_once_it_routed_an_expense(
     with new_uow() as uow:
         assert uow.org.policy_in_use(org.id, org.small.id) is False
     expense = _submit(expenses, org, 7, org.small, "100.00")
-    assert expenses.status(expense, org.id).policy_active is True
+    assert expenses.status(expense, Viewer.whole_company(org.id)).policy_active is True
     info = org_service.deactivate_policy(org.small.id, org.id)
     assert (info.policy.active, info.in_use) == (False, True)
     # The expense keeps the policy that routed it, and shows it is no longer the current one.
-    view = expenses.status(expense, org.id)
+    view = expenses.status(expense, Viewer.whole_company(org.id))
     assert (view.policy_id, view.policy_active) == (org.small.id, False)
     with new_uow() as uow:
         assert uow.org.policy_in_use(org.id, org.small.id) is True

@@ -37,6 +37,7 @@ from expense_core.services import (
     WebhookService,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from expense_core.webhooks import (
     RETRY_DELAYS,
     Backlog,
@@ -132,7 +133,7 @@ def test_a_submission_writes_its_notices_with_its_event(
         (Topic.EXPENSE_SUBMITTED, EventKind.SUBMITTED, None),
         (Topic.APPROVAL_REQUESTED, EventKind.SUBMITTED, org.person(6)),
     ]
-    [submitted] = expenses.history(expense_id, org.id)
+    [submitted] = expenses.history(expense_id, Viewer.whole_company(org.id))
     for entry in waiting:
         assert (entry.company_id, entry.expense_id, entry.event) == (org.id, expense_id, submitted)
     assert waiting[0].id < waiting[1].id
@@ -190,14 +191,14 @@ def test_each_change_writes_its_notices(
     }
     expense_id = _submit(expenses, org)
     relay.dispatch()
-    before = len(expenses.history(expense_id, org.id))
+    before = len(expenses.history(expense_id, Viewer.whole_company(org.id)))
     act[change](expense_id)
     waiting = _waiting(new_uow, org.id)
     assert _said(waiting) == [
         (topic, kind, None if level is None else org.person(level))
         for topic, kind, level in SAYS[change]
     ]
-    appended = expenses.history(expense_id, org.id)[before:]
+    appended = expenses.history(expense_id, Viewer.whole_company(org.id))[before:]
     assert all(e.expense_id == expense_id and e.event in appended for e in waiting)
 
 
@@ -215,7 +216,7 @@ def test_a_resubmission_writes_its_notices(
         (Topic.EXPENSE_RESUBMITTED, EventKind.RESUBMITTED, None),
         (Topic.APPROVAL_REQUESTED, EventKind.RESUBMITTED, org.person(6)),
     ]
-    assert waiting[0].event == expenses.history(expense_id, org.id)[-1]
+    assert waiting[0].event == expenses.history(expense_id, Viewer.whole_company(org.id))[-1]
 
 
 def test_an_escalation_writes_its_notices(
@@ -241,7 +242,7 @@ def test_an_escalation_writes_its_notices(
         (Topic.APPROVAL_ESCALATED, EventKind.ESCALATED, None),
         (Topic.APPROVAL_REQUESTED, EventKind.ESCALATED, org.person(5)),
     ]
-    assert waiting[0].event == expenses.history(expense_id, org.id)[-1]
+    assert waiting[0].event == expenses.history(expense_id, Viewer.whole_company(org.id))[-1]
 
 
 def test_a_change_that_rolls_back_leaves_no_notice(
@@ -580,7 +581,7 @@ def test_the_backlog_counts_what_waits_and_since_when(
     assert before.undispatched == 0
     _subscribe(hooks, org, "*")
     expense_id = _submit(expenses, org)
-    [submitted] = expenses.history(expense_id, org.id)
+    [submitted] = expenses.history(expense_id, Viewer.whole_company(org.id))
 
     def oldest(*instants: datetime | None) -> datetime | None:
         known = [i for i in instants if i is not None]

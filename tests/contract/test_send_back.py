@@ -26,6 +26,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 from tests.contract.support import Org, money
 
@@ -117,12 +118,12 @@ def test_a_resubmission_replaces_the_approval_rows_whatever_their_number(
         (resubmission,) = history[len(events) :]
         assert (resubmission.kind, resubmission.actor_id) == (EventKind.RESUBMITTED, org.person(7))
         events.append(resubmission)
-        view = expenses.status(expense_id, org.id)
+        view = expenses.status(expense_id, Viewer.whole_company(org.id))
         assert len(view.approvals) == len(expected)
     # The last round goes through like any other.
     for level in {"large": (6, 5, 4), "small": (6,), "travel": (6, 5)}[rounds[-1]]:
         expenses.approve(ApproveStep(expense_id=expense_id, user_id=org.person(level)))
-    view = expenses.status(expense_id, org.id)
+    view = expenses.status(expense_id, Viewer.whole_company(org.id))
     assert view.status is ExpenseStatus.APPROVED
     assert all(a.status is ApprovalStatus.APPROVED for a in view.approvals)
 
@@ -150,11 +151,13 @@ def test_returned_is_a_filter_of_the_list(expenses: ExpenseService, org: Org) ->
     _send_back(expenses, org, returned, 6)
 
     def listed(status: ExpenseStatus) -> list[ExpenseId]:
-        return [s.id for s in expenses.list_expenses(org.id, status=status).items]
+        return [
+            s.id for s in expenses.list_expenses(Viewer.whole_company(org.id), status=status).items
+        ]
 
     assert listed(ExpenseStatus.RETURNED) == [returned]
     assert listed(ExpenseStatus.PENDING) == [pending]
-    everything = expenses.list_expenses(org.id, user_id=org.person(7)).items
+    everything = expenses.list_expenses(Viewer.whole_company(org.id), user_id=org.person(7)).items
     assert [(s.id, s.status) for s in everything] == [
         (returned, ExpenseStatus.RETURNED),
         (pending, ExpenseStatus.PENDING),
@@ -178,7 +181,10 @@ def test_a_returned_expense_waits_on_nobody(
             return uow.org.pending_held_by(org.id, org.person(level))
 
     def inbox(level: int) -> list[ExpenseId]:
-        return [i.expense_id for i in expenses.inbox(org.person(level), org.id).items]
+        return [
+            i.expense_id
+            for i in expenses.inbox(org.person(level), Viewer.whole_company(org.id)).items
+        ]
 
     assert [held(level) for level in (6, 5, 4)] == [(), (), ()]
     assert [inbox(level) for level in (6, 5, 4)] == [[], [], []]
@@ -245,7 +251,7 @@ def test_a_resubmission_by_category_stores_the_policy_it_picked(
         )
     )
     assert resubmitted.expense.policy_id == org.large.id
-    view = expenses.status(expense_id, org.id)
+    view = expenses.status(expense_id, Viewer.whole_company(org.id))
     assert (view.policy_id, view.policy_name) == (PolicyId(org.large.id), "Large Equipment")
     assert [a.approver_name for a in view.approvals] == [
         "Frank Miller",

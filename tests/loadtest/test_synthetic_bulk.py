@@ -41,6 +41,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
+from expense_core.visibility import Viewer
 from loadtest.mix import load_plan
 from tests import pg
 from tests.clocks import TickingClock
@@ -216,7 +217,7 @@ def test_bulk_expenses_hold_the_invariants_and_their_approvers_can_finish_them(
         _check_expense(expense, history, policy, submitter)
         assert expense.submitted_at < clock.now()
         # Routed as today's organisation routes it, person for person.
-        explained = service.explain(expense.id, expense.company_id)
+        explained = service.explain(expense.id, Viewer.whole_company(expense.company_id))
         assert [s.chosen.id if s.chosen else None for s in explained.steps] == [
             a.approver_id for a in expense.approvals
         ]

@@ -21,6 +21,7 @@ from expense_core.services import (
     ExpenseService,
     SubmitExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import TickingClock
 from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
@@ -83,7 +84,9 @@ def test_a_connection_lost_mid_work_is_unavailable_and_the_pool_recovers(
         submitted = expenses.submit(
             SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
         )
-        assert expenses.status(submitted.expense.id, CompanyId(org.id)).amount == money("5.00")
+        assert expenses.status(
+            submitted.expense.id, Viewer.whole_company(CompanyId(org.id))
+        ).amount == money("5.00")
 
 
 @pytest.mark.postgres
@@ -109,7 +112,7 @@ def test_connections_that_died_in_the_pool_are_replaced_without_a_failure(
             ApproveStep(expense_id=submitted.expense.id, user_id=approver, company_id=company)
         )
         _terminate_sessions(postgres_url)
-        view = expenses.status(submitted.expense.id, company)
+        view = expenses.status(submitted.expense.id, Viewer.whole_company(company))
         assert view.approvals[0].status == "approved"
 
 

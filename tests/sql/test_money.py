@@ -14,6 +14,7 @@ from sqlalchemy import text
 from adapters.sql import SqlDatabase
 from expense_core.model import LIMIT, ApprovalStep, Money
 from expense_core.services import ExpenseService, SubmitExpense
+from expense_core.visibility import Viewer
 from tests.clocks import TickingClock
 from tests.contract.support import Org, add_policy, tech_corp
 from tests.sql.support import opened
@@ -75,7 +76,7 @@ def test_amounts_round_trip_unchanged(db: SqlDatabase, org: Org, bounds: list[Mo
         submitted = expenses.submit(
             SubmitExpense(user_id=org.person(7), policy_id=policy.id, amount=high)
         ).expense
-        assert expenses.status(submitted.id, org.id).amount == high
+        assert expenses.status(submitted.id, Viewer.whole_company(org.id)).amount == high
         with db.unit_of_work() as uow:
             assert uow.expenses.get(org.id, submitted.id).amount == high
 

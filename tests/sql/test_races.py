@@ -36,6 +36,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
 from tests.contract.support import add_policy, money, tech_corp
@@ -191,7 +192,7 @@ def test_twin_submissions_with_one_key_store_one_expense(
         twins = [r for c, r in zip(commands, results, strict=True) if c.idempotency_key == key]
         assert len({r.expense.id for r in twins}) == 1
         assert sum(not r.replayed for r in twins) == 1
-    stored = service.list_expenses(org.id, limit=100).items
+    stored = service.list_expenses(Viewer.whole_company(org.id), limit=100).items
     assert sorted(s.id for s in stored) == sorted({r.expense.id for r in results})
     assert len(stored) == len(keys)
 
@@ -260,7 +261,7 @@ def test_twin_decisions_with_one_key_decide_once(race: tuple[SqlDatabase, int, i
                     assert isinstance(outcome, IdempotencyKeyReused), outcome
 
     for expense_id in ids:
-        history = service.history(expense_id, org.id)
+        history = service.history(expense_id, Viewer.whole_company(org.id))
         assert [e.kind for e in history] == [
             EventKind.SUBMITTED,
             EventKind.APPROVED,

@@ -29,6 +29,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
 from tests.contract.support import add_policy, money, tech_corp
 from tests.sql.support import opened
@@ -129,7 +130,8 @@ def test_each_use_case_takes_few_statements(db: SqlDatabase, known_company: bool
         return lambda: expenses.approve(command)
 
     def status(expense_id: ExpenseId) -> Callable[[], object]:
-        return lambda: expenses.status(expense_id, company)
+        viewer = None if company is None else Viewer.whole_company(company)
+        return lambda: expenses.status(expense_id, viewer)
 
     def submit_by_category(category: str, amount: str) -> None:
         command = SubmitExpense(
@@ -243,8 +245,8 @@ def test_reads_run_outside_transactions_and_decisions_inside_one(db: SqlDatabase
     ).expense.id
     recorder = Recorder(db)
 
-    recorder.run(lambda: expenses.status(expense_id, org.id))
-    recorder.run(lambda: expenses.list_expenses(org.id))
+    recorder.run(lambda: expenses.status(expense_id, Viewer.whole_company(org.id)))
+    recorder.run(lambda: expenses.list_expenses(Viewer.whole_company(org.id)))
     assert recorder.in_transaction == [False]
     recorder.run(lambda: expenses.inbox(org.person(6)))
     assert recorder.in_transaction == [False, False]  # the actor, then the inbox
@@ -273,7 +275,7 @@ def test_repeated_statements_become_prepared_statements(postgres_url: str) -> No
             SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
         ).expense.id
         for _ in range(6):  # psycopg prepares a query after its fifth run on a connection
-            expenses.status(expense_id, CompanyId(org.id))
+            expenses.status(expense_id, Viewer.whole_company(CompanyId(org.id)))
         with db.engine.connect() as conn:  # the pool's only connection: the same session
             prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
             assert any("FROM expenses JOIN users AS submitter" in s for s in prepared)

@@ -33,6 +33,7 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
 from tests.unit.support import (
@@ -57,7 +58,7 @@ def workstation(expenses: ExpenseService) -> ExpenseId:
 
 
 def snapshot(expenses: ExpenseService, expense_id: ExpenseId) -> Snapshot:
-    return expenses.status(expense_id), expenses.history(expense_id, TECHCORP)
+    return expenses.status(expense_id), expenses.history(expense_id, Viewer.whole_company(TECHCORP))
 
 
 def first_answer(decision: Decision) -> Decision:

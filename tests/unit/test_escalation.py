@@ -31,6 +31,7 @@ from expense_core.model import (
 )
 from expense_core.policies import check_steps
 from expense_core.services import EscalationService, ExpenseService, OrgService, SubmitExpense
+from expense_core.visibility import Viewer
 from tests.unit.support import ALICE, BOB, TECHCORP, member
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -236,7 +237,7 @@ def test_the_cto_submits_once_the_company_names_a_fallback(
     org.set_fallback_approver(TECHCORP, BOB)
     submitted = expenses.submit(small)
     assert [m.id for m in submitted.approvers] == [BOB]
-    explained = expenses.explain(submitted.expense.id, TECHCORP)
+    explained = expenses.explain(submitted.expense.id, Viewer.whole_company(TECHCORP))
     assert explained.steps[0].rule == FALLBACK_RULE
     # Two steps cannot both go to Bob: Business Travel is still refused, at step 2.
     travel = SubmitExpense(user_id=ALICE, policy_id=PolicyId(3), amount=Money.cents(100))

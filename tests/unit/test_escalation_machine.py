@@ -42,6 +42,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import START
 from tests.unit.support import TECHCORP, money
 
@@ -105,7 +106,7 @@ class Escalations(RuleBasedStateMachine):
             return {e: uow.expenses.get(TECHCORP, e) for e in self.known}
 
     def history(self, expense_id: ExpenseId) -> tuple[ExpenseEvent, ...]:
-        return self.service.history(expense_id, TECHCORP)
+        return self.service.history(expense_id, Viewer.whole_company(TECHCORP))
 
     # --- rules -----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
 from tests.clocks import START
 from tests.unit.support import (
     ALICE,
@@ -102,11 +103,11 @@ def approve(expenses: ExpenseService, expense_id: ExpenseId, *approvers: UserId)
 def snapshot(
     expenses: ExpenseService, expense_id: ExpenseId
 ) -> tuple[ExpenseView, tuple[ExpenseEvent, ...]]:
-    return expenses.status(expense_id), expenses.history(expense_id, TECHCORP)
+    return expenses.status(expense_id), expenses.history(expense_id, Viewer.whole_company(TECHCORP))
 
 
 def stored_count(expenses: ExpenseService) -> int:
-    return len(expenses.list_expenses(TECHCORP, limit=100).items)
+    return len(expenses.list_expenses(Viewer.whole_company(TECHCORP), limit=100).items)
 
 
 @pytest.fixture
@@ -155,7 +156,7 @@ def test_submission_stores_the_expense_with_every_approval_row(expenses: Expense
         (2, "Eve Davis", "SEM", True),
         (3, "David Wilson", "AD", True),
     ]
-    (event,) = expenses.history(submitted.expense.id, TECHCORP)
+    (event,) = expenses.history(submitted.expense.id, Viewer.whole_company(TECHCORP))
     assert (event.kind, event.actor_id, event.expense_id) == (EventKind.SUBMITTED, GRACE, 1)
 
 
@@ -357,7 +358,10 @@ def test_withdrawing_closes_the_expense_and_skips_the_open_steps(expenses: Expen
     approve(expenses, submitted.expense.id, FRANK)
     decision = expenses.withdraw(WithdrawExpense(expense_id=submitted.expense.id, user_id=GRACE))
     assert decision.expense.status is ExpenseStatus.WITHDRAWN
-    kinds = [(str(e.kind), e.step_number) for e in expenses.history(submitted.expense.id, TECHCORP)]
+    kinds = [
+        (str(e.kind), e.step_number)
+        for e in expenses.history(submitted.expense.id, Viewer.whole_company(TECHCORP))
+    ]
     assert kinds == [
         ("submitted", None),
         ("approved", 1),
@@ -370,7 +374,7 @@ def test_withdrawing_closes_the_expense_and_skips_the_open_steps(expenses: Expen
 def test_history_records_who_did_what_when_and_why(expenses: ExpenseService) -> None:
     submitted = submit(expenses)
     approve(expenses, submitted.expense.id, FRANK, EVE, DAVID)
-    history = expenses.history(submitted.expense.id, TECHCORP)
+    history = expenses.history(submitted.expense.id, Viewer.whole_company(TECHCORP))
     assert [(str(e.kind), e.actor_id, e.step_number, e.comment) for e in history] == [
         ("submitted", GRACE, None, None),
         ("approved", FRANK, 1, "ok"),
@@ -530,9 +534,9 @@ def test_status_of_an_unknown_expense_is_refused(expenses: ExpenseService) -> No
     with pytest.raises(UnknownExpense, match="expense 5 does not exist"):
         expenses.status(ExpenseId(5))
     with pytest.raises(UnknownExpense):
-        expenses.history(ExpenseId(5), TECHCORP)
+        expenses.history(ExpenseId(5), Viewer.whole_company(TECHCORP))
     with pytest.raises(UnknownExpense):
-        expenses.explain(ExpenseId(5), TECHCORP)
+        expenses.explain(ExpenseId(5), Viewer.whole_company(TECHCORP))
 
 
 def test_the_list_is_newest_first_and_filters_by_person_and_status(
@@ -544,12 +548,18 @@ def test_the_list_is_newest_first_and_filters_by_person_and_status(
         submit(expenses, policy=SMALL_EQUIPMENT, amount="10.00").expense.id,
     ]
     approve(expenses, ids[2], FRANK)
-    assert [s.id for s in expenses.list_expenses(TECHCORP).items] == ids[::-1]
-    assert [s.id for s in expenses.list_expenses(TECHCORP, user_id=GRACE).items] == [ids[2], ids[0]]
-    approved = expenses.list_expenses(TECHCORP, status=ExpenseStatus.APPROVED).items
+    assert [s.id for s in expenses.list_expenses(Viewer.whole_company(TECHCORP)).items] == ids[::-1]
+    assert [
+        s.id for s in expenses.list_expenses(Viewer.whole_company(TECHCORP), user_id=GRACE).items
+    ] == [ids[2], ids[0]]
+    approved = expenses.list_expenses(
+        Viewer.whole_company(TECHCORP), status=ExpenseStatus.APPROVED
+    ).items
     assert [(s.id, s.status) for s in approved] == [(ids[2], ExpenseStatus.APPROVED)]
     assert approved[0].completed_at is not None
-    pending = expenses.list_expenses(TECHCORP, user_id=GRACE, status=ExpenseStatus.PENDING)
+    pending = expenses.list_expenses(
+        Viewer.whole_company(TECHCORP), user_id=GRACE, status=ExpenseStatus.PENDING
+    )
     assert [s.id for s in pending.items] == [ids[0]]
 
 
@@ -561,7 +571,7 @@ def test_the_list_pages_by_keyset_until_there_is_no_next_cursor(expenses: Expens
     cursors: list[int | None] = []
     cursor = None
     while True:
-        page = expenses.list_expenses(TECHCORP, cursor=cursor, limit=2)
+        page = expenses.list_expenses(Viewer.whole_company(TECHCORP), cursor=cursor, limit=2)
         seen += [s.id for s in page.items]
         cursors.append(page.next_cursor)
         if page.next_cursor is None:
@@ -575,9 +585,11 @@ def test_a_page_that_ends_the_list_has_no_next_cursor(expenses: ExpenseService) 
     ids = [
         submit(expenses, policy=SMALL_EQUIPMENT, amount=f"{n}.00").expense.id for n in range(1, 5)
     ]
-    first = expenses.list_expenses(TECHCORP, limit=2)
+    first = expenses.list_expenses(Viewer.whole_company(TECHCORP), limit=2)
     assert first.next_cursor == ids[2]
-    second = expenses.list_expenses(TECHCORP, cursor=first.next_cursor, limit=2)
+    second = expenses.list_expenses(
+        Viewer.whole_company(TECHCORP), cursor=first.next_cursor, limit=2
+    )
     assert [s.id for s in second.items] == [ids[1], ids[0]]
     assert second.next_cursor is None
 
@@ -586,9 +598,11 @@ def test_a_page_keeps_its_place_when_newer_expenses_arrive(expenses: ExpenseServ
     ids = [
         submit(expenses, policy=SMALL_EQUIPMENT, amount=f"{n}.00").expense.id for n in range(1, 4)
     ]
-    first = expenses.list_expenses(TECHCORP, limit=1)
+    first = expenses.list_expenses(Viewer.whole_company(TECHCORP), limit=1)
     submit(expenses, policy=SMALL_EQUIPMENT, amount="99.00")
-    second = expenses.list_expenses(TECHCORP, cursor=first.next_cursor, limit=1)
+    second = expenses.list_expenses(
+        Viewer.whole_company(TECHCORP), cursor=first.next_cursor, limit=1
+    )
     assert [s.id for s in second.items] == [ids[1]]
 
 
@@ -597,7 +611,7 @@ def test_a_bad_page_request_is_refused(
     expenses: ExpenseService, cursor: int | None, limit: int
 ) -> None:
     with pytest.raises(InvalidInput):
-        expenses.list_expenses(TECHCORP, cursor=cursor, limit=limit)
+        expenses.list_expenses(Viewer.whole_company(TECHCORP), cursor=cursor, limit=limit)
     with pytest.raises(InvalidInput):
         expenses.inbox(FRANK, cursor=cursor, limit=limit)
 
@@ -640,11 +654,11 @@ def test_explain_recomputes_routing_against_todays_organisation(
     store: MemoryStore, expenses: ExpenseService
 ) -> None:
     submitted = submit(expenses)
-    explained = expenses.explain(submitted.expense.id, TECHCORP)
+    explained = expenses.explain(submitted.expense.id, Viewer.whole_company(TECHCORP))
     assert explained.expense.id == submitted.expense.id
     assert [s.chosen.id if s.chosen else None for s in explained.steps] == [FRANK, EVE, DAVID]
     deactivate(store, FRANK)
-    again = expenses.explain(submitted.expense.id, TECHCORP)
+    again = expenses.explain(submitted.expense.id, Viewer.whole_company(TECHCORP))
     assert [s.chosen.id if s.chosen else None for s in again.steps] == [EVE, DAVID, CAROL]
     reasons = {v.member.id: v.reason for v in again.steps[0].considered}
     assert reasons[EVE].startswith("chosen: ")

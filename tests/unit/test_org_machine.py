@@ -37,6 +37,7 @@ from expense_core.services import (
     OrgService,
     SubmitExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import TickingClock
 from tests.unit.support import TECHCORP
 
@@ -113,7 +114,7 @@ class OrgChanges(RuleBasedStateMachine):
         self.histories: dict[ExpenseId, tuple[ExpenseEvent, ...]] = {}
 
     def snapshot(self) -> dict[ExpenseId, tuple[ExpenseEvent, ...]]:
-        return {e: self.expenses.history(e, TECHCORP) for e in self.histories}
+        return {e: self.expenses.history(e, Viewer.whole_company(TECHCORP)) for e in self.histories}
 
     def change(self, cmd: ChangeUser) -> None:
         before = self.snapshot()

@@ -18,6 +18,7 @@ from expense_core.errors import (
 )
 from expense_core.model import ApprovalStatus, EventKind, ExpenseId, ExpenseStatus, PolicyId, UserId
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense, Submitted
+from expense_core.visibility import Viewer
 from tests.unit.support import (
     ALICE,
     BUSINESS_TRAVEL,
@@ -208,7 +209,7 @@ def test_alice_finds_nobody_senior_in_her_team_and_is_refused_clearly(
     assert str(refused.value) == (
         "no eligible approver for step 1 (level 6 or more senior, scope 'submitter')"
     )
-    assert expenses.list_expenses(TECHCORP).items == ()
+    assert expenses.list_expenses(Viewer.whole_company(TECHCORP)).items == ()
 
 
 def test_errata_4_racing_approvals_of_one_step_decide_it_once(expenses: ExpenseService) -> None:
@@ -234,6 +235,6 @@ def test_errata_4_racing_approvals_of_one_step_decide_it_once(expenses: ExpenseS
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["approved"] + ["expense_closed"] * (racers - 1)
-    history = expenses.history(expense_id, TECHCORP)
+    history = expenses.history(expense_id, Viewer.whole_company(TECHCORP))
     assert [e.kind for e in history] == [EventKind.SUBMITTED, EventKind.APPROVED]
     assert expenses.status(expense_id).status is ExpenseStatus.APPROVED

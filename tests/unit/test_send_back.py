@@ -62,6 +62,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
 from tests.strategies import OrgPlan, StepPlan, build_org, org_plans, step_plans
 from tests.unit.support import (
@@ -466,9 +467,14 @@ def test_a_returned_expense_leaves_every_inbox_until_it_is_resubmitted(
     assert decision.expense.status is ExpenseStatus.RETURNED
     assert expenses.inbox(FRANK).items == ()
     assert expenses.inbox(EVE).items == ()
-    returned = expenses.list_expenses(TECHCORP, status=ExpenseStatus.RETURNED).items
+    returned = expenses.list_expenses(
+        Viewer.whole_company(TECHCORP), status=ExpenseStatus.RETURNED
+    ).items
     assert [s.id for s in returned] == [expense_id]
-    assert expenses.list_expenses(TECHCORP, status=ExpenseStatus.PENDING).items == ()
+    assert (
+        expenses.list_expenses(Viewer.whole_company(TECHCORP), status=ExpenseStatus.PENDING).items
+        == ()
+    )
 
     resubmitted = expenses.resubmit(
         ResubmitExpense(expense_id=expense_id, user_id=GRACE, amount=m("1350.00"))
@@ -476,7 +482,10 @@ def test_a_returned_expense_leaves_every_inbox_until_it_is_resubmitted(
     assert resubmitted.expense.id == expense_id
     assert [p.id for p in resubmitted.approvers] == [FRANK, EVE]
     assert [i.expense_id for i in expenses.inbox(FRANK).items] == [expense_id]
-    assert expenses.list_expenses(TECHCORP, status=ExpenseStatus.RETURNED).items == ()
+    assert (
+        expenses.list_expenses(Viewer.whole_company(TECHCORP), status=ExpenseStatus.RETURNED).items
+        == ()
+    )
 
 
 def test_the_status_page_shows_the_current_round_and_the_history_every_round(
@@ -492,7 +501,7 @@ def test_the_status_page_shows_the_current_round_and_the_history_every_round(
         (1, FRANK, ApprovalStatus.APPROVED),
         (2, EVE, ApprovalStatus.APPROVED),
     ]
-    history = expenses.history(expense_id, TECHCORP)
+    history = expenses.history(expense_id, Viewer.whole_company(TECHCORP))
     assert [(e.kind, e.actor_id, e.step_number) for e in history] == [
         (EventKind.SUBMITTED, GRACE, None),
         (EventKind.RETURNED, FRANK, 1),
@@ -558,11 +567,17 @@ def test_a_refused_resubmission_changes_nothing(
     expenses: ExpenseService, change: dict[str, object], error: type[DomainError]
 ) -> None:
     expense_id = sent_back_by_frank(expenses)
-    before = (expenses.status(expense_id), expenses.history(expense_id, TECHCORP))
+    before = (
+        expenses.status(expense_id),
+        expenses.history(expense_id, Viewer.whole_company(TECHCORP)),
+    )
     fields: dict[str, Any] = {"expense_id": expense_id, "user_id": GRACE, **change}
     with pytest.raises(error):
         expenses.resubmit(ResubmitExpense(**fields))
-    assert (expenses.status(expense_id), expenses.history(expense_id, TECHCORP)) == before
+    assert (
+        expenses.status(expense_id),
+        expenses.history(expense_id, Viewer.whole_company(TECHCORP)),
+    ) == before
 
 
 def test_an_expense_that_is_not_returned_cannot_be_resubmitted(expenses: ExpenseService) -> None:
@@ -658,7 +673,10 @@ def test_a_resubmission_is_routed_as_a_submission_would_be_today(data: st.DataOb
     org.change_user(ChangeUser(user_id=leaver, active=False))  # nothing pending to strand
     policy = data.draw(st.sampled_from(policies))
     company_id = built.companies[company]
-    before = (expenses.status(expense.id), expenses.history(expense.id, company_id))
+    before = (
+        expenses.status(expense.id),
+        expenses.history(expense.id, Viewer.whole_company(company_id)),
+    )
     with store.unit_of_work() as uow:
         today = tuple(uow.org.member(u) for u in built.users)
         expected = oracle(
@@ -677,7 +695,10 @@ def test_a_resubmission_is_routed_as_a_submission_would_be_today(data: st.DataOb
             assert refusal.step == expected
         else:
             assert leaver == submitter
-        assert (expenses.status(expense.id), expenses.history(expense.id, company_id)) == before
+        assert (
+            expenses.status(expense.id),
+            expenses.history(expense.id, Viewer.whole_company(company_id)),
+        ) == before
         return
     event("resubmitted")
     assert leaver != submitter
@@ -690,7 +711,7 @@ def test_a_resubmission_is_routed_as_a_submission_would_be_today(data: st.DataOb
     assert (view.id, view.policy_id, view.status) == (expense.id, policy.id, ExpenseStatus.PENDING)
     assert [a.approver_id for a in view.approvals] == approvers
     assert all(a.status is ApprovalStatus.PENDING for a in view.approvals)
-    history = expenses.history(expense.id, company_id)
+    history = expenses.history(expense.id, Viewer.whole_company(company_id))
     assert history[: len(before[1])] == before[1]
     assert [e.kind for e in history[len(before[1]) :]] == [EventKind.RESUBMITTED]
 

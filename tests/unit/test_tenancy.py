@@ -19,6 +19,7 @@ from expense_core.services import (
     SubmitExpense,
     WithdrawExpense,
 )
+from expense_core.visibility import Viewer
 from tests.unit.support import FRANK, GRACE, LARGE_EQUIPMENT, TECHCORP, money
 
 
@@ -93,9 +94,9 @@ COMMANDS: list[tuple[str, Callable[[ExpenseService, ExpenseId, Globex], object]]
         "approve-claiming-the-other-company",
         lambda s, e, g: s.approve(ApproveStep(expense_id=e, user_id=FRANK, company_id=g.company)),
     ),
-    ("status", lambda s, e, g: s.status(e, g.company)),
-    ("history", lambda s, e, g: s.history(e, g.company)),
-    ("explain", lambda s, e, g: s.explain(e, g.company)),
+    ("status", lambda s, e, g: s.status(e, Viewer.whole_company(g.company))),
+    ("history", lambda s, e, g: s.history(e, Viewer.whole_company(g.company))),
+    ("explain", lambda s, e, g: s.explain(e, Viewer.whole_company(g.company))),
 ]
 
 
@@ -106,22 +107,27 @@ def test_another_companys_expense_behaves_as_unknown_and_stays_untouched(
     techcorp_expense: ExpenseId,
     command: Callable[[ExpenseService, ExpenseId, Globex], object],
 ) -> None:
-    before = expenses.status(techcorp_expense), expenses.history(techcorp_expense, TECHCORP)
+    before = (
+        expenses.status(techcorp_expense),
+        expenses.history(techcorp_expense, Viewer.whole_company(TECHCORP)),
+    )
     with pytest.raises(UnknownExpense, match=f"expense {techcorp_expense} does not exist"):
         command(expenses, techcorp_expense, globex)
     assert (
         expenses.status(techcorp_expense),
-        expenses.history(techcorp_expense, TECHCORP),
+        expenses.history(techcorp_expense, Viewer.whole_company(TECHCORP)),
     ) == before
 
 
 def test_lists_and_inboxes_show_only_their_own_company(
     expenses: ExpenseService, globex: Globex, techcorp_expense: ExpenseId
 ) -> None:
-    assert expenses.list_expenses(globex.company).items == ()
-    assert [s.id for s in expenses.list_expenses(TECHCORP).items] == [techcorp_expense]
+    assert expenses.list_expenses(Viewer.whole_company(globex.company)).items == ()
+    assert [s.id for s in expenses.list_expenses(Viewer.whole_company(TECHCORP)).items] == [
+        techcorp_expense
+    ]
     # Even someone whose id holds a TechCorp step sees nothing when asking as Globex.
-    assert expenses.inbox(FRANK, globex.company).items == ()
+    assert expenses.inbox(FRANK, Viewer.whole_company(globex.company)).items == ()
     assert [i.expense_id for i in expenses.inbox(FRANK).items] == [techcorp_expense]
 
 
@@ -160,8 +166,8 @@ def test_a_submission_cannot_reach_across_companies(
 ) -> None:
     with pytest.raises(error):
         expenses.submit(command(globex))
-    assert expenses.list_expenses(globex.company).items == ()
-    assert expenses.list_expenses(TECHCORP).items == ()
+    assert expenses.list_expenses(Viewer.whole_company(globex.company)).items == ()
+    assert expenses.list_expenses(Viewer.whole_company(TECHCORP)).items == ()
 
 
 def test_a_category_only_matches_the_submitters_own_policies(

@@ -58,6 +58,7 @@ from expense_core.services import (
     WithdrawExpense,
 )
 from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
 from tests.clocks import TickingClock
 from tests.unit.support import EVE, GRACE, LARGE_EQUIPMENT, TECHCORP, money
 
@@ -192,7 +193,7 @@ class ExpenseWorkflow(RuleBasedStateMachine):
     def read(self, expense_id: ExpenseId) -> Seen:
         return Seen(
             self.service.status(expense_id),
-            self.service.history(expense_id, self.company[expense_id]),
+            self.service.history(expense_id, Viewer.whole_company(self.company[expense_id])),
         )
 
     def outbox(self, expense_id: ExpenseId) -> list[OutboxEntry]:
@@ -201,7 +202,10 @@ class ExpenseWorkflow(RuleBasedStateMachine):
         return [e for e in every if e.expense_id == expense_id]
 
     def stored(self) -> int:
-        return sum(len(self.service.list_expenses(c, limit=100).items) for c in COMPANIES)
+        return sum(
+            len(self.service.list_expenses(Viewer.whole_company(c), limit=100).items)
+            for c in COMPANIES
+        )
 
     def attempt(
         self,

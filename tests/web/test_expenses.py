@@ -9,6 +9,7 @@ import pytest
 from entrypoints.container import Container
 from expense_core.model import Money, UserId
 from expense_core.services import SubmitExpense
+from expense_core.visibility import Viewer
 from tests.http.conftest import OtherCompany
 from tests.web.conftest import Visit
 from tests.web.support import Visitor, error_beside, text_of
@@ -94,7 +95,7 @@ def test_a_refusal_is_told_next_to_its_field_keeping_what_was_typed(
     if typed.get("policy", "").isdigit() and typed["policy"] != "99":
         assert f'<option value="{typed["policy"]}" selected>' in answer.text
     company = container.expenses().company_of(UserId(7))
-    assert not container.expenses().list_expenses(company).items
+    assert not container.expenses().list_expenses(Viewer.whole_company(company)).items
 
 
 def test_the_same_form_sent_twice_stores_one_expense(grace: Visitor, container: Container) -> None:
@@ -116,7 +117,7 @@ def test_the_same_form_sent_twice_stores_one_expense(grace: Visitor, container: 
     assert first.status_code == again.status_code == 303
     assert first.headers["location"] == again.headers["location"]
     company = container.expenses().company_of(UserId(7))
-    assert len(container.expenses().list_expenses(company).items) == 1
+    assert len(container.expenses().list_expenses(Viewer.whole_company(company)).items) == 1
 
 
 # --- the expense page ----------------------------------------------------------------------------
