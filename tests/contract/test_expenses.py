@@ -95,7 +95,7 @@ def test_the_status_pages_of_several_expenses_read_at_once_in_any_company(
     _approve(expenses, org, mine, 6)
     theirs = _submit(expenses, other, 7, "150.00", "small").expense.id
     read = expenses.statuses([theirs, NOBODY, mine, mine])
-    assert read == {mine: expenses.status(mine, org.id), theirs: expenses.status(theirs)}
+    assert read == {mine: expenses.status(mine), theirs: expenses.status(theirs)}
     assert [a.status for a in read[mine].approvals] == [
         ApprovalStatus.APPROVED,
         ApprovalStatus.PENDING,
