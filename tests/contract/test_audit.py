@@ -4,6 +4,7 @@ are newest first, by keyset, filtered by target and time, one company's only."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,14 +36,21 @@ from expense_core.services import (
     DelegationService,
     ExpenseService,
     IssueToken,
+    LevelPlan,
     NewPolicy,
     NewUser,
+    OrgFiles,
+    OrgPlan,
     OrgService,
+    PersonPlan,
+    PolicyPlan,
     ReadAudit,
     Relay,
     RevokeToken,
     SetDelegation,
+    StepPlan,
     SubmitExpense,
+    TeamPlan,
     WebhookService,
 )
 from expense_core.webhooks import Outcome
@@ -51,6 +59,7 @@ from tests.contract.support import Org, add_policy, money, steps, tech_corp
 
 ALICE, DAVID, EVE, FRANK, GRACE = 1, 4, 5, 6, 7
 EVERYTHING = 1000
+_imports = itertools.count(1)
 
 
 class AnyDestination:
@@ -336,6 +345,59 @@ def test_webhooks_created_removed_and_a_delivery_retried_are_written(
     removed = watch.one()
     assert _about(removed) == ("webhook.deleted", TargetType.WEBHOOK, str(webhook.id))
     assert (removed.before, removed.after) == (made.after, None)
+
+
+def test_an_import_writes_one_entry_per_thing_it_creates_and_a_second_run_none(
+    new_uow: Callable[[], UnitOfWork], clock: TickingClock
+) -> None:
+    plan = OrgPlan(
+        company=f"Imported {next(_imports)} {clock.now().isoformat()}",
+        teams=(
+            TeamPlan(
+                name="Ops",
+                levels=(LevelPlan(number=2, name="Head"), LevelPlan(number=5, name="Staff")),
+            ),
+        ),
+        users=(
+            PersonPlan(
+                email="ann@ops.example", name="Ann", team="Ops", level=5, manager="bo@ops.example"
+            ),
+            PersonPlan(email="bo@ops.example", name="Bo", team="Ops", level=2),
+        ),
+        policies=(
+            PolicyPlan(
+                name="Ops kit",
+                category="equipment",
+                min_amount=money("0.00"),
+                max_amount=money("100.00"),
+                steps=(StepPlan(required_level=2),),
+            ),
+        ),
+        fallback_approver="bo@ops.example",
+    )
+    files = OrgFiles(new_uow, clock)
+    report = files.import_org(plan)
+    made = _log(new_uow, report.company.id)[::-1]
+    assert [e.action for e in made] == [
+        "company.created",
+        "team.created",
+        "level.created",
+        "level.created",
+        "user.created",
+        "user.created",
+        "policy.created",
+    ]
+    assert {e.actor_id for e in made} == {None}
+    assert all(e.before is None for e in made)
+    company, ann, bo = made[0].after, made[4].after, made[5].after
+    assert company is not None
+    assert ann is not None
+    assert bo is not None
+    # Each as it stands at the end: Ann's manager and the fallback approver were set last.
+    assert (ann["email"], ann["manager_id"]) == ("ann@ops.example", bo["id"])
+    assert company["fallback_approver_id"] == bo["id"]
+    files.import_org(plan)
+    assert len(_log(new_uow, report.company.id)) == len(made)
 
 
 # --- refused and rolled back changes ---------------------------------------------------------
