@@ -26,6 +26,7 @@ from expense_core.model import ApprovalStatus, ExpenseStatus
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
     AccessService,
+    AuditService,
     DelegationService,
     EscalationService,
     ExpenseService,
@@ -240,6 +241,7 @@ class Container(containers.DeclarativeContainer):
         WebhookService, new_uow=new_uow, clock=clock, destinations=destinations
     )
     relay = providers.Singleton(relay_for, new_uow=new_uow, clock=clock, settings=settings)
+    audit = providers.Singleton(AuditService, new_uow=new_uow)
 
 
 def container_for(settings: Settings) -> Container:

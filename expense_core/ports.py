@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol, Self
 
 from expense_core.approvers import ApproverPool
+from expense_core.audit import AuditEntry, AuditFilter, AuditId
 from expense_core.delegation import Cover, Delegation
 from expense_core.escalation import DueStep
 from expense_core.model import (
@@ -485,6 +486,30 @@ class Outbox(Protocol):
     def backlog(self) -> Backlog: ...
 
 
+class AuditLog(Protocol):
+    """Admin changes, appended in the unit of work that makes them; never changed after."""
+
+    def append(self, entry: AuditEntry) -> None:
+        """Store an entry; its `id` is ignored (ids grow with each append)."""
+        ...
+
+    def extend(self, entries: Sequence[AuditEntry]) -> None:
+        """Store several entries, in order, as `append` would one by one."""
+        ...
+
+    def page(
+        self,
+        company_id: CompanyId,
+        *,
+        where: AuditFilter,
+        before: AuditId | None,
+        limit: int,
+    ) -> tuple[AuditEntry, ...]:
+        """Newest first (by id): at most `limit` of the company's entries matching `where`,
+        with an id below `before`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything done through it is committed together or not at all."""
 
@@ -508,6 +533,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     def __enter__(self) -> Self: ...
 

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import attrs
 
+from adapters.memory.audit import MemoryAuditLog
 from adapters.memory.notifications import MemoryOutbox, MemoryWebhooks
 from adapters.memory.tokens import MemoryTokens
 from adapters.memory.undo import ADDED as _ADDED
@@ -26,6 +27,7 @@ from adapters.memory.undo import Undo
 from adapters.memory.undo import put as _put
 from expense_core import workflow
 from expense_core.approvers import ApproverPool, may_approve
+from expense_core.audit import AuditEntry
 from expense_core.delegation import Cover, Delegation, in_force
 from expense_core.errors import (
     DuplicateEmail,
@@ -115,6 +117,8 @@ class _Tables:
     # Who holds a delivery, until when (a worker's claim).
     leases: dict[DeliveryId, datetime] = attrs.Factory(dict)
     counters: dict[str, int] = attrs.Factory(dict)
+    # The audit log in id order.
+    audit: list[AuditEntry] = attrs.Factory(list)
 
 
 class _OrgIndex:
@@ -238,6 +242,10 @@ class MemoryUnitOfWork:
     @functools.cached_property
     def outbox(self) -> MemoryOutbox:
         return MemoryOutbox(self._store, self._undo)
+
+    @functools.cached_property
+    def audit(self) -> MemoryAuditLog:
+        return MemoryAuditLog(self._store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

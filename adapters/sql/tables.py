@@ -8,7 +8,8 @@ its tenant, ready for distribution by company); the tables `expense_events`,
 `companies.fallback_approver_id`, `approval_steps.escalate_after_hours` and the approvals'
 `escalate_after_hours` and `escalate_at`; `idempotency_keys.decision` (0005); and `delegations`
 with `expense_events.on_behalf_of` (0006); the notification tables `outbox`, `webhooks` and
-`deliveries` (0007); the tokens' `name`, `expires_at`, `last_used_at` and `revoked_at` (0008).
+`deliveries` (0007); the tokens' `name`, `expires_at`, `last_used_at` and `revoked_at` (0008);
+the `audit_log` (0009).
 Constraints carry the names PostgreSQL gives the
 seed's unnamed ones. The migrations create all this; these tables are what queries are built
 from, and a test holds the two to each other.
@@ -371,4 +372,23 @@ deliveries = Table(
         postgresql_where=text("status IN ('pending', 'retrying')"),
         sqlite_where=text("status IN ('pending', 'retrying')"),
     ),
+)
+
+# Migration 0009: one row per admin change, written with the change. `before` and `after` are
+# JSON objects as text (the same on SQLite and PostgreSQL; nothing queries inside them).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("actor_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target_type", String(20), nullable=False),
+    Column("target_id", String(32), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    # The listing, newest first by company; and one target's history.
+    Index("ix_audit_log_company", "company_id", "id"),
+    Index("ix_audit_log_company_target", "company_id", "target_type", "target_id", "id"),
 )

@@ -7,6 +7,7 @@ from typing import Self
 from sqlalchemy.engine import Engine
 
 from adapters.sql.access import SqlIdempotency, SqlTokens
+from adapters.sql.audit import SqlAuditLog
 from adapters.sql.delegations import SqlDelegations
 from adapters.sql.expenses import SqlExpenses
 from adapters.sql.link import Link
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
         self.delegations = SqlDelegations(self._link)
         self.webhooks = SqlWebhooks(self._link)
         self.outbox = SqlOutbox(self._link)
+        self.audit = SqlAuditLog(self._link)
 
     def __enter__(self) -> Self:
         return self

@@ -45,7 +45,7 @@ def org_import(args: argparse.Namespace, settings: Settings, console: Console) -
         raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: nothing to import")
     plan = orgfile.load(args.file)
     with opened(settings) as container:
-        report = OrgFiles(container.new_uow()).import_org(plan)
+        report = OrgFiles(container.new_uow(), container.clock()).import_org(plan)
     verb = "created" if report.company_created else "found"
     console.print(
         f"company {report.company.id} ({report.company.name}) {verb}; created "

@@ -81,6 +81,11 @@ Cursor = Annotated[
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page size (1 to 100).")]
 
 
+def _actor(caller: Caller) -> UserId | None:
+    """Who makes a change, for the audit log: the token's holder; nobody in demo mode."""
+    return None if caller.member is None else caller.member.id
+
+
 class AdminController(Controller):
     """Companies, teams, levels, users and policies."""
 
@@ -142,7 +147,11 @@ class AdminController(Controller):
             return company_out(org.company(company))
         fallback = data.fallback_approver_id
         return company_out(
-            org.set_fallback_approver(company, None if fallback is None else UserId(fallback))
+            org.set_fallback_approver(
+                company,
+                None if fallback is None else UserId(fallback),
+                actor_id=_actor(caller),
+            )
         )
 
     @post(
@@ -161,7 +170,10 @@ class AdminController(Controller):
         caller: NamedDependency[Caller],
     ) -> TeamOut:
         company = admin_company(caller, company_id)
-        return team_out(org.create_team(company, data.name, is_company_wide=data.is_company_wide))
+        team = org.create_team(
+            company, data.name, is_company_wide=data.is_company_wide, actor_id=_actor(caller)
+        )
+        return team_out(team)
 
     @get(
         "/companies/{company_id:int}/teams",
@@ -190,7 +202,9 @@ class AdminController(Controller):
         caller: NamedDependency[Caller],
     ) -> LevelOut:
         company = org.team_company(TeamId(team_id), admin_scope(caller))
-        level = org.create_level(company, TeamId(team_id), data.level_number, data.level_name)
+        level = org.create_level(
+            company, TeamId(team_id), data.level_number, data.level_name, actor_id=_actor(caller)
+        )
         return level_out(level)
 
     @get(
@@ -232,6 +246,7 @@ class AdminController(Controller):
                 manager_id=None if data.manager_id is None else UserId(data.manager_id),
                 role=data.role,
                 active=data.active,
+                actor_id=_actor(caller),
             )
         )
         return user_out(user)
@@ -290,7 +305,7 @@ class AdminController(Controller):
             ChangeUser(
                 user_id=UserId(user_id),
                 company_id=admin_scope(caller),
-                actor_id=None if caller.member is None else caller.member.id,
+                actor_id=_actor(caller),
                 name=patch_value(data.name),
                 email=patch_value(data.email),
                 team_id=patch_value(data.team_id),
@@ -349,6 +364,7 @@ class AdminController(Controller):
                 replaces=None
                 if data.replaces_policy_id is None
                 else PolicyId(data.replaces_policy_id),
+                actor_id=_actor(caller),
             )
         )
         return policy_out(org.policy(policy.id, company))
@@ -391,4 +407,7 @@ class AdminController(Controller):
     def deactivate_policy(
         self, policy_id: IdPath, org: NamedDependency[OrgService], caller: NamedDependency[Caller]
     ) -> PolicyOut:
-        return policy_out(org.deactivate_policy(PolicyId(policy_id), admin_scope(caller)))
+        info = org.deactivate_policy(
+            PolicyId(policy_id), admin_scope(caller), actor_id=_actor(caller)
+        )
+        return policy_out(info)

@@ -33,6 +33,7 @@ from litestar.types import (
 
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http.admin import AdminController
+from entrypoints.http.audit import AuditController
 from entrypoints.http.auth import Caller, bearer_caller, demo_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
 from entrypoints.http.delegations import DelegationController
@@ -53,6 +54,7 @@ from entrypoints.settings import AuthMode, Settings, configure_logging
 from entrypoints.web import WebPages
 from expense_core.services import (
     AccessService,
+    AuditService,
     DelegationService,
     ExpenseService,
     OrgService,
@@ -140,6 +142,9 @@ def create_app(container: Container) -> Litestar:
     def webhooks(caller: NamedDependency[Caller]) -> WebhookService:
         return container.webhooks()
 
+    def audit(caller: NamedDependency[Caller]) -> AuditService:
+        return container.audit()
+
     def database() -> Database:
         return container.database()
 
@@ -216,6 +221,7 @@ def create_app(container: Container) -> Litestar:
             DelegationController,
             WebhookController,
             TokenController,
+            AuditController,
             *DOCUMENTATION,
             *observing,
         ],
@@ -225,6 +231,7 @@ def create_app(container: Container) -> Litestar:
             "org": Provide(org, sync_to_thread=False),
             "delegations": Provide(delegations, sync_to_thread=False),
             "webhooks": Provide(webhooks, sync_to_thread=False),
+            "audit": Provide(audit, sync_to_thread=False),
             "database": Provide(database, sync_to_thread=False),
             "caller": caller,
             "about": Provide(lambda: about, sync_to_thread=False),

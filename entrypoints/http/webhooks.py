@@ -92,7 +92,8 @@ class WebhookController(Controller):
         caller: NamedDependency[Caller],
     ) -> NewWebhookOut:
         company = _company(caller, data.company_id)
-        return new_webhook_out(webhooks.subscribe(company, data.url, data.events))
+        actor = None if caller.member is None else caller.member.id
+        return new_webhook_out(webhooks.subscribe(company, data.url, data.events, actor_id=actor))
 
     @get(
         sync_to_thread=True,
@@ -137,7 +138,8 @@ class WebhookController(Controller):
         webhooks: NamedDependency[WebhookService],
         caller: NamedDependency[Caller],
     ) -> None:
-        webhooks.remove(admin_scope(caller), WebhookId(webhook_id))
+        actor = None if caller.member is None else caller.member.id
+        webhooks.remove(admin_scope(caller), WebhookId(webhook_id), actor_id=actor)
 
     @get(
         "/{webhook_id:int}/deliveries",
@@ -181,5 +183,10 @@ class WebhookController(Controller):
         webhooks: NamedDependency[WebhookService],
         caller: NamedDependency[Caller],
     ) -> DeliveryOut:
-        again = webhooks.retry(admin_scope(caller), WebhookId(webhook_id), DeliveryId(delivery_id))
+        again = webhooks.retry(
+            admin_scope(caller),
+            WebhookId(webhook_id),
+            DeliveryId(delivery_id),
+            actor_id=None if caller.member is None else caller.member.id,
+        )
         return delivery_out(again)

@@ -5,6 +5,7 @@ answers one query.
   and read expenses (`ExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
+- `audit`: the audit log of admin changes, read a page at a time or whole (`AuditService`).
 - `access`: bearer tokens: issued, listed, revoked, authenticated (`AccessService`).
 - `escalation`: sweeps that escalate overdue steps (`EscalationService`).
 - `delegations`: who covers for whom while they are away (`DelegationService`).
@@ -23,6 +24,7 @@ from expense_core.services.access import (
     ListTokens,
     RevokeToken,
 )
+from expense_core.services.audit import AuditService, ReadAudit
 from expense_core.services.delegations import (
     ClearDelegation,
     DelegationService,
@@ -84,6 +86,7 @@ __all__ = [
     "UNCHANGED",
     "AccessService",
     "ApproveStep",
+    "AuditService",
     "BulkAction",
     "BulkDecision",
     "ChangeUser",
@@ -107,6 +110,7 @@ __all__ = [
     "PersonPlan",
     "PolicyInfo",
     "PolicyPlan",
+    "ReadAudit",
     "Reassignment",
     "RejectExpense",
     "Relay",

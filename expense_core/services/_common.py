@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from expense_core.errors import InactiveUser, InvalidInput, UnknownUser
@@ -14,6 +15,13 @@ from expense_core.workflow import Decision
 
 MAX_PAGE = 100
 T = TypeVar("T")
+
+
+class UtcClock:
+    """The system's clock, in UTC: what a service uses when given none."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 def save_decision(uow: UnitOfWork, before: Expense, decision: Decision) -> None:

@@ -2,7 +2,8 @@
 
 A user issues, lists and revokes their own tokens; an admin of the company anyone's in it;
 another company's tokens and users are unknown. Without an actor (the command line, run by
-whoever holds the database), anyone's.
+whoever holds the database), anyone's. Issuing and revoking append to the audit log
+(`token.issued`, `token.revoked`): the token's public record, never its secret or hash.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 import attrs
 
+from expense_core.audit import TargetType, entry, token_record
 from expense_core.errors import AdminOnly, InvalidInput, Unauthenticated, UnknownToken, UnknownUser
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.ports import Clock, UnitOfWork
@@ -115,6 +117,17 @@ class AccessService:
             )
             record = new_token(token_id, holder, self.clock.now(), cmd.ttl, cmd.name)
             uow.tokens.add(record, _hash_secret(secret))
+            uow.audit.append(
+                entry(
+                    company_id=record.company_id,
+                    actor_id=cmd.actor_id,
+                    at=record.created_at,
+                    action="token.issued",
+                    target_type=TargetType.TOKEN,
+                    target_id=record.id,
+                    after=token_record(record),
+                )
+            )
             uow.commit()
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", record)
 
@@ -175,8 +188,21 @@ class AccessService:
                 return token
             at = self.clock.now()
             uow.tokens.revoke(token.id, at)
+            revoked = attrs.evolve(token, revoked_at=at)
+            uow.audit.append(
+                entry(
+                    company_id=token.company_id,
+                    actor_id=cmd.actor_id,
+                    at=at,
+                    action="token.revoked",
+                    target_type=TargetType.TOKEN,
+                    target_id=token.id,
+                    before=token_record(token),
+                    after=token_record(revoked),
+                )
+            )
             uow.commit()
-        return attrs.evolve(token, revoked_at=at)
+        return revoked
 
     def authenticate(self, token: str) -> Member:
         """The active user holding a token that is neither revoked nor expired. Notes the use,

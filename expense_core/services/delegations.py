@@ -1,5 +1,7 @@
 """Delegations: a user names who covers for them while they are away; each use case one unit
-of work. A user sets, reads and clears their own; an admin of the company anyone's.
+of work. A user sets, reads and clears their own; an admin of the company anyone's. Setting and
+clearing append to the audit log (`delegation.set`, `delegation.cleared`), naming the command's
+`actor_id` (None in demo mode and on the command line).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from datetime import datetime
 
 import attrs
 
+from expense_core.audit import TargetType, delegation_record, entry
 from expense_core.delegation import Delegation, new_delegation
 from expense_core.errors import AdminOnly, NoDelegation, UnknownDelegate, UnknownUser
 from expense_core.model import CompanyId, Member, Role, UserId
@@ -81,9 +84,24 @@ class DelegationService:
                 note=cmd.note,
                 delegates_own=uow.delegations.get(company, delegate.id),
             )
+            previous = uow.delegations.get(company, user.id)
             uow.delegations.put(delegation)
+            now = self.clock.now()
+            if delegation != previous:
+                uow.audit.append(
+                    entry(
+                        company_id=company,
+                        actor_id=cmd.actor_id,
+                        at=now,
+                        action="delegation.set",
+                        target_type=TargetType.DELEGATION,
+                        target_id=user.id,
+                        before=None if previous is None else delegation_record(previous),
+                        after=delegation_record(delegation),
+                    )
+                )
             uow.commit()
-        return DelegationState(delegation, delegation.is_active(self.clock.now()))
+        return DelegationState(delegation, delegation.is_active(now))
 
     def get(self, user_id: UserId, company_id: CompanyId | None = None) -> DelegationState:
         """The user's delegation, whatever its period; without a company, any company's (demo
@@ -111,8 +129,21 @@ class DelegationService:
         """
         with self.new_uow() as uow:
             user = _changeable(uow, cmd.user_id, cmd.actor_id, cmd.company_id)
-            if not uow.delegations.remove(user.user.company_id, user.id):
+            company = user.user.company_id
+            previous = uow.delegations.get(company, user.id)
+            if previous is None or not uow.delegations.remove(company, user.id):
                 raise NoDelegation(cmd.user_id)
+            uow.audit.append(
+                entry(
+                    company_id=company,
+                    actor_id=cmd.actor_id,
+                    at=self.clock.now(),
+                    action="delegation.cleared",
+                    target_type=TargetType.DELEGATION,
+                    target_id=user.id,
+                    before=delegation_record(previous),
+                )
+            )
             uow.commit()
 
 

@@ -2,7 +2,8 @@
 outbox out into deliveries, take them, and settle what each attempt came to.
 
 Sending itself (HTTP, SMTP) is not the core's: the worker makes each attempt with the claim
-these use cases give it and reports the `Outcome`.
+these use cases give it and reports the `Outcome`. Subscribing, ending a subscription and
+retrying a delivery append to the audit log, naming the `actor_id` given (None in demo mode).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Protocol
 
 import attrs
 
-from expense_core.errors import DeliveryNotFailed, RefusedDestination, UnknownWebhook
+from expense_core.audit import TargetType, delivery_record, entry, webhook_record
+from expense_core.errors import DeliveryNotFailed, RefusedDestination
 from expense_core.model import CompanyId, UserId
 from expense_core.notifications import Topic
 from expense_core.ports import Clock, UnitOfWork
@@ -58,7 +60,14 @@ class WebhookService:
     clock: Clock
     destinations: Destinations
 
-    def subscribe(self, company_id: CompanyId, url: str, events: Sequence[str]) -> Webhook:
+    def subscribe(
+        self,
+        company_id: CompanyId,
+        url: str,
+        events: Sequence[str],
+        *,
+        actor_id: UserId | None = None,
+    ) -> Webhook:
         """A new subscription, with the secret that signs its messages (shown this once).
 
         Raises:
@@ -83,6 +92,17 @@ class WebhookService:
                     created_at=self.clock.now(),
                 )
             )
+            uow.audit.append(
+                entry(
+                    company_id=company_id,
+                    actor_id=actor_id,
+                    at=stored.created_at,
+                    action="webhook.created",
+                    target_type=TargetType.WEBHOOK,
+                    target_id=stored.id,
+                    after=webhook_record(stored),
+                )
+            )
             uow.commit()
         return stored
 
@@ -96,15 +116,32 @@ class WebhookService:
         with self.new_uow() as uow:
             return uow.webhooks.get(company_id, webhook_id)
 
-    def remove(self, company_id: CompanyId | None, webhook_id: WebhookId) -> None:
+    def remove(
+        self,
+        company_id: CompanyId | None,
+        webhook_id: WebhookId,
+        *,
+        actor_id: UserId | None = None,
+    ) -> None:
         """End a subscription; its deliveries go with it.
 
         Raises:
             UnknownWebhook.
         """
         with self.new_uow() as uow:
-            if not uow.webhooks.remove(company_id, webhook_id):
-                raise UnknownWebhook(webhook_id)
+            webhook = uow.webhooks.get(company_id, webhook_id)
+            uow.webhooks.remove(company_id, webhook_id)
+            uow.audit.append(
+                entry(
+                    company_id=webhook.company_id,
+                    actor_id=actor_id,
+                    at=self.clock.now(),
+                    action="webhook.deleted",
+                    target_type=TargetType.WEBHOOK,
+                    target_id=webhook.id,
+                    before=webhook_record(webhook),
+                )
+            )
             uow.commit()
 
     def deliveries(
@@ -126,7 +163,12 @@ class WebhookService:
         return page_of(found, limit, lambda d: d.id)
 
     def retry(
-        self, company_id: CompanyId | None, webhook_id: WebhookId, delivery_id: DeliveryId
+        self,
+        company_id: CompanyId | None,
+        webhook_id: WebhookId,
+        delivery_id: DeliveryId,
+        *,
+        actor_id: UserId | None = None,
     ) -> Delivery:
         """Queue a failed delivery again, due now, with its attempts counted afresh.
 
@@ -137,7 +179,20 @@ class WebhookService:
             delivery = uow.webhooks.delivery(company_id, webhook_id, delivery_id)
             if delivery.status is not DeliveryStatus.FAILED:
                 raise DeliveryNotFailed(delivery_id, delivery.status)
-            again = uow.webhooks.requeue(delivery, self.clock.now())
+            at = self.clock.now()
+            again = uow.webhooks.requeue(delivery, at)
+            uow.audit.append(
+                entry(
+                    company_id=delivery.company_id,
+                    actor_id=actor_id,
+                    at=at,
+                    action="delivery.retried",
+                    target_type=TargetType.DELIVERY,
+                    target_id=delivery.id,
+                    before=delivery_record(delivery),
+                    after=delivery_record(again),
+                )
+            )
             uow.commit()
         return again
 

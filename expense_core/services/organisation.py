@@ -5,13 +5,23 @@ stored; a user change re-routes the pending approvals it affects in the same uni
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Final, TypeVar
 
 import attrs
 
 from expense_core import approvers, workflow
+from expense_core.audit import (
+    AuditEntry,
+    TargetType,
+    company_record,
+    entry,
+    level_record,
+    policy_record,
+    team_record,
+    user_record,
+)
 from expense_core.errors import (
     FallbackApproverInactive,
     InvalidOrgChange,
@@ -47,7 +57,7 @@ from expense_core.model import (
 from expense_core.notifications import notices
 from expense_core.policies import check_new_policy
 from expense_core.ports import Clock, UnitOfWork
-from expense_core.services._common import check_page, page_of
+from expense_core.services._common import UtcClock, check_page, page_of
 from expense_core.views import Page
 
 T = TypeVar("T")
@@ -77,12 +87,15 @@ class NewUser:
     manager_id: UserId | None = None
     role: Role = Role.EMPLOYEE
     active: bool = True
+    # Who creates them, for the audit log (None: the command line, demo mode).
+    actor_id: UserId | None = None
 
 
 @attrs.frozen(kw_only=True)
 class NewPolicy:
     """A policy to create; `replaces` names the policy it succeeds, deactivated in the same
-    unit of work (a used policy never changes: it is replaced)."""
+    unit of work (a used policy never changes: it is replaced). `actor_id` is who creates it,
+    for the audit log."""
 
     company_id: CompanyId
     category: str
@@ -93,6 +106,7 @@ class NewPolicy:
     description: str | None = None
     replaces: PolicyId | None = None
     active: bool = True
+    actor_id: UserId | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +114,8 @@ class ChangeUser:
     """Change some of a user's fields; those left `UNCHANGED` keep their value.
 
     `company_id` confines the change to one company (a verified admin's); `actor_id` is who
-    changes it, recorded on the `reassigned` events; `replacement_approver_id` takes over the
+    changes it, recorded on the `reassigned` events and in the audit log;
+    `replacement_approver_id` takes over the
     pending approvals nobody else would be eligible for.
     """
 
@@ -144,30 +159,38 @@ class PolicyInfo:
 # --- the service -----------------------------------------------------------------------------
 
 
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 @attrs.frozen
 class OrgService:
     """Set up and change companies, teams, levels, users and policies, each checked before it
     is stored; a user change re-routes the pending approvals it affects in the same unit of work.
 
     A `company_id` of `None` reads or changes any company (demo mode); otherwise an id of
-    another company is unknown.
+    another company is unknown. Every change appends to the audit log in its unit of work,
+    naming `actor_id` (None: the command line, demo mode); a change that changes nothing
+    appends nothing.
     """
 
     new_uow: Callable[[], UnitOfWork]
-    clock: Clock = attrs.field(factory=_UtcClock)
+    clock: Clock = attrs.field(factory=UtcClock)
 
     # --- companies, teams, levels
 
-    def create_company(self, name: str) -> Company:
+    def create_company(self, name: str, *, actor_id: UserId | None = None) -> Company:
         """Raises: InvalidOrgChange for an empty or over-long name."""
         check_name("company name", name)
         with self.new_uow() as uow:
             company = uow.org.add_company(name)
+            uow.audit.append(
+                entry(
+                    company_id=company.id,
+                    actor_id=actor_id,
+                    at=self.clock.now(),
+                    action="company.created",
+                    target_type=TargetType.COMPANY,
+                    target_id=company.id,
+                    after=company_record(company),
+                )
+            )
             uow.commit()
         return company
 
@@ -176,7 +199,9 @@ class OrgService:
         with self.new_uow() as uow:
             return uow.org.company(company_id)
 
-    def set_fallback_approver(self, company_id: CompanyId, user_id: UserId | None) -> Company:
+    def set_fallback_approver(
+        self, company_id: CompanyId, user_id: UserId | None, *, actor_id: UserId | None = None
+    ) -> Company:
         """Name who takes the steps nobody else is eligible for (None: nobody); it applies to
         expenses submitted, re-routed or escalated from now on.
 
@@ -190,17 +215,46 @@ class OrgService:
             if user_id is not None:
                 check_fallback(uow, company_id, user_id)
             updated = uow.org.update_company(attrs.evolve(company, fallback_approver_id=user_id))
+            if updated != company:
+                uow.audit.append(
+                    entry(
+                        company_id=company_id,
+                        actor_id=actor_id,
+                        at=self.clock.now(),
+                        action="company.updated",
+                        target_type=TargetType.COMPANY,
+                        target_id=company_id,
+                        before=company_record(company),
+                        after=company_record(updated),
+                    )
+                )
             uow.commit()
         return updated
 
     def create_team(
-        self, company_id: CompanyId, name: str, *, is_company_wide: bool = False
+        self,
+        company_id: CompanyId,
+        name: str,
+        *,
+        is_company_wide: bool = False,
+        actor_id: UserId | None = None,
     ) -> Team:
         """Raises: UnknownCompany, InvalidOrgChange, DuplicateName."""
         check_name("team name", name)
         with self.new_uow() as uow:
             uow.org.company(company_id)
             team = uow.org.add_team(Team(TeamId(0), company_id, name, is_company_wide))
+            uow.audit.append(
+                entry(
+                    company_id=company_id,
+                    actor_id=actor_id,
+                    at=self.clock.now(),
+                    action="team.created",
+                    target_type=TargetType.TEAM,
+                    target_id=team.id,
+                    after=team_record(team),
+                )
+            )
             uow.commit()
         return team
 
@@ -222,7 +276,13 @@ class OrgService:
             return uow.org.team(company_id, team_id).company_id
 
     def create_level(
-        self, company_id: CompanyId, team_id: TeamId, level_number: int, level_name: str
+        self,
+        company_id: CompanyId,
+        team_id: TeamId,
+        level_number: int,
+        level_name: str,
+        *,
+        actor_id: UserId | None = None,
     ) -> HierarchyLevel:
         """Raises: UnknownTeam, InvalidOrgChange (a number outside 1..10), DuplicateName."""
         check_name("level name", level_name)
@@ -234,6 +294,17 @@ class OrgService:
             uow.org.team(company_id, team_id)
             level = uow.org.add_level(
                 HierarchyLevel(LevelId(0), company_id, team_id, level_number, level_name)
+            )
+            uow.audit.append(
+                entry(
+                    company_id=company_id,
+                    actor_id=actor_id,
+                    at=self.clock.now(),
+                    action="level.created",
+                    target_type=TargetType.LEVEL,
+                    target_id=level.id,
+                    after=level_record(level),
+                )
             )
             uow.commit()
         return level
@@ -269,6 +340,17 @@ class OrgService:
         with self.new_uow() as uow:
             check_user(uow, user)
             stored = uow.org.add_user(user)
+            uow.audit.append(
+                entry(
+                    company_id=stored.company_id,
+                    actor_id=new.actor_id,
+                    at=self.clock.now(),
+                    action="user.created",
+                    target_type=TargetType.USER,
+                    target_id=stored.id,
+                    after=user_record(stored),
+                )
+            )
             uow.commit()
         return stored
 
@@ -305,7 +387,9 @@ class OrgService:
         Each pending approval the user holds is resolved again under the current rules
         (seniority, four eyes against the expense's other approvers, reporting chain); on the
         user's own pending expenses, approvers who are no longer eligible are replaced. Every
-        move is a `reassigned` event, written with the change in one unit of work.
+        move is a `reassigned` event, written with the change in one unit of work, as is the
+        audit entry (`user.deactivated` when the user leaves, else `user.updated`, with the
+        whole user before and after; a role change is an update).
 
         Raises:
             UnknownUser: no such user (in that company), or an unknown replacement.
@@ -329,13 +413,30 @@ class OrgService:
                 stored.hierarchy_level_id,
             ):
                 reassignments = _reroute(uow, stored, cmd, self.clock.now())
+            if stored != before:
+                uow.audit.append(
+                    entry(
+                        company_id=stored.company_id,
+                        actor_id=cmd.actor_id,
+                        at=self.clock.now(),
+                        action="user.deactivated"
+                        if before.active and not stored.active
+                        else "user.updated",
+                        target_type=TargetType.USER,
+                        target_id=stored.id,
+                        before=user_record(before),
+                        after=user_record(stored),
+                    )
+                )
             uow.commit()
         return UserChanged(stored, reassignments)
 
     # --- policies
 
     def create_policy(self, new: NewPolicy) -> Policy:
-        """Create a policy, deactivating the one it replaces in the same unit of work.
+        """Create a policy, deactivating the one it replaces in the same unit of work (an
+        audit entry each: `policy.deactivated` when the replaced one was active, then
+        `policy.created`).
 
         Raises:
             UnknownCompany, UnknownTeam (of a step scope), UnknownPolicy (the replaced one),
@@ -357,11 +458,25 @@ class OrgService:
             for step in new.steps:
                 if step.team_scope.team_id is not None:
                     uow.org.team(new.company_id, step.team_scope.team_id)
+            at = self.clock.now()
             if new.replaces is not None:
-                uow.org.policy(new.company_id, new.replaces)
+                replaced = uow.org.policy(new.company_id, new.replaces)
                 uow.org.deactivate_policy(new.company_id, new.replaces)
+                if replaced.active:
+                    uow.audit.append(_policy_deactivated(replaced, new.actor_id, at))
             check_new_policy(policy, uow.org.policies(new.company_id, new.category))
             stored = uow.org.add_policy(policy)
+            uow.audit.append(
+                entry(
+                    company_id=stored.company_id,
+                    actor_id=new.actor_id,
+                    at=at,
+                    action="policy.created",
+                    target_type=TargetType.POLICY,
+                    target_id=stored.id,
+                    after=policy_record(stored),
+                )
+            )
             uow.commit()
         return stored
 
@@ -386,7 +501,11 @@ class OrgService:
             )
 
     def deactivate_policy(
-        self, policy_id: PolicyId, company_id: CompanyId | None = None
+        self,
+        policy_id: PolicyId,
+        company_id: CompanyId | None = None,
+        *,
+        actor_id: UserId | None = None,
     ) -> PolicyInfo:
         """Stop a policy routing new expenses; those it routed keep it. Deactivating an
         inactive policy changes nothing.
@@ -399,10 +518,24 @@ class OrgService:
             policy = uow.org.policy(company, policy_id)
             if policy.active:
                 uow.org.deactivate_policy(company, policy_id)
+                uow.audit.append(_policy_deactivated(policy, actor_id, self.clock.now()))
                 policy = attrs.evolve(policy, active=False)
             in_use = uow.org.policy_in_use(company, policy_id)
             uow.commit()
         return PolicyInfo(policy, in_use)
+
+
+def _policy_deactivated(policy: Policy, actor_id: UserId | None, at: datetime) -> AuditEntry:
+    return entry(
+        company_id=policy.company_id,
+        actor_id=actor_id,
+        at=at,
+        action="policy.deactivated",
+        target_type=TargetType.POLICY,
+        target_id=policy.id,
+        before=policy_record(policy),
+        after=policy_record(attrs.evolve(policy, active=False)),
+    )
 
 
 # --- rules, shared with organisation files ---------------------------------------------------

@@ -1,13 +1,30 @@
 """Organisation files: whole organisations imported and exported by names, as
 `expense-tracker org import|export` reads and writes them; an import is idempotent.
+
+An import appends one audit entry per thing it creates (`company.created`, `team.created`,
+`level.created`, `user.created`, `policy.created`, each with the thing as stored at the end of
+the import), by nobody in particular (the command line): a target's history then starts with
+its creation whichever way it was made, and a second run of the same file appends nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import attrs
 
+from expense_core.audit import (
+    AuditEntry,
+    Record,
+    TargetType,
+    company_record,
+    entry,
+    level_record,
+    policy_record,
+    team_record,
+    user_record,
+)
 from expense_core.errors import (
     InvalidEscalation,
     InvalidInput,
@@ -35,9 +52,12 @@ from expense_core.model import (
     User,
 )
 from expense_core.policies import check_new_policy
-from expense_core.ports import UnitOfWork
-from expense_core.services._common import MAX_PAGE
+from expense_core.ports import Clock, UnitOfWork
+from expense_core.services._common import MAX_PAGE, UtcClock
 from expense_core.services.organisation import NEW_USER, check_email, check_name, check_user
+
+# What an import may create, in the order its audit entries are written.
+Created = Company | Team | HierarchyLevel | User | Policy
 
 # --- the file's shape ------------------------------------------------------------------------
 
@@ -243,6 +263,7 @@ class OrgFiles:
     """Import and export whole organisations: what `expense-tracker org import|export` runs."""
 
     new_uow: Callable[[], UnitOfWork]
+    clock: Clock = attrs.field(factory=UtcClock)
 
     def import_org(self, plan: OrgPlan) -> ImportReport:
         """Create what the plan describes and the database lacks, all in one unit of work.
@@ -259,6 +280,7 @@ class OrgFiles:
         """
         check_plan(plan)
         counts = {"teams": 0, "levels": 0, "users": 0, "policies": 0}
+        made: list[Created] = []
         with self.new_uow() as uow:
             found = uow.org.company_named(plan.company)
             company = found or uow.org.add_company(plan.company)
@@ -271,6 +293,7 @@ class OrgFiles:
                     team = uow.org.add_team(
                         Team(TeamId(0), company.id, team_plan.name, team_plan.company_wide)
                     )
+                    made.append(team)
                     counts["teams"] += 1
                 elif team.is_company_wide != team_plan.company_wide:
                     raise OrgFileDisagrees(f"team '{team.name}'", "company_wide")
@@ -284,6 +307,7 @@ class OrgFiles:
                                 LevelId(0), company.id, team.id, level_plan.number, level_plan.name
                             )
                         )
+                        made.append(level)
                         counts["levels"] += 1
                     elif level.level_name != level_plan.name:
                         raise OrgFileDisagrees(
@@ -322,6 +346,7 @@ class OrgFiles:
                 changed = attrs.evolve(user, manager_id=manager)
                 check_user(uow, changed)
                 people[user.email] = uow.org.update_user(changed)
+            made.extend(sorted((people[email] for email in created), key=lambda u: u.id))
             fallback = None if plan.fallback_approver is None else people[plan.fallback_approver]
             fallback_id = None if fallback is None else fallback.id
             if company.fallback_approver_id != fallback_id:
@@ -338,7 +363,11 @@ class OrgFiles:
                     continue
                 check_new_policy(policy, uow.org.policies(company.id, policy.category))
                 stored = (*stored, uow.org.add_policy(policy))
+                made.append(stored[-1])
                 counts["policies"] += 1
+            if found is None:
+                made.insert(0, company)
+            uow.audit.extend(_created(company.id, made, self.clock.now()))
             uow.commit()
         return ImportReport(company=company, company_created=found is None, **counts)
 
@@ -417,6 +446,37 @@ class OrgFiles:
                 for p in policies
             ),
         )
+
+
+def _created(company_id: CompanyId, made: Sequence[Created], at: datetime) -> list[AuditEntry]:
+    """The audit entries of what an import created, each as it stands at the end."""
+    entries: list[AuditEntry] = []
+    for thing in made:
+        kind: TargetType
+        record: Record
+        match thing:
+            case Company():
+                kind, record = TargetType.COMPANY, company_record(thing)
+            case Team():
+                kind, record = TargetType.TEAM, team_record(thing)
+            case HierarchyLevel():
+                kind, record = TargetType.LEVEL, level_record(thing)
+            case User():
+                kind, record = TargetType.USER, user_record(thing)
+            case Policy():
+                kind, record = TargetType.POLICY, policy_record(thing)
+        entries.append(
+            entry(
+                company_id=company_id,
+                actor_id=None,
+                at=at,
+                action=f"{kind.value}.created",
+                target_type=kind,
+                target_id=thing.id,
+                after=record,
+            )
+        )
+    return entries
 
 
 def _same_user(stored: User, wanted: User) -> None:

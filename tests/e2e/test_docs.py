@@ -27,11 +27,11 @@ DOCUMENTED_ADDRESS = "http://127.0.0.1:4000"
 PROMISED_ID = re.compile(r"#\s+(company|team|level|user)\s+(\d+)\s*$")
 
 
-def shell_block(path: Path) -> list[str]:
-    """The lines of the first ```bash block of a document."""
-    found = re.search(r"```bash\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
-    assert found is not None, f"no bash block in {path}"
-    return found.group(1).splitlines()
+def shell_block(path: Path, block: int = 0) -> list[str]:
+    """The lines of a ```bash block of a document: the first, or the `block`th from 0."""
+    found = re.findall(r"```bash\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(found) > block, f"no bash block {block} in {path}"
+    return str(found[block]).splitlines()
 
 
 def run_walkthrough(
@@ -41,13 +41,14 @@ def run_walkthrough(
     *,
     cwd: Path | None = None,
     addresses: Mapping[str, str] | None = None,
+    block: int = 0,
 ) -> list[tuple[str, str]]:
     """Run each command of the block after its first line (which sets the shell's variables),
     in a shell that ran that first line; the command lines and what each printed. `env`, when
     given, is the commands' whole environment (for those that run `expense-tracker`); `cwd`,
     where they run (the files they write land there); `addresses` swaps other documented
-    addresses (a receiver's) for the test's in every command."""
-    lines = shell_block(path)
+    addresses (a receiver's) for the test's in every command; `block` picks a later block."""
+    lines = shell_block(path, block)
     prelude = lines[0].replace(DOCUMENTED_ADDRESS, base_url)
     assert DOCUMENTED_ADDRESS in lines[0], "the block's first line sets the server's address"
     bash = shutil.which("bash")

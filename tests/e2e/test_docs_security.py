@@ -78,3 +78,58 @@ def _id(token: str) -> str:
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def test_the_audit_walkthrough_does_what_its_comments_say(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server(AUTH_MODE="token")
+    scripts = str(Path(cli_command()[0]).parent)
+    env = {
+        **os.environ,
+        "DATABASE_URL": server.env["DATABASE_URL"],
+        "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}",
+        "LOG_LEVEL": "WARNING",
+        "HOME": str(tmp_path),
+    }
+    text = DOC.read_text(encoding="utf-8")
+    block = text[: text.index("## Audit log")].count("```bash")
+    ran = run_walkthrough(DOC, server.base_url, env, block=block)
+    outputs = [out for _, out in ran]
+    assert len(outputs) == 8
+    kept = tmp_path / ".expense-tracker"
+    alice_id, grace_id = (_id((kept / n).read_text().strip()) for n in ("alice", "grace"))
+    issued_alice, issued_grace, changed, newest, frank, exported, bad, refused = outputs
+    assert (issued_alice, issued_grace) == ("", "")
+    assert json.loads(changed)["user"]["role"] == "admin"
+
+    role, grace_token, alice_token = json.loads(newest)["items"]
+    assert (role["action"], role["actor_id"], role["target_id"]) == ("user.updated", 1, "6")
+    assert (role["before"]["role"], role["after"]["role"]) == ("employee", "admin")
+    assert {k: v for k, v in role["before"].items() if k != "role"} == {
+        k: v for k, v in role["after"].items() if k != "role"
+    }
+    assert [(e["action"], e["actor_id"], e["target_id"]) for e in (grace_token, alice_token)] == [
+        ("token.issued", None, grace_id),
+        ("token.issued", None, alice_id),
+    ]
+
+    history = json.loads(frank)["items"]
+    assert [(e["action"], e["actor_id"]) for e in history] == [
+        ("user.updated", 1),
+        ("user.created", None),
+    ]
+    assert history[1]["before"] is None
+
+    header, *rows = exported.splitlines()
+    assert header == "id,at,company_id,actor_id,action,target_type,target_id,before,after"
+    assert len(rows) == 2
+    assert [row.split(",")[4:7] for row in rows] == [
+        ["token.issued", "token", grace_id],
+        ["token.issued", "token", alice_id],
+    ]
+
+    problem = json.loads(bad)
+    assert problem["code"] == "invalid_input"
+    assert "yesterday" in problem["detail"]
+    assert json.loads(refused)["code"] == "admin_only"
