@@ -35,8 +35,8 @@ AuditId = NewType("AuditId", int)
 JsonValue: TypeAlias = str | int | bool | list["JsonValue"] | Mapping[str, "JsonValue"] | None
 Record: TypeAlias = Mapping[str, JsonValue]
 
-# Who may read a company's audit log. The one place to widen (auditors) when roles grow.
-AUDIT_READERS: Final = frozenset({Role.ADMIN})
+# Who may read a company's audit log: its admins and auditors.
+AUDIT_READERS: Final = frozenset({Role.ADMIN, Role.AUDITOR})
 TARGET_ID_LIMIT: Final = 32
 
 

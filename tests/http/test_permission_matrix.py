@@ -110,6 +110,16 @@ def self_or_admin(own: str, same_admin: str, other: str) -> Expect:
     return expect
 
 
+def audit_readers(own: str, same: str, other: str) -> Expect:
+    """The audit log: its admins and auditors read their company's; anyone else is refused
+    (another company's is unknown to everyone)."""
+    return lambda role, case: (
+        everyone(own, same, other)(role, case)
+        if role in {Role.ADMIN, Role.AUDITOR} or case == "other company"
+        else "403"
+    )
+
+
 PUBLIC = Rule(None)
 PAGE = Rule(None)  # signed in by a session cookie: tests/web/test_visibility.py
 
@@ -223,6 +233,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/webhooks"): Rule(
         admins("2xx", "2xx", "404"),
         lambda ids: {"url": HOOK_URL, "events": ["expense.approved"], "company_id": ids.company_id},
+    ),
+    ("GET", "/api/audit"): Rule(
+        audit_readers("2xx", "2xx", "404"), query=lambda ids, _case: {"company_id": ids.company_id}
+    ),
+    ("GET", "/api/audit.csv"): Rule(
+        audit_readers("2xx", "2xx", "404"), query=lambda ids, _case: {"company_id": ids.company_id}
     ),
     ("GET", "/api/webhooks"): Rule(
         admins("2xx", "2xx", "404"), query=lambda ids, _case: {"company_id": ids.company_id}
