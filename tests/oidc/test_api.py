@@ -13,6 +13,7 @@ from expense_core.model import UserId
 from expense_core.services import ChangeUser
 from tests.oidc.conftest import OidcApi, StartApi
 from tests.oidc.issuer import AUDIENCE, LocalIssuer, ec_key, rsa_key
+from tests.web.support import Visitor, error_beside
 
 GRACE = 7
 
@@ -223,3 +224,16 @@ def test_an_api_token_is_not_a_jwt(api: OidcApi) -> None:
     token = api.container.access().issue_token(UserId(GRACE))
 
     refused_with(api.get(token), "invalid_jwt")
+
+
+@pytest.mark.parametrize("form", [{"person": "1"}, {"token": "whatever"}])
+def test_the_pages_sign_in_nobody_until_they_speak_openid_connect(
+    api: OidcApi, form: dict[str, str]
+) -> None:
+    visitor = Visitor(api.client)
+
+    answer = visitor.submit("/app/", "/app/sign-in", form)
+
+    assert answer.status_code == 400
+    assert "not available yet" in error_beside(answer.text, "token")
+    assert visitor.get("/app/expenses").headers["location"] == "/app/"
