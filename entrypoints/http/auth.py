@@ -44,7 +44,8 @@ class CompanyCreationClosed(Forbidden):
 
     def __init__(self) -> None:
         super().__init__(
-            "with AUTH_MODE=token new companies are created with `expense-tracker org import`"
+            "with bearer tokens (AUTH_MODE=token or oidc) new companies are created with "
+            "`expense-tracker org import`"
         )
 
 
