@@ -56,7 +56,7 @@ def _issuers(value: str | tuple[tuple[str, int | None], ...]) -> tuple[tuple[str
     for entry in filter(None, (part.strip() for part in value.split(","))):
         url, equals, company = entry.rpartition("=") if "=" in entry else (entry, "", "")
         url = url.strip()
-        if equals and not company.strip().isdigit():
+        if equals and not (company.strip().isdigit() and int(company) >= 1):
             raise ValueError(f"OIDC_ISSUER: {entry!r} must end in '=<company id>'")
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"OIDC_ISSUER: {url!r} is not an http(s) URL")

@@ -52,6 +52,7 @@ def test_the_defaults_allow_a_minute_of_skew_and_keep_keys_an_hour() -> None:
         ({"AUTH_MODE": "oidc", "OIDC_ISSUER": "https://idp.example=1"}, "OIDC_AUDIENCE"),
         ({**OIDC, "OIDC_ISSUER": "https://idp.example"}, "OIDC_COMPANY_ID"),
         ({**OIDC, "OIDC_ISSUER": "https://idp.example=acme"}, "OIDC_ISSUER"),
+        ({**OIDC, "OIDC_ISSUER": "https://idp.example=0"}, "OIDC_ISSUER"),
         ({**OIDC, "OIDC_ISSUER": "idp.example=1"}, "OIDC_ISSUER"),
         ({**OIDC, "OIDC_ISSUER": "https://idp.example", "OIDC_COMPANY_ID": "0"}, "OIDC_COMPANY_ID"),
         ({**OIDC, "OIDC_ISSUER": "https://idp.example=1", "OIDC_LEEWAY_S": "601"}, "OIDC_LEEWAY_S"),
