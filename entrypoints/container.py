@@ -20,10 +20,10 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
 from entrypoints.observed import watched
-from entrypoints.ports import BulkLoader
-from entrypoints.settings import InvalidSetting, Settings
-from expense_core.model import ApprovalStatus, ExpenseStatus
-from expense_core.ports import UnitOfWork
+from entrypoints.ports import BulkLoader, IdentityVerifier
+from entrypoints.settings import AuthMode, InvalidSetting, Settings
+from expense_core.model import ApprovalStatus, CompanyId, ExpenseStatus
+from expense_core.ports import Clock, UnitOfWork
 from expense_core.services import (
     AccessService,
     AuditService,
@@ -32,6 +32,7 @@ from expense_core.services import (
     ExpenseService,
     OrgService,
     Relay,
+    SignOnService,
     WebhookService,
 )
 from expense_core.views import Backlog
@@ -215,6 +216,29 @@ def relay_for(new_uow: Callable[[], UnitOfWork], clock: Any, settings: Settings)
     return Relay(new_uow, clock, mail=settings.smtp_url is not None)
 
 
+def open_verifier(settings: Settings, clock: Clock) -> Iterator[IdentityVerifier | None]:
+    """What checks OpenID Connect bearer tokens with AUTH_MODE=oidc (None otherwise), closed
+    when the container shuts down; no issuer is asked anything until a token arrives."""
+    if settings.auth_mode is not AuthMode.OIDC:
+        yield None
+        return
+    from adapters.oidc import OidcVerifier
+
+    assert settings.oidc_audience is not None  # noqa: S101 -- Settings refuses oidc without one
+    verifier = OidcVerifier(
+        {url: CompanyId(company) for url, company in settings.oidc_companies.items()},
+        settings.oidc_audience,
+        clock,
+        leeway_s=settings.oidc_leeway_s,
+        cooldown_s=settings.oidc_jwks_cooldown_s,
+        max_age_s=settings.oidc_jwks_max_age_s,
+    )
+    try:
+        yield verifier
+    finally:
+        verifier.close()
+
+
 class Container(containers.DeclarativeContainer):
     """Settings in, services out; each provider is built on first use.
 
@@ -242,6 +266,8 @@ class Container(containers.DeclarativeContainer):
     )
     relay = providers.Singleton(relay_for, new_uow=new_uow, clock=clock, settings=settings)
     audit = providers.Singleton(AuditService, new_uow=new_uow)
+    sign_on = providers.Singleton(SignOnService, new_uow=new_uow)
+    verifier = providers.Resource(open_verifier, settings=settings, clock=clock)
 
 
 def container_for(settings: Settings) -> Container:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from expense_core.identity import Identity
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -95,4 +96,21 @@ class BulkLoader(Protocol):
             on leaving the block, whatever writing or checking the data raised (a key that
             refers to nothing, an id or email taken); nothing is kept then either.
         """
+        ...
+
+
+class IdentityVerifier(Protocol):
+    """Whom an identity provider's bearer token names (AUTH_MODE=oidc: `adapters.oidc`).
+
+    Here rather than in the core's ports for the same reason as `BulkLoader`: no use case checks
+    a token; the HTTP entrypoint does, and hands the identity to `SignOnService`.
+    """
+
+    def verify(self, token: str) -> Identity:
+        """Raises: Unauthenticated (a token not to be trusted, with a code saying why) or
+        Unavailable (the provider's keys cannot be had now)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of kept-open connections."""
         ...

@@ -29,6 +29,7 @@ class AuthMode(StrEnum):
 
     DEMO = "demo"  # the actor id in the body or query, as the seed: anyone can be anyone
     TOKEN = "token"  # noqa: S105 -- a mode name; the actor comes from a bearer token
+    OIDC = "oidc"  # the actor comes from a bearer JWT of a trusted OpenID Connect issuer
 
 
 class LogFormat(StrEnum):
@@ -44,6 +45,23 @@ class InvalidSetting(ValueError):
 
 def _within(low: int, high: int) -> list[Callable[[Any, Any, int], Any]]:
     return [attrs.validators.ge(low), attrs.validators.le(high)]
+
+
+def _issuers(value: str | tuple[tuple[str, int | None], ...]) -> tuple[tuple[str, int | None], ...]:
+    """OIDC_ISSUER: issuer URLs, comma-separated, each with `=<company id>` or without (then
+    OIDC_COMPANY_ID applies); an issuer URL has no query, so `=` cannot be part of one."""
+    if not isinstance(value, str):
+        return value
+    issuers: list[tuple[str, int | None]] = []
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        url, equals, company = entry.rpartition("=") if "=" in entry else (entry, "", "")
+        url = url.strip()
+        if equals and not (company.strip().isdigit() and int(company) >= 1):
+            raise ValueError(f"OIDC_ISSUER: {entry!r} must end in '=<company id>'")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"OIDC_ISSUER: {url!r} is not an http(s) URL")
+        issuers.append((url, int(company) if equals else None))
+    return tuple(issuers)
 
 
 @attrs.frozen(kw_only=True)
@@ -100,6 +118,40 @@ class Settings:
     worker_idle_ms: int = attrs.field(default=200, validator=_within(10, 60_000))
     # Attempts one worker makes at once (one thread each).
     worker_concurrency: int = attrs.field(default=8, validator=_within(1, 256))
+    # AUTH_MODE=oidc (docs/security.md): the trusted issuers, each with the company whose users
+    # it signs in (its own `=<id>`, else `oidc_company_id`), and the audience tokens must name.
+    oidc_issuers: tuple[tuple[str, int | None], ...] = attrs.field(default=(), converter=_issuers)
+    oidc_audience: str | None = None
+    oidc_company_id: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
+    # Clock skew allowed on exp, nbf and iat.
+    oidc_leeway_s: int = attrs.field(default=60, validator=_within(0, 600))
+    # An issuer's keys are fetched again on an unknown kid, but at most once per this long.
+    oidc_jwks_cooldown_s: int = attrs.field(default=10, validator=_within(0, 3600))
+    # ... and in any case once they are this old.
+    oidc_jwks_max_age_s: int = attrs.field(default=3600, validator=_within(0, 7 * 86_400))
+
+    def __attrs_post_init__(self) -> None:
+        if self.auth_mode is not AuthMode.OIDC:
+            return
+        if not self.oidc_issuers:
+            raise ValueError("AUTH_MODE=oidc needs OIDC_ISSUER")
+        if not self.oidc_audience:
+            raise ValueError("AUTH_MODE=oidc needs OIDC_AUDIENCE")
+        if self.oidc_company_id is None and any(c is None for _, c in self.oidc_issuers):
+            raise ValueError(
+                "AUTH_MODE=oidc: give each OIDC_ISSUER its company ('<url>=<company id>') "
+                "or set OIDC_COMPANY_ID"
+            )
+
+    @property
+    def oidc_companies(self) -> dict[str, int]:
+        """Each trusted issuer and the company whose users it signs in."""
+        return {
+            url: company if company is not None else (self.oidc_company_id or 0)
+            for url, company in self.oidc_issuers
+        }
 
     @property
     def is_memory(self) -> bool:
@@ -153,6 +205,9 @@ class Settings:
             "smtp_url": read("SMTP_URL"),
             "mail_from": read("MAIL_FROM"),
             "public_url": read("PUBLIC_URL"),
+            "oidc_issuers": read("OIDC_ISSUER"),
+            "oidc_audience": read("OIDC_AUDIENCE"),
+            "oidc_company_id": number("OIDC_COMPANY_ID"),
         }
         log_format = read("LOG_FORMAT")
         if log_format is None:
@@ -170,7 +225,9 @@ class Settings:
             try:
                 given["auth_mode"] = AuthMode(mode.lower())
             except ValueError:
-                raise InvalidSetting(f"AUTH_MODE must be 'demo' or 'token', got {mode!r}") from None
+                raise InvalidSetting(
+                    f"AUTH_MODE must be 'demo', 'token' or 'oidc', got {mode!r}"
+                ) from None
         return cls.build(**{k: v for k, v in given.items() if v is not None})
 
     @classmethod
@@ -223,6 +280,12 @@ ENV_NAMES: Final = {
     "escalation_interval_s": "ESCALATION_INTERVAL_S",
     "worker_idle_ms": "WORKER_IDLE_MS",
     "worker_concurrency": "WORKER_CONCURRENCY",
+    "oidc_issuers": "OIDC_ISSUER",
+    "oidc_audience": "OIDC_AUDIENCE",
+    "oidc_company_id": "OIDC_COMPANY_ID",
+    "oidc_leeway_s": "OIDC_LEEWAY_S",
+    "oidc_jwks_cooldown_s": "OIDC_JWKS_COOLDOWN_S",
+    "oidc_jwks_max_age_s": "OIDC_JWKS_MAX_AGE_S",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (
@@ -236,6 +299,9 @@ NUMBERS: Final = (
     "escalation_interval_s",
     "worker_idle_ms",
     "worker_concurrency",
+    "oidc_leeway_s",
+    "oidc_jwks_cooldown_s",
+    "oidc_jwks_max_age_s",
 )
 # Switches read the same way: true/false, 1/0, yes/no, on/off.
 FLAGS: Final = ("access_log", "metrics", "metrics_by_company", "webhook_allow_private")

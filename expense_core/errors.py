@@ -60,6 +60,32 @@ class TokenRevoked(Unauthenticated):
         super().__init__("the bearer token was revoked")
 
 
+class NoUserWithEmail(Unauthenticated):
+    """A verified identity (OpenID Connect) whose e-mail address no user of its company has."""
+
+    code = "no_user_with_email"
+
+    def __init__(self, company_id: int, email: str) -> None:
+        super().__init__(f"no user of company {company_id} has the e-mail address {email}")
+
+
+class AmbiguousEmail(Unauthenticated):
+    code = "ambiguous_email"
+
+    def __init__(self, company_id: int, email: str) -> None:
+        super().__init__(
+            f"several users of company {company_id} have the e-mail address {email} "
+            "apart from case; an administrator must tell them apart"
+        )
+
+
+class InactiveIdentity(Unauthenticated):
+    code = "inactive_identity"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id}, whom the token names by e-mail, is inactive")
+
+
 class Unavailable(DomainError):
     """The store cannot be reached right now; the caller may retry later."""
 

@@ -108,6 +108,11 @@ class OrgRepository(Protocol):
 
     def user_by_email(self, company_id: CompanyId, email: str) -> User | None: ...
 
+    def members_by_email(self, company_id: CompanyId, email: str) -> tuple[Member, ...]:
+        """The company's users, inactive ones too, whose e-mail address is `email` apart from
+        the case of ASCII letters (`identity.email_key`), with their levels, by id."""
+        ...
+
     def add_company(self, name: str) -> Company: ...
 
     def update_company(self, company: Company) -> Company:

@@ -41,6 +41,7 @@ from expense_core.errors import (
     UnknownUser,
 )
 from expense_core.escalation import DueStep
+from expense_core.identity import email_key
 from expense_core.model import (
     ApprovalStatus,
     ApprovalStep,
@@ -420,6 +421,16 @@ class MemoryOrg:
     def user_by_email(self, company_id: CompanyId, email: str) -> User | None:
         user_id = self._t.emails.get((company_id, email))
         return None if user_id is None else self._t.users[user_id]
+
+    def members_by_email(self, company_id: CompanyId, email: str) -> tuple[Member, ...]:
+        key = email_key(email)
+        found = sorted(
+            user_id
+            for (company, address), user_id in self._t.emails.items()
+            if company == company_id and email_key(address) == key
+        )
+        members = self._store.org_index().members
+        return tuple(members[user_id] for user_id in found)
 
     def add_company(self, name: str) -> Company:
         company = Company(CompanyId(self._store.next_id("companies")), name)

@@ -58,6 +58,7 @@ from expense_core.errors import (
     UnknownTeam,
     UnknownUser,
 )
+from expense_core.identity import email_key
 from expense_core.model import (
     ApprovalStep,
     Company,
@@ -108,6 +109,17 @@ _USER_BY_EMAIL = (
     select(*MEMBER_COLUMNS)
     .select_from(MEMBERS)
     .where(users.c.company_id == bindparam("company_id"), users.c.email == bindparam("email"))
+)
+# Narrowed by lower() in SQL, then by `email_key` here: PostgreSQL's lower() may fold letters
+# beyond ASCII that SQLite's does not, and every store must answer alike.
+_MEMBERS_BY_EMAIL = Query(
+    select(*MEMBER_COLUMNS)
+    .select_from(MEMBERS)
+    .where(
+        users.c.company_id == bindparam("company_id"),
+        func.lower(users.c.email) == func.lower(bindparam("email")),
+    )
+    .order_by(users.c.id)
 )
 
 
@@ -583,6 +595,11 @@ class SqlOrg:
         if row is None:
             raise UnknownLevel(level_id)
         return _level_from(row)
+
+    def members_by_email(self, company_id: CompanyId, email: str) -> tuple[Member, ...]:
+        rows = self._link.read(_MEMBERS_BY_EMAIL, {"company_id": company_id, "email": email})
+        key = email_key(email)
+        return tuple(member_from(row) for row in rows if email_key(row.email) == key)
 
     def user_by_email(self, company_id: CompanyId, email: str) -> User | None:
         row = self._link.read(_USER_BY_EMAIL, {"company_id": company_id, "email": email}).first()

@@ -34,7 +34,7 @@ from litestar.types import (
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http.admin import AdminController
 from entrypoints.http.audit import AuditController
-from entrypoints.http.auth import Caller, bearer_caller, demo_caller
+from entrypoints.http.auth import Caller, bearer_caller, demo_caller, oidc_caller
 from entrypoints.http.controllers import ExpenseController, HealthController
 from entrypoints.http.delegations import DelegationController
 from entrypoints.http.errors import (
@@ -151,6 +151,11 @@ def create_app(container: Container) -> Litestar:
     caller: Provide
     if settings.auth_mode is AuthMode.TOKEN:
         caller = Provide(bearer_caller, sync_to_thread=True)
+    elif settings.auth_mode is AuthMode.OIDC:
+        verifier = container.verifier()
+        assert verifier is not None  # noqa: S101 -- the container makes one for AUTH_MODE=oidc
+        # In a thread: a token naming a key not yet seen fetches the issuer's keys.
+        caller = Provide(oidc_caller(verifier, container.sign_on()), sync_to_thread=True)
     else:
         caller = Provide(demo_caller, sync_to_thread=False)
 

@@ -3,12 +3,15 @@
 Demo mode (AUTH_MODE=demo) keeps the seed's contract: the actor is the id in the body or query
 and anyone can claim to be anyone. Token mode (AUTH_MODE=token) takes the actor from
 `Authorization: Bearer <token>`, scopes everything to the token's company, and refuses a body
-whose actor id names someone else. The admin API is open in demo mode; with tokens only an
-`admin` calls it, confined to their company, and new companies come from `org import`.
+whose actor id names someone else. OpenID Connect mode (AUTH_MODE=oidc) does the same with a
+JWT of a trusted issuer, whose `email` names the user (`oidc_caller`). The admin API is open in
+demo mode; with tokens only an `admin` calls it, confined to their company, and new companies
+come from `org import`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -16,9 +19,10 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from entrypoints import logs
+from entrypoints.ports import IdentityVerifier
 from expense_core.errors import AdminOnly, Forbidden, InvalidInput, Unauthenticated, UnknownCompany
 from expense_core.model import CompanyId, Member, Role, UserId
-from expense_core.services import AccessService
+from expense_core.services import AccessService, SignOnService
 from expense_core.visibility import Viewer
 
 
@@ -41,7 +45,8 @@ class CompanyCreationClosed(Forbidden):
 
     def __init__(self) -> None:
         super().__init__(
-            "with AUTH_MODE=token new companies are created with `expense-tracker org import`"
+            "with bearer tokens (AUTH_MODE=token or oidc) new companies are created with "
+            "`expense-tracker org import`"
         )
 
 
@@ -100,6 +105,28 @@ def bearer_caller(
     # Every later line of the request, its access line included, says who made it.
     logs.bind_request(user_id=member.id, company_id=member.user.company_id)
     return Caller(member)
+
+
+def oidc_caller(
+    verifier: IdentityVerifier, sign_on: SignOnService
+) -> Callable[[Request[Any, Any, Any]], Caller]:
+    """The dependency that makes a caller of a request's bearer JWT, as `bearer_caller` does of
+    a token: the active user its verified e-mail address names in its issuer's company."""
+
+    def caller(request: Request[Any, Any, Any]) -> Caller:
+        """Raises:
+        Unauthenticated: no `Authorization: Bearer` header, a JWT not to be trusted (a code
+            says why: `adapters.oidc.errors`), or one naming no active user.
+        Unavailable: the issuer's keys cannot be fetched now.
+        """
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send 'Authorization: Bearer <JWT>' (AUTH_MODE=oidc)")
+        member = sign_on.member(verifier.verify(token.strip()))
+        logs.bind_request(user_id=member.id, company_id=member.user.company_id)
+        return Caller(member)
+
+    return caller
 
 
 def admin_scope(caller: Caller) -> CompanyId | None:

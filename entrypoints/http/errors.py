@@ -137,7 +137,8 @@ def domain_error_response(request: Request[Any, Any, Any], exc: DomainError) -> 
         quiet = throttle.quieted() if isinstance(throttle, Throttle) else 0
         if quiet is not None:
             log.warning(
-                "database unavailable (request %s, %s %s): %s%s",
+                "%s (request %s, %s %s): %s%s",
+                exc.code.replace("_", " "),  # database unavailable, issuer unavailable
                 request_id_of(request),
                 request.method,
                 request.url.path,

@@ -206,7 +206,7 @@ def openapi_config(settings: Settings, version: str) -> OpenAPIConfig:
     the seed's health check (`Handler already registered for path '/'`). So the seed's paths are
     served above (`DOCUMENTATION`), and Litestar's router answers 404, as any unknown path.
     """
-    token = settings.auth_mode is AuthMode.TOKEN
+    token = settings.auth_mode is not AuthMode.DEMO
     return OpenAPIConfig(
         title="Expense Tracker API",
         version=version,
@@ -221,7 +221,10 @@ def openapi_config(settings: Settings, version: str) -> OpenAPIConfig:
                 "bearer": SecurityScheme(
                     type="http",
                     scheme="bearer",
-                    description="A token from `expense-tracker token issue` (AUTH_MODE=token).",
+                    description=(
+                        "A token from `expense-tracker token issue` (AUTH_MODE=token), or a JWT "
+                        "of a trusted OpenID Connect issuer (AUTH_MODE=oidc)."
+                    ),
                 )
             }
         ),

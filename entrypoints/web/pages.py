@@ -139,12 +139,18 @@ class SignInPages(Controller):
         try:
             if site.auth_mode is AuthMode.TOKEN:
                 member = access.authenticate(data.token.strip())
+            elif site.auth_mode is AuthMode.OIDC:
+                # The pages' sign-in through OpenID Connect (authorization code with PKCE) is
+                # still to come: until then nobody signs in here, rather than anyone as anyone.
+                raise FieldRefused(
+                    "token", "Sign-in to these pages with OpenID Connect is not available yet."
+                )
             else:
                 member = org.user(_chosen("person", data.person, "Choose a person from the list."))
                 if not member.user.active:
                     raise InactiveUser(member.id)
         except (Unauthenticated, NotFound, InactiveUser, FieldRefused) as refused:
-            field = "token" if site.auth_mode is AuthMode.TOKEN else "person"
+            field = "person" if site.auth_mode is AuthMode.DEMO else "token"
             company = data.company if data.company.isdigit() else "1"
             return _sign_in(
                 request,

@@ -11,6 +11,7 @@ answers one query.
 - `delegations`: who covers for whom while they are away (`DelegationService`).
 - `notifications`: webhook subscriptions (`WebhookService`) and the worker's outbox use
   cases (`Relay`).
+- `signon`: the user a verified identity (OpenID Connect) names (`SignOnService`).
 
 Commands live beside the service that takes them; every name is also importable from here.
 """
@@ -73,6 +74,7 @@ from expense_core.services.orgfiles import (
     TeamPlan,
     check_plan,
 )
+from expense_core.services.signon import SignOnService
 
 __all__ = [
     "BULK_LIMIT",
@@ -119,6 +121,7 @@ __all__ = [
     "RoutingExplanation",
     "SendBack",
     "SetDelegation",
+    "SignOnService",
     "StepPlan",
     "SubmitExpense",
     "Submitted",
