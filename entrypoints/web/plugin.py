@@ -25,6 +25,7 @@ from litestar.template import TemplateConfig
 from entrypoints.container import Container
 from entrypoints.web.errors import page_error_handlers
 from entrypoints.web.pages import ExpensePages, InboxPages, SignInPages
+from entrypoints.web.resubmit import ResubmitPages
 from entrypoints.web.session import SECRET_VARIABLE, Sessions
 from entrypoints.web.site import Site, csrf_check, signed_in
 from entrypoints.web.views import instant, money, shown_time
@@ -88,7 +89,7 @@ class WebPages(InitPluginProtocol):
 
         pages = Router(
             path="/app",
-            route_handlers=[SignInPages, ExpensePages, InboxPages],
+            route_handlers=[SignInPages, ExpensePages, InboxPages, ResubmitPages],
             dependencies={
                 "site": Provide(the_site, sync_to_thread=False),
                 "expenses": Provide(expenses, sync_to_thread=False),
