@@ -8,15 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from expense_core.errors import ReplacementNotEligible, UnknownUser
-from expense_core.model import CompanyId, ExpenseId, UserId
+from expense_core.model import CompanyId, ExpenseId, Policy, UserId
 from expense_core.ports import UnitOfWork
 from expense_core.services import ChangeUser, ExpenseService, OrgService, SubmitExpense
 from tests.contract.support import Org, add_policy, money, steps, tech_corp
 
 
-def _submit(expenses: ExpenseService, org: Org, who: int, policy_id: int, amount: str) -> ExpenseId:
-    policy = {p.id: p for p in (org.small, org.large, org.travel)}.get(policy_id)
-    assert policy is not None
+def _submit(expenses: ExpenseService, org: Org, who: int, policy: Policy, amount: str) -> ExpenseId:
     return expenses.submit(
         SubmitExpense(user_id=org.person(who), policy_id=policy.id, amount=money(amount))
     ).expense.id
@@ -36,7 +34,7 @@ def _snapshot(
 def test_the_preview_names_each_step_that_would_move_and_changes_nothing(
     new_uow: Callable[[], UnitOfWork], org: Org, expenses: ExpenseService, org_service: OrgService
 ) -> None:
-    expense = _submit(expenses, org, 7, org.large.id, "2500.00")  # Frank, Eve, David
+    expense = _submit(expenses, org, 7, org.large, "2500.00")  # Frank, Eve, David
     before = _snapshot(new_uow, org, expense)
     leaving = ChangeUser(user_id=org.person(6), active=False, actor_id=org.person(1))
 
@@ -77,7 +75,7 @@ def test_the_preview_lists_what_nobody_could_take_instead_of_refusing(
 def test_a_change_that_moves_nothing_previews_nothing(
     org: Org, expenses: ExpenseService, org_service: OrgService
 ) -> None:
-    _submit(expenses, org, 7, org.small.id, "10.00")  # Frank
+    _submit(expenses, org, 7, org.small, "10.00")  # Frank
 
     preview = org_service.preview_change_user(ChangeUser(user_id=org.person(2), active=False))
 
