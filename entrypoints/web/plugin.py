@@ -24,6 +24,7 @@ from litestar.template import TemplateConfig
 
 from entrypoints.container import Container
 from entrypoints.web.errors import page_error_handlers
+from entrypoints.web.organisation import OrganisationPages
 from entrypoints.web.pages import ExpensePages, InboxPages, SignInPages
 from entrypoints.web.resubmit import ResubmitPages
 from entrypoints.web.session import SECRET_VARIABLE, Sessions
@@ -89,7 +90,13 @@ class WebPages(InitPluginProtocol):
 
         pages = Router(
             path="/app",
-            route_handlers=[SignInPages, ExpensePages, InboxPages, ResubmitPages],
+            route_handlers=[
+                SignInPages,
+                ExpensePages,
+                InboxPages,
+                ResubmitPages,
+                OrganisationPages,
+            ],
             dependencies={
                 "site": Provide(the_site, sync_to_thread=False),
                 "expenses": Provide(expenses, sync_to_thread=False),
