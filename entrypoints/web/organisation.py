@@ -58,6 +58,7 @@ from expense_core.services import (
 )
 
 ORGANISATION: Final = "/app/organisation"
+SELF: Final = "You cannot deactivate yourself: ask another admin."
 FormText = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
 UserIdPath = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 Count = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, required=False)]
@@ -306,6 +307,11 @@ class OrganisationPages(Controller):
         company = admin(viewer)
         leaving = UserId(user_id)
         org.user(leaving, company)  # someone unknown (or of another company): not found
+        if leaving == viewer.id:
+            # Their own sign-in would end with it, and nobody would be left to undo it.
+            return _deactivation(
+                viewer, expenses, org, company, leaving, error=SELF, status_code=409
+            )
         try:
             replacement = _number(
                 "replacement", data.replacement, "Choose someone from the list.", optional=True
@@ -379,6 +385,7 @@ def _organisation(
         waiting=waiting(expenses, viewer),
         here="organisation",
         company=company,
+        viewer_id=viewer.id,
         roles=list(Role),
         typed=typed,
         notice=notice,
@@ -401,7 +408,7 @@ def _deactivation(
 ) -> Template:
     leaving = org.user(user_id, company)
     preview: ChangePreview | None = None
-    if leaving.user.active:
+    if leaving.user.active and user_id != viewer.id:
         preview = org.preview_change_user(
             ChangeUser(user_id=user_id, company_id=company, actor_id=viewer.id, active=False)
         )
@@ -413,6 +420,7 @@ def _deactivation(
         here="organisation",
         leaving=leaving,
         preview=preview,
+        is_self=user_id == viewer.id,
         names={u.id: u.name for u in people},
         candidates=[u for u in people if u.active and u.id != user_id],
         error=error,

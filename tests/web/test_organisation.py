@@ -8,8 +8,16 @@ import re
 import pytest
 
 from entrypoints.container import Container
-from expense_core.model import ApprovalStep, CompanyId, ExpenseId, Money, PolicyId, UserId
-from expense_core.services import NewPolicy
+from expense_core.model import (
+    ApprovalStep,
+    CompanyId,
+    ExpenseId,
+    Money,
+    PolicyId,
+    Role,
+    UserId,
+)
+from expense_core.services import ChangeUser, NewPolicy
 from tests.http.conftest import OtherCompany
 from tests.web.conftest import Visit
 from tests.web.support import Visitor, error_beside, text_of
@@ -199,14 +207,17 @@ def test_a_step_moves_up_the_ladder_when_nobody_nearer_may_take_it(
 
 
 def test_a_stranded_step_is_listed_and_refused_without_an_eligible_replacement(
-    alice: Visitor, grace: Visitor, container: Container
+    visit: Visit, grace: Visitor, container: Container
 ) -> None:
     expense = grace.new_expense(policy=str(add_gifts(container, 1)), amount="50.00")  # Alice
+    container.org().change_user(ChangeUser(user_id=UserId(2), role=Role.ADMIN))
+    bob = visit()
+    bob.sign_in(2)
     path = "/app/organisation/people/1/deactivate"
 
-    preview = alice.get(path)
-    refused = alice.submit(path, path, {"replacement": ""})
-    not_eligible = alice.submit(path, path, {"replacement": "2"})
+    preview = bob.get(path)
+    refused = bob.submit(path, path, {"replacement": ""})
+    not_eligible = bob.submit(path, path, {"replacement": "2"})
 
     shown = text_of(preview.text)
     assert "Steps nobody else may take" in shown
@@ -247,3 +258,16 @@ def test_another_companys_person_is_not_found(alice: Visitor, other: OtherCompan
 
     assert alice.get(path).status_code == 404
     assert alice.submit("/app/organisation", path, {}).status_code == 404
+
+
+def test_an_admin_cannot_deactivate_themselves(alice: Visitor, container: Container) -> None:
+    path = "/app/organisation/people/1/deactivate"
+
+    assert 'href="/app/organisation/people/1/deactivate"' not in alice.get("/app/organisation").text
+    shown = alice.get(path)
+    refused = alice.submit(path, path, {})
+
+    assert "You cannot deactivate yourself" in text_of(shown.text)
+    assert ">Deactivate Alice Chen</button>" not in shown.text
+    assert refused.status_code == 409
+    assert container.org().user(UserId(1)).user.active is True
