@@ -72,12 +72,14 @@ from expense_core.services.orgfiles import (
     TeamPlan,
     check_plan,
 )
+from expense_core.services.sign_in_links import LINK_TTL, IssuedLink, SignInLinks
 
 __all__ = [
     "BULK_LIMIT",
     "EMAIL_LIMIT",
     "KEY_LIMIT",
     "LEASE",
+    "LINK_TTL",
     "MAX_PAGE",
     "NEW_USER",
     "SWEEP_BATCH",
@@ -98,6 +100,7 @@ __all__ = [
     "ExpenseService",
     "ImportReport",
     "IssueToken",
+    "IssuedLink",
     "IssuedToken",
     "LevelPlan",
     "ListTokens",
@@ -117,6 +120,7 @@ __all__ = [
     "RoutingExplanation",
     "SendBack",
     "SetDelegation",
+    "SignInLinks",
     "StepPlan",
     "SubmitExpense",
     "Submitted",
