@@ -175,6 +175,7 @@ def test_every_form_of_the_pages_is_a_known_post() -> None:
         "/app/organisation/people",
         "/app/organisation/people/1/deactivate",
         "/app/sign-in",
+        "/app/sign-in/link",
         "/app/sign-out",
     ]
 
@@ -195,6 +196,7 @@ def test_a_post_without_its_sessions_csrf_token_is_refused_and_changes_nothing(
         f"/app/organisation/people/{expense}/deactivate": {},
         "/app/inbox/approve-selected": {"expense_id": str(expense)},
         "/app/sign-in": {"person": "1"},
+        "/app/sign-in/link": {"code": "0123456789abcdef.x"},
         "/app/sign-out": {},
     }
     others = visit()
