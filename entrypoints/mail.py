@@ -19,6 +19,11 @@ def expense_url(public_url: str, expense_id: int) -> str:
     return f"{public_url.rstrip('/')}/app/expenses/{expense_id}"
 
 
+def sign_in_link_url(public_url: str, code: str) -> str:
+    """The address of a one-time sign-in link, under the server's public URL."""
+    return f"{public_url.rstrip('/')}/app/sign-in/link?code={code}"
+
+
 def approval_request(
     *,
     to_name: str,

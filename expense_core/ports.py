@@ -410,6 +410,11 @@ class ApiTokens(Protocol):
         """Mark the token revoked at `at`, unless it was revoked already."""
         ...
 
+    def spend(self, token_id: TokenId, at: datetime) -> bool:
+        """Revoke the token at `at` if nobody has yet (one conditional write), and say whether
+        this call did: of two concurrent calls, one only gets True (a single-use token)."""
+        ...
+
 
 class WebhookRepository(Protocol):
     """A company's webhook subscriptions and their deliveries. A `company_id` of None looks in

@@ -76,3 +76,10 @@ class MemoryTokens:
             return
         token, secret_hash = found
         put(self._undo, self._t.tokens, token_id, (attrs.evolve(token, revoked_at=at), secret_hash))
+
+    def spend(self, token_id: TokenId, at: datetime) -> bool:
+        found = self._t.tokens.get(token_id)
+        if found is None or found[0].revoked_at is not None:
+            return False
+        self.revoke(token_id, at)
+        return True

@@ -220,3 +220,7 @@ class SqlTokens:
 
     def revoke(self, token_id: TokenId, at: datetime) -> None:
         self._link.write(_REVOKE, {"id": token_id, "at": at})
+
+    def spend(self, token_id: TokenId, at: datetime) -> bool:
+        # The row lock orders concurrent calls: a second one finds it revoked and matches none.
+        return self._link.write(_REVOKE, {"id": token_id, "at": at}).rowcount == 1

@@ -1,4 +1,5 @@
-"""`expense-tracker token issue|list|revoke`: bearer tokens for users (AUTH_MODE=token).
+"""`expense-tracker token issue|list|revoke|link`: bearer tokens for users (AUTH_MODE=token),
+and one-time sign-in links to the pages.
 
 Run by whoever holds the database, so for anyone: issue a token (how long it lives, a name),
 list a user's or a company's tokens without their secrets, revoke one by its id.
@@ -15,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from entrypoints.cli.common import OK, Commands, Usage, add_group, opened, where
+from entrypoints.mail import sign_in_link_url as link_url
 from entrypoints.settings import MEMORY_URL, Settings
 from expense_core.model import CompanyId, UserId
-from expense_core.services import IssueToken, ListTokens, RevokeToken
+from expense_core.services import IssueToken, ListTokens, RevokeToken, SignInLinks
 from expense_core.tokens import DEFAULT_TTL, MAX_TTL, MIN_TTL, NAME_LIMIT, ApiToken
 
 _TTL = re.compile(r"(\d{1,6})([hd])")
@@ -72,6 +74,18 @@ def add_commands(commands: Commands) -> None:
     revoke_parser.add_argument("token_id", metavar="TOKEN_ID", help="the token's id")
     revoke_parser.set_defaults(command=token_revoke)
 
+    link_parser = token_commands.add_parser(
+        "link",
+        help="print a one-time sign-in link to the pages for a user",
+        description=(
+            "Print a link under PUBLIC_URL that signs an active user in to the pages once, "
+            "within 15 minutes; `token list` shows it as a 'sign-in link' and `token revoke` "
+            "ends it. The link is printed alone on the last line."
+        ),
+    )
+    link_parser.add_argument("--user-id", type=int, required=True, help="whom it signs in")
+    link_parser.set_defaults(command=token_link)
+
 
 def _ttl(text: str) -> timedelta:
     found = _TTL.fullmatch(text.strip())
@@ -110,6 +124,22 @@ def token_issue(args: argparse.Namespace, settings: Settings, console: Console) 
         "UTC (shown once; store it now):"
     )
     sys.stdout.write(issued.token + "\n")
+    sys.stdout.flush()
+    return OK
+
+
+def token_link(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if settings.is_memory:
+        raise Usage(f"DATABASE_URL={MEMORY_URL} forgets everything on exit: no link would work")
+    _positive(args.user_id, "--user-id")
+    with opened(settings) as container:
+        issued = SignInLinks(container.new_uow(), container.clock()).issue(UserId(args.user_id))
+    record = issued.record
+    console.print(
+        f"sign-in link {record.id} for user {record.user_id}, works once until "
+        f"{_when(record.expires_at)} UTC:"
+    )
+    sys.stdout.write(link_url(settings.public_url, issued.code) + "\n")
     sys.stdout.flush()
     return OK
 

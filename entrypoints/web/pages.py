@@ -60,6 +60,7 @@ from expense_core.services import (
     ExpenseService,
     OrgService,
     RejectExpense,
+    SendBack,
     SubmitExpense,
     WithdrawExpense,
 )
@@ -71,7 +72,13 @@ Cursor = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, required=False)]
 Word = Annotated[str, QueryParameter(required=False, max_length=20)]
 # Refusals a form shows beside its fields; NotFound and Unavailable get their own pages.
 REFUSALS: Final = (InvalidInput, Forbidden, Conflict)
-DONE: Final = {"approve": "approved", "reject": "rejected", "withdraw": "withdrew"}
+DONE: Final = {
+    "approve": "approved",
+    "reject": "rejected",
+    "withdraw": "withdrew",
+    "send_back": "sent back",
+    "resubmit": "resubmitted",
+}
 
 
 class SignInForm(msgspec.Struct):
@@ -436,8 +443,17 @@ def _decide(
         expenses.withdraw(
             WithdrawExpense(expense_id=expense, user_id=viewer.id, company_id=viewer.company_id)
         )
+    elif data.decision == "send_back":
+        expenses.send_back(
+            SendBack(
+                expense_id=expense,
+                user_id=viewer.id,
+                reason=comment,
+                company_id=viewer.company_id,
+            )
+        )
     else:
-        raise FieldRefused("decision", "Choose Approve, Reject or Withdraw.")
+        raise FieldRefused("decision", "Choose Approve, Reject, Send back or Withdraw.")
 
 
 def _expense_page(

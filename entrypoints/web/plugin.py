@@ -24,11 +24,14 @@ from litestar.template import TemplateConfig
 
 from entrypoints.container import Container
 from entrypoints.web.errors import page_error_handlers
+from entrypoints.web.links import SignInLinkPages
+from entrypoints.web.organisation import OrganisationPages
 from entrypoints.web.pages import ExpensePages, InboxPages, SignInPages
+from entrypoints.web.resubmit import ResubmitPages
 from entrypoints.web.session import SECRET_VARIABLE, Sessions
 from entrypoints.web.site import Site, csrf_check, signed_in
 from entrypoints.web.views import instant, money, shown_time
-from expense_core.services import AccessService, ExpenseService, OrgService
+from expense_core.services import AccessService, ExpenseService, OrgService, SignInLinks
 
 log = logging.getLogger("expense_tracker.web")
 
@@ -86,14 +89,25 @@ class WebPages(InitPluginProtocol):
         def access() -> AccessService:
             return container.access()
 
+        def sign_in_links() -> SignInLinks:
+            return SignInLinks(container.new_uow(), container.clock())
+
         pages = Router(
             path="/app",
-            route_handlers=[SignInPages, ExpensePages, InboxPages],
+            route_handlers=[
+                SignInPages,
+                ExpensePages,
+                InboxPages,
+                ResubmitPages,
+                OrganisationPages,
+                SignInLinkPages,
+            ],
             dependencies={
                 "site": Provide(the_site, sync_to_thread=False),
                 "expenses": Provide(expenses, sync_to_thread=False),
                 "org": Provide(org, sync_to_thread=False),
                 "access": Provide(access, sync_to_thread=False),
+                "links": Provide(sign_in_links, sync_to_thread=False),
                 "viewer": Provide(signed_in, sync_to_thread=True),
             },
             before_request=csrf_check(site),

@@ -17,7 +17,7 @@ from entrypoints.settings import AuthMode
 from entrypoints.web.session import CSRF_FIELD, SESSION_COOKIE, Session, Sessions
 from expense_core import visibility
 from expense_core.errors import NotFound
-from expense_core.model import CompanyId, Member, UserId
+from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.ports import Clock
 from expense_core.services import MAX_PAGE, ExpenseService, OrgService
 
@@ -78,6 +78,7 @@ class Nav:
     csrf: str
     name: str | None = None
     waiting: str | None = None  # how many steps wait in the inbox ("100+" past a full page)
+    admin: bool = False  # whether the navigation links to the organisation
 
 
 def signed_in(
@@ -124,7 +125,11 @@ def render(
     **context: Any,
 ) -> Template:
     """A page: the template with the navigation (when someone is signed in) and `context`."""
-    nav = Nav(viewer.csrf, viewer.name, waiting) if isinstance(viewer, Viewer) else viewer
+    nav = (
+        Nav(viewer.csrf, viewer.name, waiting, viewer.member.user.role is Role.ADMIN)
+        if isinstance(viewer, Viewer)
+        else viewer
+    )
     csrf = context.pop("csrf", None) or (None if nav is None else nav.csrf)
     return Template(
         template_name=template,

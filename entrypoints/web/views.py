@@ -65,6 +65,8 @@ def allowed_actions(expense: Expense, viewer: UserId, at: datetime) -> frozenset
         "approve": lambda: workflow.approve(expense, viewer, None, at),
         "reject": lambda: workflow.reject(expense, viewer, _SOME_REASON, at),
         "withdraw": lambda: workflow.withdraw(expense, viewer, at),
+        "send_back": lambda: workflow.send_back(expense, viewer, _SOME_REASON, at),
+        "resubmit": lambda: workflow.check_resubmission(expense, viewer),
     }
     allowed = set()
     for action, attempt in attempts.items():
@@ -115,7 +117,9 @@ def in_words(exc: DomainError) -> str:
     if isinstance(exc, PolicyChoiceRequired):
         return "Choose a policy, or a category and let the amount pick the policy; not both."
     if isinstance(exc, ReasonRequired):
-        return "Say why: a rejection needs a reason."
+        # The rule names what needs the reason: a rejection, or sending an expense back.
+        what = exc.message.removesuffix(" needs a non-empty reason")
+        return f"Say why: {what} needs a reason."
     text = exc.message
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 

@@ -54,6 +54,7 @@ from expense_core.services.organisation import (
     EMAIL_LIMIT,
     NEW_USER,
     UNCHANGED,
+    ChangePreview,
     ChangeUser,
     NewPolicy,
     NewUser,
@@ -74,6 +75,7 @@ from expense_core.services.orgfiles import (
     TeamPlan,
     check_plan,
 )
+from expense_core.services.sign_in_links import LINK_TTL, IssuedLink, SignInLinks
 from expense_core.services.signon import SignOnService
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "EMAIL_LIMIT",
     "KEY_LIMIT",
     "LEASE",
+    "LINK_TTL",
     "MAX_PAGE",
     "NEW_USER",
     "SWEEP_BATCH",
@@ -91,6 +94,7 @@ __all__ = [
     "AuditService",
     "BulkAction",
     "BulkDecision",
+    "ChangePreview",
     "ChangeUser",
     "ClearDelegation",
     "DecideInBulk",
@@ -101,6 +105,7 @@ __all__ = [
     "ExpenseService",
     "ImportReport",
     "IssueToken",
+    "IssuedLink",
     "IssuedToken",
     "LevelPlan",
     "ListTokens",
@@ -121,6 +126,7 @@ __all__ = [
     "RoutingExplanation",
     "SendBack",
     "SetDelegation",
+    "SignInLinks",
     "SignOnService",
     "StepPlan",
     "SubmitExpense",

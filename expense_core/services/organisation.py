@@ -149,6 +149,17 @@ class UserChanged:
 
 
 @attrs.frozen
+class ChangePreview:
+    """What a user change would do if confirmed now: the user as changed, the pending steps
+    that would move and to whom, and those nobody would be eligible for (the change is then
+    refused unless a replacement approver is named)."""
+
+    user: User
+    reassignments: tuple[Reassignment, ...]
+    stranded: tuple[tuple[ExpenseId, int], ...]
+
+
+@attrs.frozen
 class PolicyInfo:
     """A policy, and whether some expense was routed by it (then it can only be replaced)."""
 
@@ -431,6 +442,34 @@ class OrgService:
             uow.commit()
         return UserChanged(stored, reassignments)
 
+    def preview_change_user(self, cmd: ChangeUser) -> ChangePreview:
+        """What `change_user(cmd)` would do now, changing nothing: the steps it would move and
+        to whom, and those it would strand.
+
+        A dry run of the same rules in a unit of work that is never committed, so the preview
+        is exactly what confirming would do while the organisation stays as it is.
+
+        Raises:
+            As `change_user`, but for PendingApprovalsStranded: stranded steps are listed.
+        """
+        with self.new_uow() as uow:
+            before = uow.org.member(cmd.user_id).user
+            if cmd.company_id is not None and before.company_id != cmd.company_id:
+                raise UnknownUser(cmd.user_id)
+            user = _apply(before, cmd)
+            check_user(uow, user)
+            stored = uow.org.update_user(user)
+            moved: tuple[Reassignment, ...] = ()
+            stranded: tuple[tuple[ExpenseId, int], ...] = ()
+            if (before.active, before.team_id, before.hierarchy_level_id) != (
+                stored.active,
+                stored.team_id,
+                stored.hierarchy_level_id,
+            ):
+                moved, stranded = _rerouting(uow, stored, cmd, self.clock.now())
+            # Leaving without a commit rolls every write of the dry run back.
+        return ChangePreview(stored, moved, stranded)
+
     # --- policies
 
     def create_policy(self, new: NewPolicy) -> Policy:
@@ -639,6 +678,17 @@ def check_user(uow: UnitOfWork, user: User) -> None:
 def _reroute(
     uow: UnitOfWork, user: User, cmd: ChangeUser, at: datetime
 ) -> tuple[Reassignment, ...]:
+    moved, stranded = _rerouting(uow, user, cmd, at)
+    if stranded:
+        raise PendingApprovalsStranded(user.id, stranded)
+    return moved
+
+
+def _rerouting(
+    uow: UnitOfWork, user: User, cmd: ChangeUser, at: datetime
+) -> tuple[tuple[Reassignment, ...], tuple[tuple[ExpenseId, int], ...]]:
+    """Re-route what the change of `user` affects: the steps moved, and those left with nobody
+    eligible (moved to the replacement instead, when the command names one)."""
     company = user.company_id
     replacement: Member | None = None
     if cmd.replacement_approver_id is not None:
@@ -647,7 +697,7 @@ def _reroute(
             raise UnknownUser(cmd.replacement_approver_id)
     touched = set(uow.org.pending_held_by(company, user.id))
     touched |= set(uow.org.pending_submitted_by(company, user.id))
-    stranded: list[tuple[int, int]] = []
+    stranded: list[tuple[ExpenseId, int]] = []
     moved: list[Reassignment] = []
     # Locks are taken in id order, as every other unit of work that locks several would.
     for expense_id in sorted(touched):
@@ -691,6 +741,4 @@ def _reroute(
             moved.append(Reassignment(expense.id, number, approval.approver_id, chosen.id))
         if events:
             uow.expenses.save(expense, events, notices(before, expense, events))
-    if stranded:
-        raise PendingApprovalsStranded(user.id, tuple(stranded))
-    return tuple(moved)
+    return tuple(moved), tuple(stranded)

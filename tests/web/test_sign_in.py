@@ -159,7 +159,7 @@ def page_posts(container: Container) -> list[str]:
     """Every POST route of the pages, with 1 for an id."""
     app = create_app(container)
     return sorted(
-        route.path.replace("{expense_id:int}", "1")
+        route.path.replace("{expense_id:int}", "1").replace("{user_id:int}", "1")
         for route in app.routes
         if route.path.startswith("/app") and "POST" in route.methods
     )
@@ -170,9 +170,13 @@ def test_every_form_of_the_pages_is_a_known_post() -> None:
 
     assert page_posts(memory_container()) == [
         "/app/expenses/1/decide",
+        "/app/expenses/1/resubmit",
         "/app/expenses/new",
         "/app/inbox/approve-selected",
+        "/app/organisation/people",
+        "/app/organisation/people/1/deactivate",
         "/app/sign-in",
+        "/app/sign-in/link",
         "/app/sign-out",
     ]
 
@@ -188,8 +192,12 @@ def test_a_post_without_its_sessions_csrf_token_is_refused_and_changes_nothing(
     forms = {
         "/app/expenses/new": {"policy": "1", "amount": "10.00"},
         f"/app/expenses/{expense}/decide": {"decision": "approve"},
+        f"/app/expenses/{expense}/resubmit": {"amount": "1.00"},
+        "/app/organisation/people": {"name": "X", "email": "x@techcorp.com", "level": "7"},
+        f"/app/organisation/people/{expense}/deactivate": {},
         "/app/inbox/approve-selected": {"expense_id": str(expense)},
         "/app/sign-in": {"person": "1"},
+        "/app/sign-in/link": {"code": "0123456789abcdef.x"},
         "/app/sign-out": {},
     }
     others = visit()
