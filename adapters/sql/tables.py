@@ -9,10 +9,9 @@ its tenant, ready for distribution by company); the tables `expense_events`,
 `escalate_after_hours` and `escalate_at`; `idempotency_keys.decision` (0005); and `delegations`
 with `expense_events.on_behalf_of` (0006); the notification tables `outbox`, `webhooks` and
 `deliveries` (0007); the tokens' `name`, `expires_at`, `last_used_at` and `revoked_at` (0008);
-the `audit_log` (0009).
-Constraints carry the names PostgreSQL gives the
-seed's unnamed ones. The migrations create all this; these tables are what queries are built
-from, and a test holds the two to each other.
+the `audit_log` (0009); indexes for a manager's reports and an e-mail in any case (0010).
+Constraints carry the names PostgreSQL gives the seed's unnamed ones. The migrations create
+all this; these tables are what queries are built from, and a test holds the two to each other.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 
@@ -97,7 +97,11 @@ users = Table(
     Index("ix_users_company_team", "company_id", "team_id"),
     Index("ix_users_hierarchy_level", "hierarchy_level_id"),
     Index("ix_users_team_hierarchy", "team_id", "hierarchy_level_id"),
+    # A manager's reports: visibility walks the reporting chain down from the reader.
+    Index("ix_users_company_manager", "company_id", "manager_id"),
 )
+# The user an OpenID Connect token's e-mail names, whatever its case.
+Index("ix_users_company_email_lower", users.c.company_id, func.lower(users.c.email))
 
 policies = Table(
     "policies",

@@ -273,6 +273,17 @@ def test_the_additions_are_there(postgres_url: str) -> None:
         "CREATE INDEX ix_expense_events_company_expense ON public.expense_events "
         "USING btree (company_id, expense_id, id)",
     ) in catalog["indexes"]
+    assert (
+        "users",
+        "ix_users_company_manager",
+        "CREATE INDEX ix_users_company_manager ON public.users USING btree (company_id, manager_id)",
+    ) in catalog["indexes"]
+    assert (
+        "users",
+        "ix_users_company_email_lower",
+        "CREATE INDEX ix_users_company_email_lower ON public.users "
+        "USING btree (company_id, lower((email)::text))",
+    ) in catalog["indexes"]
 
 
 def _drift(url: str) -> list[Any]:
