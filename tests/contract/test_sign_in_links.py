@@ -14,8 +14,10 @@ from expense_core.ports import UnitOfWork
 from expense_core.services import (
     LINK_TTL,
     AccessService,
+    AuditService,
     ChangeUser,
     OrgService,
+    ReadAudit,
     RevokeToken,
     SignInLinks,
 )
@@ -44,6 +46,24 @@ def test_a_link_signs_its_user_in_once(links: SignInLinks, org: Org) -> None:
         links.redeem(issued.code)
     with pytest.raises(Unauthenticated, match="used already"):
         links.holder(issued.code)
+
+
+def test_issuing_a_link_is_in_the_audit_log_without_its_secret(
+    new_uow: Callable[[], UnitOfWork], links: SignInLinks, org: Org
+) -> None:
+    issued = links.issue(org.person(GRACE))
+    token_id = issued.record.id
+    log = AuditService(new_uow).page(
+        ReadAudit(company_id=org.id, target_type="token", target_id=token_id)
+    )
+    assert [(e.action, e.actor_id, e.target_id) for e in log.items] == [
+        ("token.issued", None, token_id)
+    ]
+    after = log.items[0].after
+    assert after is not None
+    assert after["name"] == "sign-in link"
+    assert after["user_id"] == org.person(GRACE)
+    assert issued.code.partition(".")[2] not in repr(log.items[0])
 
 
 def test_a_link_lasts_15_minutes(links: SignInLinks, org: Org, clock: SettableClock) -> None:
