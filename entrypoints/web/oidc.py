@@ -246,7 +246,8 @@ class OidcSignInPages(Controller):
             )
             member = sign_on.member(identity)
         except (InvalidInput, Unauthenticated, Unavailable) as refused:
-            log.info("OIDC sign-in to the pages refused: %s (%s)", refused.code, refused)
+            # The code alone: the message may hold an e-mail address.
+            log.info("OIDC sign-in to the pages refused: %s", refused.code)
             return _refused(request, site, org, refused, [cleared])
         session = Session.signed_in(member.id, site.clock.now())
         return Redirect(
@@ -254,7 +255,7 @@ class OidcSignInPages(Controller):
         )
 
 
-def in_words(refused: DomainError) -> str:
+def why_refused(refused: DomainError) -> str:
     """Why a sign-in failed, for the person who tried."""
     if isinstance(refused, NoUserWithEmail | AmbiguousEmail):
         return (
@@ -285,7 +286,7 @@ def _refused(
         org,
         site.session_of(request),
         company=1,
-        errors={"oidc": in_words(refused)},
+        errors={"oidc": why_refused(refused)},
         status_code=status_of(refused),
     )
     page.cookies = [*page.cookies, *cookies]
