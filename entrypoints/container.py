@@ -20,7 +20,7 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
 from entrypoints.observed import watched
-from entrypoints.ports import BulkLoader, IdentityVerifier
+from entrypoints.ports import BulkLoader, IdentityVerifier, SignInFlow
 from entrypoints.settings import AuthMode, InvalidSetting, Settings
 from expense_core.model import ApprovalStatus, CompanyId, ExpenseStatus
 from expense_core.ports import Clock, UnitOfWork
@@ -239,6 +239,39 @@ def open_verifier(settings: Settings, clock: Clock) -> Iterator[IdentityVerifier
         verifier.close()
 
 
+def open_sign_in_flow(settings: Settings, clock: Clock) -> Iterator[SignInFlow | None]:
+    """What signs people in to the pages at the OpenID Connect issuers with AUTH_MODE=oidc
+    (None otherwise): its ID tokens are checked by a verifier of their own, whose audience is
+    the client id; closed when the container shuts down."""
+    if settings.auth_mode is not AuthMode.OIDC:
+        yield None
+        return
+    from adapters.oidc import CodeFlow, OidcVerifier
+
+    client_id = settings.oidc_client
+    assert client_id is not None  # noqa: S101 -- Settings refuses oidc without an audience
+    companies = {url: CompanyId(company) for url, company in settings.oidc_companies.items()}
+    flow = CodeFlow(
+        tuple(companies),
+        OidcVerifier(
+            companies,
+            client_id,
+            clock,
+            leeway_s=settings.oidc_leeway_s,
+            cooldown_s=settings.oidc_jwks_cooldown_s,
+            max_age_s=settings.oidc_jwks_max_age_s,
+        ),
+        client_id=client_id,
+        client_secret=settings.oidc_client_secret,
+        redirect_uri=settings.oidc_redirect_uri,
+        max_age_s=settings.oidc_jwks_max_age_s,
+    )
+    try:
+        yield flow
+    finally:
+        flow.close()
+
+
 class Container(containers.DeclarativeContainer):
     """Settings in, services out; each provider is built on first use.
 
@@ -268,6 +301,7 @@ class Container(containers.DeclarativeContainer):
     audit = providers.Singleton(AuditService, new_uow=new_uow)
     sign_on = providers.Singleton(SignOnService, new_uow=new_uow)
     verifier = providers.Resource(open_verifier, settings=settings, clock=clock)
+    sign_in_flow = providers.Resource(open_sign_in_flow, settings=settings, clock=clock)
 
 
 def container_for(settings: Settings) -> Container:

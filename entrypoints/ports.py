@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from expense_core.identity import Identity
 from expense_core.model import (
@@ -109,6 +109,36 @@ class IdentityVerifier(Protocol):
     def verify(self, token: str) -> Identity:
         """Raises: Unauthenticated (a token not to be trusted, with a code saying why) or
         Unavailable (the provider's keys cannot be had now)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of kept-open connections."""
+        ...
+
+
+@runtime_checkable  # Litestar checks what a dependency provides against its annotation
+class SignInFlow(Protocol):
+    """The pages' sign-in at OpenID Connect issuers: the authorization-code flow with PKCE
+    (AUTH_MODE=oidc: `adapters.oidc.CodeFlow`). The browser's state, nonce and code verifier
+    are the caller's to keep; this only speaks to the issuers."""
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """The trusted issuers, as configured."""
+        ...
+
+    def authorization_url(self, issuer: str, *, state: str, nonce: str, code_verifier: str) -> str:
+        """Where to send the browser to sign in at `issuer`.
+
+        Raises: Unauthenticated (an issuer not trusted) or Unavailable (its discovery
+        document cannot be had now)."""
+        ...
+
+    def identity(self, issuer: str, *, code: str, code_verifier: str, nonce: str) -> Identity:
+        """Whom `issuer` vouches for in exchange for the code its sign-in brought back.
+
+        Raises: Unauthenticated (a code refused, an ID token not to be trusted, with a code
+        saying why) or Unavailable (the issuer cannot be reached)."""
         ...
 
     def close(self) -> None:

@@ -24,6 +24,11 @@ LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 METRICS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
+# Where an OpenID Connect issuer sends a person back after they signed in to the pages; the
+# redirect URI registered at the provider is PUBLIC_URL followed by this.
+OIDC_CALLBACK_PATH: Final = "/app/sign-in/callback"
+
+
 class AuthMode(StrEnum):
     """Who the API believes the caller is."""
 
@@ -131,6 +136,11 @@ class Settings:
     oidc_jwks_cooldown_s: int = attrs.field(default=10, validator=_within(0, 3600))
     # ... and in any case once they are this old.
     oidc_jwks_max_age_s: int = attrs.field(default=3600, validator=_within(0, 7 * 86_400))
+    # The pages' sign-in (authorization code with PKCE): the client id registered at each
+    # issuer (an ID token's `aud`; unset, `oidc_audience`) and its secret, when the provider
+    # gave one (client_secret_basic; unset, a public client).
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.auth_mode is not AuthMode.OIDC:
@@ -152,6 +162,17 @@ class Settings:
             url: company if company is not None else (self.oidc_company_id or 0)
             for url, company in self.oidc_issuers
         }
+
+    @property
+    def oidc_client(self) -> str | None:
+        """The client id the pages sign in as at the issuers: OIDC_CLIENT_ID, else
+        OIDC_AUDIENCE."""
+        return self.oidc_client_id or self.oidc_audience
+
+    @property
+    def oidc_redirect_uri(self) -> str:
+        """Where the issuers send people back to the pages: PUBLIC_URL + the callback's path."""
+        return self.public_url.rstrip("/") + OIDC_CALLBACK_PATH
 
     @property
     def is_memory(self) -> bool:
@@ -208,6 +229,8 @@ class Settings:
             "oidc_issuers": read("OIDC_ISSUER"),
             "oidc_audience": read("OIDC_AUDIENCE"),
             "oidc_company_id": number("OIDC_COMPANY_ID"),
+            "oidc_client_id": read("OIDC_CLIENT_ID"),
+            "oidc_client_secret": read("OIDC_CLIENT_SECRET"),
         }
         log_format = read("LOG_FORMAT")
         if log_format is None:
@@ -286,6 +309,8 @@ ENV_NAMES: Final = {
     "oidc_leeway_s": "OIDC_LEEWAY_S",
     "oidc_jwks_cooldown_s": "OIDC_JWKS_COOLDOWN_S",
     "oidc_jwks_max_age_s": "OIDC_JWKS_MAX_AGE_S",
+    "oidc_client_id": "OIDC_CLIENT_ID",
+    "oidc_client_secret": "OIDC_CLIENT_SECRET",
 }
 # Whole numbers read the same way, by their variable's name.
 NUMBERS: Final = (

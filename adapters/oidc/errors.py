@@ -30,6 +30,15 @@ class WrongAudience(Unauthenticated):
         super().__init__("the token is not meant for this service (its aud lacks OIDC_AUDIENCE)")
 
 
+class WrongNonce(Unauthenticated):
+    """An ID token whose `nonce` is not the one its sign-in sent: a token of another sign-in."""
+
+    code = "wrong_nonce"
+
+    def __init__(self) -> None:
+        super().__init__("the ID token's nonce is not the one this sign-in sent")
+
+
 class JwtExpired(Unauthenticated):
     code = "jwt_expired"
 
@@ -56,6 +65,15 @@ class UnverifiedEmail(Unauthenticated):
 
     def __init__(self) -> None:
         super().__init__("the token's email_verified claim is false")
+
+
+class CodeRefused(Unauthenticated):
+    """The issuer's token endpoint would not exchange a sign-in's code for an ID token."""
+
+    code = "code_refused"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"the identity provider refused to exchange the sign-in's code ({error})")
 
 
 class IssuerUnavailable(Unavailable):

@@ -32,6 +32,7 @@ from adapters.oidc.errors import (
     UntrustedIssuer,
     UnverifiedEmail,
     WrongAudience,
+    WrongNonce,
 )
 from expense_core.identity import Identity
 from expense_core.model import CompanyId
@@ -59,6 +60,26 @@ MAX_TOKEN_CHARS: Final = 8192
 MAX_DOCUMENT_BYTES: Final = 512 * 1024  # a discovery document or a JWKS
 DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 USER_AGENT: Final = "expense-tracker-oidc"
+
+
+def read_document(client: httpx.Client, url: str) -> dict[str, Any]:
+    """The JSON object `url` answers (a discovery document, a JWKS).
+
+    Raises:
+        httpx.HTTPError: no answer, or not a 2xx one.
+        ValueError: not a JSON object, or longer than `MAX_DOCUMENT_BYTES`.
+    """
+    with client.stream("GET", url) as answer:
+        answer.raise_for_status()
+        body = bytearray()
+        for chunk in answer.iter_bytes():
+            body += chunk
+            if len(body) > MAX_DOCUMENT_BYTES:
+                raise ValueError(f"{url} answers more than {MAX_DOCUMENT_BYTES} bytes")
+    document = json.loads(body)
+    if not isinstance(document, dict):
+        raise ValueError(f"{url} does not answer a JSON object")
+    return document
 
 
 class IssuerKeys:
@@ -152,17 +173,7 @@ class IssuerKeys:
         return KeySet.import_key_set({"keys": public})
 
     def _document(self, url: str) -> dict[str, Any]:
-        with self._client.stream("GET", url) as answer:
-            answer.raise_for_status()
-            body = bytearray()
-            for chunk in answer.iter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise ValueError(f"{url} answers more than {MAX_DOCUMENT_BYTES} bytes")
-        document = json.loads(body)
-        if not isinstance(document, dict):
-            raise ValueError(f"{url} does not answer a JSON object")
-        return document
+        return read_document(self._client, url)
 
     def _find(self, kid: str | None) -> Key | None:
         if self._keys is None:
@@ -210,8 +221,9 @@ class OidcVerifier:
             for issuer in self._companies
         }
 
-    def verify(self, token: str) -> Identity:
-        """The identity a valid token vouches for: its e-mail address, in its issuer's company.
+    def verify(self, token: str, *, nonce: str | None = None) -> Identity:
+        """The identity a valid token vouches for: its e-mail address, in its issuer's company;
+        an ID token of a sign-in must also carry the `nonce` the sign-in sent.
 
         Raises:
             InvalidJwt: malformed, an algorithm not in `ALGORITHMS`, a bad signature, or no
@@ -220,6 +232,7 @@ class OidcVerifier:
                 named; `exp`, `nbf` and `iat` are allowed `leeway_s` of clock skew.
             UnknownSigningKey: the issuer publishes no key with the token's `kid`.
             IssuerUnavailable: the issuer's keys cannot be fetched and none are kept.
+            WrongNonce: `nonce` is given and the token carries another one, or none.
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidJwt(f"longer than {MAX_TOKEN_CHARS} characters")
@@ -248,7 +261,7 @@ class OidcVerifier:
             raise InvalidJwt(f"the signature cannot be checked ({exc.error})") from None
         if not valid:
             raise InvalidJwt("the signature does not verify")
-        self._check_claims(claims, issuer)
+        self._check_claims(claims, issuer, nonce)
         email = claims["email"]
         if not isinstance(email, str) or not email.strip():
             raise InvalidJwt("its email claim is not an address")
@@ -256,14 +269,19 @@ class OidcVerifier:
             raise UnverifiedEmail
         return Identity(company_id=self._companies[issuer], email=email.strip(), issuer=issuer)
 
-    def _check_claims(self, claims: dict[str, Any], issuer: str) -> None:
+    def _check_claims(self, claims: dict[str, Any], issuer: str, nonce: str | None) -> None:
+        expected: dict[str, Any] = {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": self._audience},
+            "exp": {"essential": True},
+            "email": {"essential": True},
+        }
+        if nonce is not None:
+            # OpenID Connect Core §3.1.3.7: the ID token of a sign-in is the one this browser
+            # asked for, not one replayed from another sign-in.
+            expected["nonce"] = {"essential": True, "value": nonce}
         registry = JWTClaimsRegistry(
-            now=int(self._clock.now().timestamp()),
-            leeway=self._leeway_s,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": self._audience},
-            exp={"essential": True},
-            email={"essential": True},
+            now=int(self._clock.now().timestamp()), leeway=self._leeway_s, **expected
         )
         try:
             registry.validate(claims)
@@ -272,10 +290,14 @@ class OidcVerifier:
         except MissingClaimError as exc:
             if exc.claim == "aud":
                 raise WrongAudience from None
+            if exc.claim == "nonce":
+                raise WrongNonce from None
             raise InvalidJwt(f"it lacks the claims {exc.claim}") from None
         except ClaimError as exc:
             if exc.claim == "aud":
                 raise WrongAudience from None
+            if exc.claim == "nonce":
+                raise WrongNonce from None
             if exc.claim in ("nbf", "iat"):
                 raise JwtNotYetValid from None
             raise InvalidJwt(f"its {exc.claim} claim is invalid") from None

@@ -147,17 +147,15 @@ class SignInPages(Controller):
             if site.auth_mode is AuthMode.TOKEN:
                 member = access.authenticate(data.token.strip())
             elif site.auth_mode is AuthMode.OIDC:
-                # The pages' sign-in through OpenID Connect (authorization code with PKCE) is
-                # still to come: until then nobody signs in here, rather than anyone as anyone.
-                raise FieldRefused(
-                    "token", "Sign-in to these pages with OpenID Connect is not available yet."
-                )
+                # People sign in at their identity provider (`entrypoints.web.oidc`); a token
+                # or a name typed here signs in nobody.
+                raise FieldRefused("oidc", "Sign in with your identity provider's button.")
             else:
                 member = org.user(_chosen("person", data.person, "Choose a person from the list."))
                 if not member.user.active:
                     raise InactiveUser(member.id)
         except (Unauthenticated, NotFound, InactiveUser, FieldRefused) as refused:
-            field = "person" if site.auth_mode is AuthMode.DEMO else "token"
+            field = {AuthMode.DEMO: "person", AuthMode.OIDC: "oidc"}.get(site.auth_mode, "token")
             company = data.company if data.company.isdigit() else "1"
             return _sign_in(
                 request,
@@ -206,6 +204,7 @@ def _sign_in(
         "company": None,
         "people": (),
         "next_cursor": None,
+        "issuers": site.issuers,
     }
     if site.auth_mode is AuthMode.DEMO:
         try:

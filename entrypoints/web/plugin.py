@@ -23,15 +23,24 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from entrypoints.container import Container
+from entrypoints.ports import SignInFlow
+from entrypoints.settings import AuthMode
 from entrypoints.web.errors import page_error_handlers
 from entrypoints.web.links import SignInLinkPages
+from entrypoints.web.oidc import Flows, OidcSignInPages, issuer_choices
 from entrypoints.web.organisation import OrganisationPages
 from entrypoints.web.pages import ExpensePages, InboxPages, SignInPages
 from entrypoints.web.resubmit import ResubmitPages
 from entrypoints.web.session import SECRET_VARIABLE, Sessions
 from entrypoints.web.site import Site, csrf_check, signed_in
 from entrypoints.web.views import instant, money, shown_time
-from expense_core.services import AccessService, ExpenseService, OrgService, SignInLinks
+from expense_core.services import (
+    AccessService,
+    ExpenseService,
+    OrgService,
+    SignInLinks,
+    SignOnService,
+)
 
 log = logging.getLogger("expense_tracker.web")
 
@@ -71,10 +80,14 @@ class WebPages(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         container = self._container
+        settings = container.settings()
         site = Site(
             sessions=Sessions(self._secret),
-            auth_mode=container.settings().auth_mode,
+            auth_mode=settings.auth_mode,
             clock=container.clock(),
+            issuers=issuer_choices([url for url, _ in settings.oidc_issuers])
+            if settings.auth_mode is AuthMode.OIDC
+            else (),
         )
 
         def the_site() -> Site:
@@ -92,24 +105,47 @@ class WebPages(InitPluginProtocol):
         def sign_in_links() -> SignInLinks:
             return SignInLinks(container.new_uow(), container.clock())
 
+        handlers: list[type] = [
+            SignInPages,
+            ExpensePages,
+            InboxPages,
+            ResubmitPages,
+            OrganisationPages,
+            SignInLinkPages,
+        ]
+        dependencies = {
+            "site": Provide(the_site, sync_to_thread=False),
+            "expenses": Provide(expenses, sync_to_thread=False),
+            "org": Provide(org, sync_to_thread=False),
+            "access": Provide(access, sync_to_thread=False),
+            "links": Provide(sign_in_links, sync_to_thread=False),
+            "viewer": Provide(signed_in, sync_to_thread=True),
+        }
+        if settings.auth_mode is AuthMode.OIDC:
+            # Sign-in at the identity provider: the pages' only way in with AUTH_MODE=oidc.
+            flows = Flows(self._secret)
+
+            def the_flows() -> Flows:
+                return flows
+
+            def sign_in_flow() -> SignInFlow:
+                flow = container.sign_in_flow()
+                assert flow is not None  # noqa: S101 -- the container makes one for oidc
+                return flow
+
+            def sign_on() -> SignOnService:
+                return container.sign_on()
+
+            handlers.append(OidcSignInPages)
+            dependencies |= {
+                "flows": Provide(the_flows, sync_to_thread=False),
+                "sign_in_flow": Provide(sign_in_flow, sync_to_thread=False),
+                "sign_on": Provide(sign_on, sync_to_thread=False),
+            }
         pages = Router(
             path="/app",
-            route_handlers=[
-                SignInPages,
-                ExpensePages,
-                InboxPages,
-                ResubmitPages,
-                OrganisationPages,
-                SignInLinkPages,
-            ],
-            dependencies={
-                "site": Provide(the_site, sync_to_thread=False),
-                "expenses": Provide(expenses, sync_to_thread=False),
-                "org": Provide(org, sync_to_thread=False),
-                "access": Provide(access, sync_to_thread=False),
-                "links": Provide(sign_in_links, sync_to_thread=False),
-                "viewer": Provide(signed_in, sync_to_thread=True),
-            },
+            route_handlers=handlers,
+            dependencies=dependencies,
             before_request=csrf_check(site),
             exception_handlers=page_error_handlers(site),
             include_in_schema=False,

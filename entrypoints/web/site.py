@@ -30,12 +30,21 @@ class SignInRequired(NotAuthorizedException):
 
 
 @attrs.frozen
+class IssuerChoice:
+    """An OpenID Connect issuer the sign-in page offers a button for (AUTH_MODE=oidc)."""
+
+    url: str
+    label: str  # what the button names: the issuer's host
+
+
+@attrs.frozen
 class Site:
     """The pages' own configuration, built once with the app."""
 
     sessions: Sessions
     auth_mode: AuthMode
     clock: Clock
+    issuers: tuple[IssuerChoice, ...] = ()  # AUTH_MODE=oidc: whom the sign-in page offers
 
     def session_of(self, request: Request[Any, Any, Any]) -> Session | None:
         return self.sessions.open(request.cookies.get(SESSION_COOKIE), self.clock.now())

@@ -227,7 +227,7 @@ def test_an_api_token_is_not_a_jwt(api: OidcApi) -> None:
 
 
 @pytest.mark.parametrize("form", [{"person": "1"}, {"token": "whatever"}])
-def test_the_pages_sign_in_nobody_until_they_speak_openid_connect(
+def test_the_pages_sign_in_nobody_but_through_the_identity_provider(
     api: OidcApi, form: dict[str, str]
 ) -> None:
     visitor = Visitor(api.client)
@@ -235,5 +235,5 @@ def test_the_pages_sign_in_nobody_until_they_speak_openid_connect(
     answer = visitor.submit("/app/", "/app/sign-in", form)
 
     assert answer.status_code == 400
-    assert "not available yet" in error_beside(answer.text, "token")
+    assert "identity provider" in error_beside(answer.text, "oidc")
     assert visitor.get("/app/expenses").headers["location"] == "/app/"

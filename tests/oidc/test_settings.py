@@ -77,7 +77,7 @@ def test_every_oidc_setting_is_documented() -> None:
     security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     names = [name for name in ENV_NAMES.values() if name.startswith("OIDC_")]
 
-    assert len(names) == 6
+    assert len(names) == 8
     for name in names:
         assert f"`{name}`" in configuration, name
         assert name in security, name
