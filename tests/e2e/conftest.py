@@ -47,7 +47,8 @@ def environment(**values: str) -> dict[str, str]:
             "PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_ALLOW_PRIVATE",
             "SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "ESCALATION_INTERVAL_S", "WORKER_CONCURRENCY",
             "WORKER_IDLE_MS", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_COMPANY_ID", "OIDC_LEEWAY_S",
-            "OIDC_JWKS_COOLDOWN_S", "OIDC_JWKS_MAX_AGE_S")  # fmt: skip
+            "OIDC_JWKS_COOLDOWN_S", "OIDC_JWKS_MAX_AGE_S", "OIDC_CLIENT_ID",
+            "OIDC_CLIENT_SECRET")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     return {**env, "LOG_LEVEL": "WARNING", **values}
 
