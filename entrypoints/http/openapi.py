@@ -124,17 +124,16 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     return document
 
 
-# Swagger UI's and ReDoc's own distributions, as drf-spectacular-sidecar ships them (a Django
-# app of static files; only the files are read).
+# Swagger UI's and ReDoc's own distributions, as openapi-ui-bundles ships them (static files
+# only, no dependencies): each name served, the folder of the package it lies in, its type.
 ASSETS_PATH: Final = "/docs/assets"
-_SIDECAR: Final = "drf_spectacular_sidecar"
-_STATIC: Final = ("static", "drf_spectacular_sidecar")
+_BUNDLES: Final = "openapi_ui_bundles"
 ASSETS: Final = {
-    "swagger-ui-bundle.js": ("swagger-ui-dist", "text/javascript"),
-    "swagger-ui-standalone-preset.js": ("swagger-ui-dist", "text/javascript"),
-    "swagger-ui.css": ("swagger-ui-dist", "text/css"),
-    "favicon-32x32.png": ("swagger-ui-dist", "image/png"),
-    "redoc.standalone.js": ("redoc/bundles", "text/javascript"),
+    "swagger-ui-bundle.js": ("swagger_ui/vendor", "text/javascript"),
+    "swagger-ui-standalone-preset.js": ("swagger_ui/vendor", "text/javascript"),
+    "swagger-ui.css": ("swagger_ui/vendor", "text/css"),
+    "favicon-32x32.png": ("swagger_ui/vendor", "image/png"),
+    "redoc.standalone.js": ("redoc/vendor", "text/javascript"),
 }
 _FAVICON: Final = f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
 
@@ -148,7 +147,7 @@ def asset_file(name: str) -> Path:
     if name not in ASSETS:
         raise NotFoundException
     folder, _ = ASSETS[name]
-    return Path(str(resources.files(_SIDECAR).joinpath(*_STATIC, *folder.split("/"), name)))
+    return Path(str(resources.files(_BUNDLES).joinpath(*folder.split("/"), name)))
 
 
 _SWAGGER = SwaggerRenderPlugin(
