@@ -135,6 +135,25 @@ ASSETS: Final = {
     "favicon-32x32.png": ("swagger_ui/vendor", "image/png"),
     "redoc.standalone.js": ("redoc/vendor", "text/javascript"),
 }
+# What the pages may load: this server's files alone (inline, the page's own script and styles,
+# data: the images in Swagger UI's styles, blob: ReDoc's search worker). A browser so refuses
+# what the scripts would fetch from elsewhere: ReDoc's side menu draws Redocly's logo from its CDN.
+PAGE_POLICY: Final = {
+    "Content-Security-Policy": "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-inline' blob:",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "worker-src 'self' blob:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'self'",
+        )
+    )
+}
 _FAVICON: Final = f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
 
 
@@ -161,12 +180,24 @@ _REDOC = RedocRenderPlugin(
 )
 
 
-@get("/docs", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+@get(
+    "/docs",
+    media_type=MediaType.HTML,
+    response_headers=PAGE_POLICY,
+    include_in_schema=False,
+    sync_to_thread=False,
+)
 def swagger_ui(request: Request[Any, Any, Any]) -> bytes:
     return _SWAGGER.render(request, openapi_document(request.app))
 
 
-@get("/redoc", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+@get(
+    "/redoc",
+    media_type=MediaType.HTML,
+    response_headers=PAGE_POLICY,
+    include_in_schema=False,
+    sync_to_thread=False,
+)
 def redoc(request: Request[Any, Any, Any]) -> bytes:
     return _REDOC.render(request, openapi_document(request.app))
 
