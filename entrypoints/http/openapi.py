@@ -124,17 +124,35 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     return document
 
 
-# Swagger UI's and ReDoc's own distributions, as drf-spectacular-sidecar ships them (a Django
-# app of static files; only the files are read).
+# Swagger UI's and ReDoc's own distributions, as openapi-ui-bundles ships them (static files
+# only, no dependencies): each name served, the folder of the package it lies in, its type.
 ASSETS_PATH: Final = "/docs/assets"
-_SIDECAR: Final = "drf_spectacular_sidecar"
-_STATIC: Final = ("static", "drf_spectacular_sidecar")
+_BUNDLES: Final = "openapi_ui_bundles"
 ASSETS: Final = {
-    "swagger-ui-bundle.js": ("swagger-ui-dist", "text/javascript"),
-    "swagger-ui-standalone-preset.js": ("swagger-ui-dist", "text/javascript"),
-    "swagger-ui.css": ("swagger-ui-dist", "text/css"),
-    "favicon-32x32.png": ("swagger-ui-dist", "image/png"),
-    "redoc.standalone.js": ("redoc/bundles", "text/javascript"),
+    "swagger-ui-bundle.js": ("swagger_ui/vendor", "text/javascript"),
+    "swagger-ui-standalone-preset.js": ("swagger_ui/vendor", "text/javascript"),
+    "swagger-ui.css": ("swagger_ui/vendor", "text/css"),
+    "favicon-32x32.png": ("swagger_ui/vendor", "image/png"),
+    "redoc.standalone.js": ("redoc/vendor", "text/javascript"),
+}
+# What the pages may load: this server's files alone (inline, the page's own script and styles,
+# data: the images in Swagger UI's styles, blob: ReDoc's search worker). A browser so refuses
+# what the scripts would fetch from elsewhere: ReDoc's side menu draws Redocly's logo from its CDN.
+PAGE_POLICY: Final = {
+    "Content-Security-Policy": "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-inline' blob:",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "worker-src 'self' blob:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'self'",
+        )
+    )
 }
 _FAVICON: Final = f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
 
@@ -148,7 +166,7 @@ def asset_file(name: str) -> Path:
     if name not in ASSETS:
         raise NotFoundException
     folder, _ = ASSETS[name]
-    return Path(str(resources.files(_SIDECAR).joinpath(*_STATIC, *folder.split("/"), name)))
+    return Path(str(resources.files(_BUNDLES).joinpath(*folder.split("/"), name)))
 
 
 _SWAGGER = SwaggerRenderPlugin(
@@ -162,12 +180,24 @@ _REDOC = RedocRenderPlugin(
 )
 
 
-@get("/docs", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+@get(
+    "/docs",
+    media_type=MediaType.HTML,
+    response_headers=PAGE_POLICY,
+    include_in_schema=False,
+    sync_to_thread=False,
+)
 def swagger_ui(request: Request[Any, Any, Any]) -> bytes:
     return _SWAGGER.render(request, openapi_document(request.app))
 
 
-@get("/redoc", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+@get(
+    "/redoc",
+    media_type=MediaType.HTML,
+    response_headers=PAGE_POLICY,
+    include_in_schema=False,
+    sync_to_thread=False,
+)
 def redoc(request: Request[Any, Any, Any]) -> bytes:
     return _REDOC.render(request, openapi_document(request.app))
 
