@@ -285,6 +285,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/app/expenses/{expense_id:int}/decide"): PAGE,
     ("GET", "/app/inbox"): PAGE,
     ("POST", "/app/inbox/approve-selected"): PAGE,
+    ("GET", "/app/expenses/{expense_id:int}/resubmit"): PAGE,
+    ("POST", "/app/expenses/{expense_id:int}/resubmit"): PAGE,
+    ("GET", "/app/organisation"): PAGE,
+    ("POST", "/app/organisation/people"): PAGE,
+    ("GET", "/app/organisation/people/{user_id:int}/deactivate"): PAGE,
+    ("POST", "/app/organisation/people/{user_id:int}/deactivate"): PAGE,
+    ("GET", "/app/sign-in/link"): PAGE,
+    ("POST", "/app/sign-in/link"): PAGE,
 }
 
 
