@@ -47,25 +47,54 @@ return {
 """
 
 
+# The first stop of the Tab key in the page's order (no page sets a positive tabindex).
+_FIRST_STOP = """
+const first = document.querySelector(
+  "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex='0']");
+return first ? first.outerHTML : "";
+"""
+
+
+@attrs.frozen
+class Seen:
+    """What one page showed besides axe-core's findings."""
+
+    title: str
+    heading: str
+    lang: str
+    first_stop: str
+    # The widths at which the page was audited, and those at which it scrolled sideways.
+    widths: tuple[int, ...]
+    sideways: tuple[int, ...]
+
+
 @attrs.define
 class Tour:
-    """What a walk through every page found: axe-core's violations, and each page's title,
-    heading and language, by the page's name."""
+    """What a walk through every page found: axe-core's violations, and what each page showed,
+    by the page's name."""
 
     browser: Browser
     violations: list[Violation] = attrs.field(factory=list)
-    titles: dict[str, tuple[str, str, str]] = attrs.field(factory=dict)
-    widths: dict[str, list[int]] = attrs.field(factory=dict)
+    pages: dict[str, Seen] = attrs.field(factory=dict)
 
     def check(self, page: str) -> None:
-        """Audit the page in the window at both widths; note its title, heading and language."""
+        """Audit the page in the window at both widths, and note what it shows."""
         driver = self.browser.driver
+        widths, sideways = [], []
         for width, height in (PHONE, DESKTOP):
             _grow(self.browser, width, height)
             self.violations += audit(driver, page)
-            self.widths.setdefault(page, []).append(driver.execute_script("return innerWidth"))
-        lang = str(driver.execute_script("return document.documentElement.lang"))
-        self.titles[page] = (driver.title, self.browser.heading(), lang)
+            widths.append(int(driver.execute_script("return window.innerWidth")))
+            if self.browser.scrolls_sideways():
+                sideways.append(width)
+        self.pages[page] = Seen(
+            title=driver.title,
+            heading=self.browser.heading(),
+            lang=str(driver.execute_script("return document.documentElement.lang")),
+            first_stop=str(driver.execute_script(_FIRST_STOP)),
+            widths=tuple(widths),
+            sideways=tuple(sideways),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +201,7 @@ def test_the_audit_finds_an_unnamed_field_and_faint_text(browser: Browser) -> No
 
 
 def test_no_page_breaks_an_axe_core_rule_at_375_or_1280_px(tour: Tour) -> None:
-    assert {page: widths for page, widths in tour.widths.items() if widths != [375, 1280]} == {}
+    assert {page: s.widths for page, s in tour.pages.items() if s.widths != (375, 1280)} == {}
     found = failing(tour.violations)
 
     assert not found, "axe-core finds, on these pages:\n" + "\n".join(map(str, found))
@@ -184,16 +213,24 @@ def test_accepted_rules_are_moderate_or_minor_and_say_why() -> None:
 
 def test_each_page_has_a_title_of_its_own_that_starts_with_its_heading(tour: Tour) -> None:
     pages: dict[str, set[str]] = {}
-    for page, (title, heading, _) in tour.titles.items():
-        assert title.startswith(heading), (page, title, heading)
-        assert title.endswith(" · Expense tracker"), (page, title)
+    for page, seen in tour.pages.items():
+        assert seen.title == f"{seen.heading} · Expense tracker", (page, seen)
         # The states of one page share its title; two pages never do.
-        pages.setdefault(title, set()).add(page.split(",")[0])
+        pages.setdefault(seen.title, set()).add(page.split(",")[0])
     assert {title: kinds for title, kinds in pages.items() if len(kinds) > 1} == {}
 
 
 def test_every_page_names_its_language(tour: Tour) -> None:
-    assert {page: lang for page, (_, _, lang) in tour.titles.items() if lang != "en"} == {}
+    assert {page: seen.lang for page, seen in tour.pages.items() if seen.lang != "en"} == {}
+
+
+def test_every_page_starts_with_the_skip_link(tour: Tour) -> None:
+    skip = '<a class="skip" href="#main">Skip to the content</a>'
+    assert {p: s.first_stop for p, s in tour.pages.items() if s.first_stop != skip} == {}
+
+
+def test_no_page_in_any_state_scrolls_sideways_at_375_or_1280_px(tour: Tour) -> None:
+    assert {page: seen.sideways for page, seen in tour.pages.items() if seen.sideways} == {}
 
 
 def test_the_first_tab_shows_the_skip_link_which_moves_the_focus_to_the_content(
