@@ -274,6 +274,28 @@ def test_the_keyboard_focus_is_seen_on_every_control_of_every_kind_of_page(
     assert unseen == []
 
 
+def test_after_an_approval_in_place_the_keyboard_stays_on_the_item(browser: Browser) -> None:
+    browser.sign_in("Grace Taylor")
+    first = browser.submit_expense("Small Equipment", "40.00", "Keyboard")
+    second = browser.submit_expense("Small Equipment", "50.00", "Mouse")
+    browser.sign_in("Frank Miller")
+    browser.follow("Inbox")
+
+    browser.driver.find_element(By.ID, f"comment-{first}").send_keys("Fine")
+    ActionChains(browser.driver).send_keys(Keys.TAB, Keys.ENTER).perform()
+    browser.wait().until(
+        lambda driver: "You approved" in driver.find_element(By.ID, f"item-{first}").text
+    )
+
+    focused = browser.driver.execute_script(
+        "return document.activeElement.closest('li.card')?.id ?? null"
+    )
+    assert focused == f"item-{first}"
+    ActionChains(browser.driver).send_keys(Keys.TAB, Keys.TAB).perform()
+    # Past the link in the message, the next item's checkbox.
+    assert browser.driver.execute_script(_FOCUSED)["id"] == f"select-{second}"
+
+
 def _visible_focus(focused: dict[str, object]) -> bool:
     return (
         focused["outline"] not in ("none", "hidden")
