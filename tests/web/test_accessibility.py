@@ -8,6 +8,7 @@ docs/pages.md says what is checked, what is accepted and why, and how to run it.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
@@ -19,10 +20,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.e2e.conftest import Server, run_cli
 from tests.web.axe import ACCEPTED, Violation, audit, failing, version
-from tests.web.browser import DESKTOP, PHONE, Browser
+from tests.web.browser import DESKTOP, PHONE, Browser, site
 
 pytestmark = pytest.mark.e2e
 
+SKIP = '<a class="skip" href="#main">Skip to the content</a>'
 # The WCAG 2.2 floor for what shows the keyboard focus (1.4.11 non-text contrast).
 FOCUS_CONTRAST = 3.0
 # Where the keyboard focus is, what it looks like there and what is behind it: one object.
@@ -180,6 +182,25 @@ def tour(chromium_driver: WebDriver, web_site: Server) -> Tour:
     return walk
 
 
+def test_the_sign_in_page_in_token_mode_breaks_no_axe_core_rule(
+    chromium_driver: WebDriver, tmp_path: Path
+) -> None:
+    with site(tmp_path, AUTH_MODE="token") as server:
+        chromium_driver.get(f"{server.base_url}/app/static/app.css")
+        chromium_driver.delete_all_cookies()
+        browser = Browser(chromium_driver, server.base_url)
+        walk = Tour(browser)
+        browser.open("/app/")
+        walk.check("sign-in, token mode")
+        browser.type("Token", "et_not-a-token")
+        browser.press("Sign in")
+        assert browser.driver.find_elements(By.CSS_SELECTOR, "[aria-invalid=true]"), browser.text()
+        walk.check("sign-in, token mode, a token refused")
+
+    assert [seen.first_stop for seen in walk.pages.values()] == [SKIP, SKIP]
+    assert not failing(walk.violations), "\n".join(map(str, failing(walk.violations)))
+
+
 def test_axe_core_is_a_current_engine(browser: Browser) -> None:
     browser.open("/app/")
     major, minor = (int(part) for part in version(browser.driver).split(".")[:2])
@@ -225,8 +246,7 @@ def test_every_page_names_its_language(tour: Tour) -> None:
 
 
 def test_every_page_starts_with_the_skip_link(tour: Tour) -> None:
-    skip = '<a class="skip" href="#main">Skip to the content</a>'
-    assert {p: s.first_stop for p, s in tour.pages.items() if s.first_stop != skip} == {}
+    assert {p: s.first_stop for p, s in tour.pages.items() if s.first_stop != SKIP} == {}
 
 
 def test_no_page_in_any_state_scrolls_sideways_at_375_or_1280_px(tour: Tour) -> None:
