@@ -132,6 +132,7 @@ def tour(chromium_driver: WebDriver, web_site: Server) -> Tour:
     workstation = browser.submit_expense("Large Equipment", "4000.00", "Workstation for ML")
     walk.check("expense, as submitter")
     trip = browser.submit_expense("Business Travel", "1850.00", "Berlin: flight and 4 nights")
+    mouse = browser.submit_expense("Small Equipment", "30.00", "Mouse")
     browser.follow("My expenses")
     walk.check("my expenses, with rows")
 
@@ -146,6 +147,10 @@ def tour(chromium_driver: WebDriver, web_site: Server) -> Tour:
     walk.check("inbox, a refusal in place")
     browser.approve_in_inbox(workstation, "Fine by me")
     walk.check("inbox, after an approval in place")
+    browser.driver.find_element(By.ID, f"select-{mouse}").click()
+    browser.press("Approve selected")
+    assert f"Expense #{mouse}: approved" in browser.text()
+    walk.check("inbox, approve-selected results")
     browser.open(f"/app/expenses/{trip}")
     walk.check("expense, as approver")
     browser.press("Send back")
