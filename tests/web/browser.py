@@ -87,15 +87,17 @@ def chromium() -> WebDriver:
 
 
 @contextmanager
-def site(folder: Path) -> Iterator[Server]:
+def site(folder: Path, **settings: str) -> Iterator[Server]:
     """`expense-tracker serve` on a new SQLite file: migrated, seeded with the demo company and
-    Globex beside it, on a free port; stopped on exit."""
+    Globex beside it, on a free port, with `settings` (e.g. AUTH_MODE) in its environment;
+    stopped on exit."""
     port = free_port()
     env = environment(
         DATABASE_URL=f"sqlite:///{folder / 'expense_tracker.db'}",
         HOST="127.0.0.1",
         PORT=str(port),
         SESSION_SECRET="pages-under-test",  # noqa: S106 -- a throwaway server's
+        **settings,
     )
     org_file = folder / "globex.yaml"
     org_file.write_text(GLOBEX)
