@@ -23,6 +23,7 @@ from expense_core.audit import (
     user_record,
 )
 from expense_core.errors import (
+    FallbackApproverAuditor,
     FallbackApproverInactive,
     InvalidOrgChange,
     LevelOutsideTeam,
@@ -220,6 +221,7 @@ class OrgService:
             UnknownCompany.
             UnknownFallbackApprover: no such user in the company.
             FallbackApproverInactive: the user is inactive.
+            FallbackApproverAuditor: the user is an auditor.
         """
         with self.new_uow() as uow:
             company = uow.org.company(company_id)
@@ -603,11 +605,12 @@ def check_email(raw: str) -> str:
 
 
 def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> None:
-    """A fallback approver is an active user of the company.
+    """A fallback approver is an active user of the company, and no auditor.
 
     Raises:
         UnknownFallbackApprover: no such user in the company.
         FallbackApproverInactive: the user is inactive.
+        FallbackApproverAuditor: the user is an auditor (auditors approve nothing).
     """
     try:
         user = uow.org.member(user_id).user
@@ -617,6 +620,8 @@ def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> N
         raise UnknownFallbackApprover(user_id)
     if not user.active:
         raise FallbackApproverInactive(user_id)
+    if user.role is Role.AUDITOR:
+        raise FallbackApproverAuditor(user_id)
 
 
 def _apply(user: User, cmd: ChangeUser) -> User:
