@@ -159,12 +159,13 @@ def _changeable(
         UnknownUser, InactiveUser, ReadOnlyRole, AdminOnly.
     """
     acting = actor(uow, user_id if actor_id is None else actor_id, company_id)
+    user = acting
+    if acting.id != user_id:
+        user = uow.org.member(user_id)
+        if user.user.company_id != acting.user.company_id:
+            raise UnknownUser(user_id)
+    # Another company's user stays unknown, to an auditor as to anyone.
     check_writer(acting, "set or clear a delegation")
-    if acting.id == user_id:
-        return acting
-    user = uow.org.member(user_id)
-    if user.user.company_id != acting.user.company_id:
-        raise UnknownUser(user_id)
-    if acting.user.role is not Role.ADMIN:
+    if user is not acting and acting.user.role is not Role.ADMIN:
         raise AdminOnly("another user's delegation")
     return user

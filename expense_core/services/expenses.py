@@ -453,9 +453,10 @@ class ExpenseService:
                 submitter = checked_actor(member, cmd.user_id, cmd.company_id)
             else:
                 submitter = actor(uow, cmd.user_id, cmd.company_id)
-            check_writer(submitter, "resubmit expenses")
             company = submitter.user.company_id
             expense = uow.expenses.get_for_update(company, cmd.expense_id)
+            # After the lookup: another company's expense stays unknown, to an auditor too.
+            check_writer(submitter, "resubmit expenses")
             # Refuse a wrong actor or state before routing can fail for another reason.
             try:
                 workflow.check_resubmission(expense, submitter.id)

@@ -89,6 +89,4 @@ def test_explain_says_an_auditor_fallback_approver_may_not_take_the_step() -> No
     (explained,) = explain(GRACE, [step(6)], pool)
     assert explained.chosen is None
     verdicts = {v.member.id: v.reason for v in explained.considered}
-    assert verdicts[ALICE.id] == (
-        "fallback approver, but is an auditor (auditors approve nothing)"
-    )
+    assert verdicts[ALICE.id] == ("fallback approver, but is an auditor (auditors approve nothing)")
