@@ -367,9 +367,12 @@ class ExpenseService:
         """
         if not 1 <= len(cmd.decisions) <= BULK_LIMIT:
             raise InvalidBulkSize(len(cmd.decisions), BULK_LIMIT)
-        self._check_bulk_writer(cmd)
         results: list[Decision | DomainError] = []
         unavailable: Unavailable | None = None
+        try:
+            self._check_bulk_writer(cmd)
+        except Unavailable as exc:
+            unavailable = exc
         for item in cmd.decisions:
             if unavailable is not None:
                 results.append(unavailable)
