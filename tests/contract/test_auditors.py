@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from expense_core.errors import FallbackApproverAuditor, NoApproverForStep, ReadOnlyRole
-from expense_core.model import ExpenseId, ExpenseStatus, Role, UserId
+from expense_core.model import ApprovalStep, ExpenseId, ExpenseStatus, Role, UserId
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
     AccessService,
@@ -22,6 +22,7 @@ from expense_core.services import (
     ClearDelegation,
     DecideInBulk,
     DelegationService,
+    EscalationService,
     ExpenseService,
     OrgService,
     RejectExpense,
@@ -33,7 +34,7 @@ from expense_core.services import (
 )
 from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
-from tests.contract.support import Org, money, tech_corp
+from tests.contract.support import Org, add_policy, money, tech_corp
 
 
 def _make_auditor(org_service: OrgService, user_id: UserId) -> None:
@@ -107,6 +108,37 @@ def test_a_fallback_approver_who_became_an_auditor_takes_nothing(
     # Alice, the CTO, has nobody senior: only the fallback approver could take her step.
     with pytest.raises(NoApproverForStep):
         _submit(expenses, org, 1, "small")
+
+
+def test_an_escalation_passes_over_an_auditor(
+    new_uow: Callable[[], UnitOfWork],
+    org: Org,
+    org_service: OrgService,
+    expenses: ExpenseService,
+    clock: TickingClock,
+) -> None:
+    training = add_policy(
+        new_uow,
+        org.id,
+        "training",
+        (
+            ApprovalStep(step_order=1, required_level=6, escalate_after_hours=1),
+            ApprovalStep(step_order=2, required_level=5),
+        ),
+    )
+    expense_id = expenses.submit(
+        SubmitExpense(user_id=org.person(7), policy_id=training.id, amount=money("10.00"))
+    ).expense.id
+    assert _approvers(expenses, expense_id) == [org.person(6), org.person(5)]
+    # Above Frank, Eve has step 2 (four eyes); David, next up, is an auditor: Carol takes it.
+    _make_auditor(org_service, org.person(4))
+    [moved] = [
+        e
+        for e in EscalationService(new_uow, clock).sweep(START + 2 * timedelta(hours=1))
+        if e.expense_id == expense_id
+    ]
+    assert moved.approver is not None
+    assert (moved.previous.id, moved.approver.id) == (org.person(6), org.person(3))
 
 
 # --- commands --------------------------------------------------------------------------------
