@@ -395,7 +395,8 @@ class OrgService:
         return page_of(items, limit, lambda u: u.id)
 
     def change_user(self, cmd: ChangeUser) -> UserChanged:
-        """Change a user; when they leave, or move team or level, re-route what it affects.
+        """Change a user; when they leave, move team or level, or become an auditor, re-route
+        what it affects.
 
         Each pending approval the user holds is resolved again under the current rules
         (seniority, four eyes against the expense's other approvers, reporting chain); on the
@@ -420,11 +421,7 @@ class OrgService:
             check_user(uow, user)
             stored = uow.org.update_user(user)
             reassignments: tuple[Reassignment, ...] = ()
-            if (before.active, before.team_id, before.hierarchy_level_id) != (
-                stored.active,
-                stored.team_id,
-                stored.hierarchy_level_id,
-            ):
+            if _moves_routing(before, stored):
                 reassignments = _reroute(uow, stored, cmd, self.clock.now())
             if stored != before:
                 uow.audit.append(
@@ -463,11 +460,7 @@ class OrgService:
             stored = uow.org.update_user(user)
             moved: tuple[Reassignment, ...] = ()
             stranded: tuple[tuple[ExpenseId, int], ...] = ()
-            if (before.active, before.team_id, before.hierarchy_level_id) != (
-                stored.active,
-                stored.team_id,
-                stored.hierarchy_level_id,
-            ):
+            if _moves_routing(before, stored):
                 moved, stranded = _rerouting(uow, stored, cmd, self.clock.now())
             # Leaving without a commit rolls every write of the dry run back.
         return ChangePreview(stored, moved, stranded)
@@ -602,6 +595,17 @@ def check_email(raw: str) -> str:
     ):
         raise InvalidOrgChange(f"'{raw}' is not a valid email address")
     return email
+
+
+def _moves_routing(before: User, after: User) -> bool:
+    """Whether a change of a user re-routes what they hold or submitted: they leave, move team
+    or level, or become (or stop being) an auditor, who approves nothing."""
+    return (
+        before.active,
+        before.team_id,
+        before.hierarchy_level_id,
+        before.role is Role.AUDITOR,
+    ) != (after.active, after.team_id, after.hierarchy_level_id, after.role is Role.AUDITOR)
 
 
 def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> None:

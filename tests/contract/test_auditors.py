@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from expense_core.errors import FallbackApproverAuditor, NoApproverForStep, ReadOnlyRole
@@ -164,12 +165,40 @@ def test_an_auditor_submits_nothing(
     assert expenses.list_expenses(Viewer.whole_company(org.id)).items == ()
 
 
+def test_becoming_an_auditor_hands_on_the_steps_one_holds(
+    org: Org, org_service: OrgService, expenses: ExpenseService
+) -> None:
+    small, large = _submit(expenses, org, 7, "small"), _submit(expenses, org, 7, "large")
+    changed = org_service.change_user(ChangeUser(user_id=org.person(6), role=Role.AUDITOR))
+    moved = {(r.expense_id, r.previous_approver_id, r.approver_id) for r in changed.reassignments}
+    # Four eyes: Eve and David keep steps 2 and 3 of the large one; Carol takes Frank's.
+    assert moved == {
+        (small, org.person(6), org.person(5)),
+        (large, org.person(6), org.person(3)),
+    }
+    assert _approvers(expenses, small) == [org.person(5)]
+    assert _approvers(expenses, large) == [org.person(3), org.person(5), org.person(4)]
+
+
+def _stored_as_auditor(new_uow: Callable[[], UnitOfWork], user_id: UserId) -> None:
+    """Make someone an auditor in the store alone, as data from before auditors were passed
+    over would have it: the steps they hold stay theirs."""
+    with new_uow() as uow:
+        user = uow.org.member(user_id).user
+        uow.org.update_user(attrs.evolve(user, role=Role.AUDITOR))
+        uow.commit()
+
+
 @pytest.mark.parametrize("company", [False, True], ids=["demo", "verified"])
 def test_an_auditor_decides_no_step_still_assigned_to_them(
-    org: Org, org_service: OrgService, expenses: ExpenseService, company: bool
+    new_uow: Callable[[], UnitOfWork],
+    org: Org,
+    org_service: OrgService,
+    expenses: ExpenseService,
+    company: bool,
 ) -> None:
     expense_id = _submit(expenses, org, 7, "large")  # Frank, Eve, David
-    _make_auditor(org_service, org.person(6))
+    _stored_as_auditor(new_uow, org.person(6))
     frank, company_id = org.person(6), org.id if company else None
     before = expenses.status(expense_id)
     for command in (
@@ -197,11 +226,29 @@ def test_an_auditor_decides_no_step_still_assigned_to_them(
     expenses.approve(ApproveStep(expense_id=expense_id, user_id=frank, company_id=company_id))
 
 
+def test_an_auditor_decides_nothing_as_a_delegate(
+    new_uow: Callable[[], UnitOfWork], org: Org, org_service: OrgService, expenses: ExpenseService
+) -> None:
+    expense_id = _submit(expenses, org, 7, "small")  # Frank's
+    DelegationService(new_uow, TickingClock()).set(
+        SetDelegation(
+            user_id=org.person(6),
+            delegate_id=org.person(5),
+            starts_at=START - timedelta(days=1),
+            ends_at=START + timedelta(days=30),
+        )
+    )
+    _make_auditor(org_service, org.person(5))
+    with pytest.raises(ReadOnlyRole):
+        expenses.approve(ApproveStep(expense_id=expense_id, user_id=org.person(5)))
+    assert expenses.status(expense_id).status is ExpenseStatus.PENDING
+
+
 def test_an_auditor_decides_nothing_in_bulk(
-    org: Org, org_service: OrgService, expenses: ExpenseService
+    new_uow: Callable[[], UnitOfWork], org: Org, expenses: ExpenseService
 ) -> None:
     expense_id = _submit(expenses, org, 7, "small")
-    _make_auditor(org_service, org.person(6))
+    _stored_as_auditor(new_uow, org.person(6))
     bulk = DecideInBulk(
         user_id=org.person(6),
         decisions=(BulkDecision(expense_id=expense_id, action=BulkAction.APPROVE),),
