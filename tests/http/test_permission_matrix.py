@@ -19,8 +19,9 @@ this 2-core machine, shared (`--durations`; then a store was put back after ever
 sent a change), against a budget of about 60 s; so the full
 matrix runs on memory in both modes and on SQLite and PostgreSQL in token mode, and in oidc
 mode on PostgreSQL every route x role for one case, "own" (`VARIANTS`, `OIDC_ON_POSTGRES`):
-923 tests, 4615 requests, about 105 s of test time on the same machine (memory about 23 s a
-mode, SQLite 17 s, PostgreSQL 27 s in token mode and 13 s in oidc mode). Each mode and store
+923 tests, 4615 requests, 80 s of test time on the same machine (memory 14 s a mode, SQLite
+14 s, PostgreSQL 19 s in token mode and 16 s in oidc mode; 105 s under a heavier load; the
+/docs, /redoc and /openapi.json pages cost the most of any route). Each mode and store
 is served by one app for the module (making one costs far more than a test of it); a test
 in which some role was let make a change puts the store back as seeded (a copy of the
 memory store's tables, of a SQLite file, of a PostgreSQL template database).
