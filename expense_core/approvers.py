@@ -1,12 +1,13 @@
 """Approver resolution: who approves each step of a policy for a given submitter, and why.
 
 For each step, candidates are active members of the submitter's company in the step's scope,
-at the required level or more senior, never the submitter, never someone already chosen for an
-earlier step (four eyes) and, in the submitter and company-wide scopes, strictly more senior than
-the submitter. The first candidate in the submitter's reporting chain wins; otherwise the nearest
-level wins (the largest level number still allowed), ties to the lowest user id. A step nobody
-is eligible for goes to the company's fallback approver, unless they are the submitter or
-already approve another step of the expense.
+at the required level or more senior, never the submitter, never an auditor (auditors change
+nothing, so they approve nothing), never someone already chosen for an earlier step (four eyes)
+and, in the submitter and company-wide scopes, strictly more senior than the submitter. The
+first candidate in the submitter's reporting chain wins; otherwise the nearest level wins (the
+largest level number still allowed), ties to the lowest user id. A step nobody is eligible for
+goes to the company's fallback approver, unless they are the submitter, an auditor or already
+approve another step of the expense.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from expense_core.errors import NoApproverForStep
-from expense_core.model import ApprovalStep, Member, ScopeKind, UserId
+from expense_core.model import ApprovalStep, Member, Role, ScopeKind, UserId
 
 
 @attrs.frozen
@@ -71,7 +72,8 @@ NOBODY_RULE = "no eligible candidate"
 FALLBACK_RULE = "fallback: nobody else is eligible, so the company's fallback approver"
 # Python 3.11's `EnumType.__getattr__` makes each `ScopeKind.TEAM` a slow lookup (0.43 µs against
 # 0.05 µs for a global, on 3.11.7), and resolution asks `may_approve` of everyone it considers.
-_SUBMITTER, _TEAM = ScopeKind.SUBMITTER, ScopeKind.TEAM
+_SUBMITTER, _TEAM, _AUDITOR = ScopeKind.SUBMITTER, ScopeKind.TEAM, Role.AUDITOR
+AUDITOR_REASON = "is an auditor (auditors approve nothing)"
 
 
 def ineligibility(
@@ -83,6 +85,8 @@ def ineligibility(
     user = member.user
     if not user.active:
         return "is inactive"
+    if user.role is _AUDITOR:
+        return AUDITOR_REASON
     if user.company_id != submitter.user.company_id:
         return "belongs to another company"
     scope = step.team_scope
@@ -112,7 +116,12 @@ def may_approve(
     """
     user = member.user
     asking = submitter.user
-    if user.id == asking.id or not user.active or user.company_id != asking.company_id:
+    if (
+        user.id == asking.id
+        or not user.active
+        or user.role is _AUDITOR
+        or user.company_id != asking.company_id
+    ):
         return False
     scope = step.team_scope
     kind = scope.kind
@@ -139,6 +148,8 @@ def fallback_ineligibility(
         return "is the submitter"
     if not fallback.user.active:
         return "is inactive"
+    if fallback.user.role is _AUDITOR:
+        return AUDITOR_REASON
     if fallback.user.company_id != submitter.user.company_id:
         return "belongs to another company"
     if fallback.id in taken:

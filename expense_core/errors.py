@@ -436,6 +436,17 @@ class DelegateNotEligible(Forbidden):
         )
 
 
+class ReadOnlyRole(Forbidden):
+    """An auditor asked to change something: auditors read, they never change anything."""
+
+    code = "read_only_role"
+
+    def __init__(self, user_id: int, action: str) -> None:
+        super().__init__(
+            f"user {user_id} is an auditor and may not {action}: auditors read, they change nothing"
+        )
+
+
 class InactiveUser(Forbidden):
     code = "inactive_user"
 
@@ -502,6 +513,16 @@ class FallbackApproverInactive(Conflict):
 
     def __init__(self, user_id: int) -> None:
         super().__init__(f"user {user_id} is inactive and cannot be the fallback approver")
+
+
+class FallbackApproverAuditor(Conflict):
+    code = "fallback_approver_auditor"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(
+            f"user {user_id} is an auditor and cannot be the fallback approver: auditors "
+            "approve nothing"
+        )
 
 
 class PolicyInactive(Conflict):

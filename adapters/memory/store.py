@@ -56,6 +56,7 @@ from expense_core.model import (
     Member,
     Policy,
     PolicyId,
+    Role,
     ScopeKind,
     Team,
     TeamId,
@@ -122,12 +123,18 @@ class _Tables:
     audit: list[AuditEntry] = attrs.Factory(list)
 
 
+def _on_ladder(user: User) -> bool:
+    """Whether resolution may pick the user at all: active, and no auditor (auditors approve
+    nothing)."""
+    return user.active and user.role is not Role.AUDITOR
+
+
 class _OrgIndex:
     """What approver resolution reads, derived from the tables and kept in step with them.
 
-    Members (users with their level) by id; per company and per team, the active members
-    nearest level first; and the pools already gathered, per submitter and policy steps,
-    forgotten whenever a user changes.
+    Members (users with their level) by id; per company and per team, the active members who
+    may approve (no auditors), nearest level first; and the pools already gathered, per
+    submitter and policy steps, forgotten whenever a user changes.
     """
 
     def __init__(self, tables: _Tables) -> None:
@@ -139,7 +146,7 @@ class _OrgIndex:
         # One pass over everyone builds every ladder: building them one by one would scan all
         # users once per company and per team.
         for member in sorted(
-            (m for m in self.members.values() if m.user.active),
+            (m for m in self.members.values() if _on_ladder(m.user)),
             key=lambda m: (-m.level.level_number, m.user.id),
         ):
             for where in self._rungs(member.user):
@@ -158,7 +165,7 @@ class _OrgIndex:
     def put(self, user: User, level: HierarchyLevel) -> None:
         """Take in a stored user, new or changed."""
         before = self.members.get(user.id)
-        if before is not None and before.user.active:
+        if before is not None and _on_ladder(before.user):
             key = (-before.level.level_number, before.user.id)
             for where in self._rungs(before.user):
                 keys, members = self.ladders[where]
@@ -166,7 +173,7 @@ class _OrgIndex:
                 del keys[i], members[i]
         member = Member(user, level)
         self.members[user.id] = member
-        if user.active:
+        if _on_ladder(user):
             key = (-level.level_number, user.id)
             for where in self._rungs(user):
                 keys, members = self.ladders.setdefault(where, ([], []))
@@ -202,7 +209,8 @@ class MemoryStore:
         return index
 
     def ladder(self, kind: str, key: int) -> Ladder:
-        """Active members of a company or team ("company" or "team"), nearest level first."""
+        """Active members of a company or team ("company" or "team") who may approve (no
+        auditors), nearest level first."""
         return self.org_index().ladder(kind, key)
 
     def forget_ladders(self) -> None:
@@ -365,8 +373,8 @@ class MemoryOrg:
         top = step.required_level
         if kind is _SUBMITTER or kind is _COMPANY_WIDE:
             top = min(top, submitter.level.level_number - 1)
-            # The ladder already holds only active people of the scope, and the bisection only
-            # those senior enough: what is left to check is who they are and their company.
+            # The ladder already holds only active non-auditors of the scope, and the bisection
+            # only those senior enough: what is left to check is who they are and their company.
             found = 0
             for i in range(bisect_left(keys, (-top, 0)), len(members)):
                 if found >= wanted:

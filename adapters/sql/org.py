@@ -145,12 +145,16 @@ def _pool_statements() -> tuple[Executable, Executable]:
         .where(users.c.id != submitter)
     )
 
+    # Auditors approve nothing: like inactive people, they never take a candidate's place.
+    auditor = literal_column(f"'{Role.AUDITOR.value}'", String)
+
     def eligible(team: Any, top: Any) -> Any:
         return and_(
             users.c.company_id == company,
             or_(team.is_(None), users.c.team_id == team),
             hierarchy_levels.c.level_number <= top,
             users.c.active.is_not(false()),
+            users.c.role != auditor,
             users.c.id != submitter,
         )
 
@@ -177,6 +181,7 @@ def _pool_statements() -> tuple[Executable, Executable]:
             member.c.company_id == company,
             or_(steps.c.team.is_(None), member.c.team_id == steps.c.team),
             member.c.active.is_not(false()),
+            member.c.role != auditor,
             member.c.id != submitter,
         )
         .correlate(steps, level)

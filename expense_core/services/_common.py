@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from expense_core.errors import InactiveUser, InvalidInput, UnknownUser
-from expense_core.model import CompanyId, Expense, Member, UserId
+from expense_core.errors import InactiveUser, InvalidInput, ReadOnlyRole, UnknownUser
+from expense_core.model import CompanyId, Expense, Member, Role, UserId
 from expense_core.notifications import notices
 from expense_core.ports import UnitOfWork
 from expense_core.views import Page
@@ -51,6 +51,16 @@ def checked_actor(member: Member, user_id: UserId, company_id: CompanyId | None)
     if not member.user.active:
         raise InactiveUser(user_id)
     return member
+
+
+def check_writer(member: Member, action: str) -> None:
+    """Refuse a change by an auditor.
+
+    Raises:
+        ReadOnlyRole: the member is an auditor; `action` says what they may not do.
+    """
+    if member.user.role is Role.AUDITOR:
+        raise ReadOnlyRole(member.id, action)
 
 
 def check_page(cursor: int | None, limit: int) -> None:

@@ -1,7 +1,8 @@
 """Delegations: a user names who covers for them while they are away; each use case one unit
-of work. A user sets, reads and clears their own; an admin of the company anyone's. Setting and
-clearing append to the audit log (`delegation.set`, `delegation.cleared`), naming the command's
-`actor_id` (None in demo mode and on the command line).
+of work. A user sets, reads and clears their own (an auditor only reads it); an admin of the
+company anyone's. Setting and clearing append to the audit log (`delegation.set`,
+`delegation.cleared`), naming the command's `actor_id` (None in demo mode and on the command
+line).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from expense_core.delegation import Delegation, new_delegation
 from expense_core.errors import AdminOnly, NoDelegation, UnknownDelegate, UnknownUser
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.ports import Clock, UnitOfWork
-from expense_core.services._common import actor
+from expense_core.services._common import actor, check_writer
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +65,7 @@ class DelegationService:
         Raises:
             UnknownUser, InactiveUser: the actor is unknown (or of another company) or
                 inactive; or the user is unknown in the actor's company.
+            ReadOnlyRole: the actor is an auditor.
             AdminOnly: the actor sets someone else's delegation and is not an admin.
             UnknownDelegate: no such delegate in the user's company.
             NaiveTimestamp, DelegationPeriodEmpty, SelfDelegation, DelegateInactive,
@@ -124,7 +126,7 @@ class DelegationService:
         """End the user's delegation: from now on their delegate acts for them no more.
 
         Raises:
-            UnknownUser, InactiveUser, AdminOnly: as `set`.
+            UnknownUser, InactiveUser, ReadOnlyRole, AdminOnly: as `set`.
             NoDelegation: the user has named no delegate.
         """
         with self.new_uow() as uow:
@@ -151,17 +153,19 @@ def _changeable(
     uow: UnitOfWork, user_id: UserId, actor_id: UserId | None, company_id: CompanyId | None
 ) -> Member:
     """The user whose delegation the actor changes, if they may: their own, or as an admin
-    anyone's in their company.
+    anyone's in their company; never an auditor, who changes nothing.
 
     Raises:
-        UnknownUser, InactiveUser, AdminOnly.
+        UnknownUser, InactiveUser, ReadOnlyRole, AdminOnly.
     """
     acting = actor(uow, user_id if actor_id is None else actor_id, company_id)
-    if acting.id == user_id:
-        return acting
-    user = uow.org.member(user_id)
-    if user.user.company_id != acting.user.company_id:
-        raise UnknownUser(user_id)
-    if acting.user.role is not Role.ADMIN:
+    user = acting
+    if acting.id != user_id:
+        user = uow.org.member(user_id)
+        if user.user.company_id != acting.user.company_id:
+            raise UnknownUser(user_id)
+    # Another company's user stays unknown, to an auditor as to anyone.
+    check_writer(acting, "set or clear a delegation")
+    if user is not acting and acting.user.role is not Role.ADMIN:
         raise AdminOnly("another user's delegation")
     return user

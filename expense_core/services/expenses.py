@@ -47,6 +47,7 @@ from expense_core.ports import Clock, UnitOfWork
 from expense_core.services._common import (
     actor,
     check_page,
+    check_writer,
     checked_actor,
     page_of,
     save_decision,
@@ -237,6 +238,7 @@ class ExpenseService:
 
         Raises:
             UnknownUser, InactiveUser: the submitter does not exist or is inactive.
+            ReadOnlyRole: the submitter is an auditor.
             PolicyChoiceRequired: neither or both of policy_id and category were given.
             UnknownPolicy, PolicyInactive, AmountOutsidePolicy, NoPolicyFor: no usable policy.
             NoApproverForStep: some step has nobody eligible; nothing is written.
@@ -264,6 +266,7 @@ class ExpenseService:
                 submitter = checked_actor(member, cmd.user_id, cmd.company_id)
             else:
                 submitter = actor(uow, cmd.user_id, cmd.company_id)
+            check_writer(submitter, "submit expenses")
             if cmd.idempotency_key is not None:
                 replay = _recall(uow, cmd, submitter)
                 if replay is not None:
@@ -306,6 +309,7 @@ class ExpenseService:
             UnknownUser, InactiveUser: no such actor, or an inactive one.
             UnknownExpense: no such expense in the actor's company, or (with a company given)
                 a refusal on one the actor does not see (`visibility`).
+            ReadOnlyRole: the actor is an auditor.
             ExpenseClosed, SelfApproval, NotYourStep, StepAlreadyDecided, StepNotReached,
             DelegateNotEligible, InvalidText: see `workflow.approve`.
             IdempotencyKeyReused, InvalidInput: see `_once`.
@@ -339,6 +343,7 @@ class ExpenseService:
 
         Raises:
             UnknownUser, UnknownExpense, NotSubmitter, ExpenseClosed.
+            ReadOnlyRole: the actor is an auditor (one who submitted it before becoming one).
             IdempotencyKeyReused, InvalidInput: see `_once`.
         """
         return self._decide(
@@ -358,11 +363,16 @@ class ExpenseService:
 
         Raises:
             InvalidBulkSize: no decisions, or more than BULK_LIMIT; nothing is decided.
+            ReadOnlyRole: the approver is an auditor; nothing is decided.
         """
         if not 1 <= len(cmd.decisions) <= BULK_LIMIT:
             raise InvalidBulkSize(len(cmd.decisions), BULK_LIMIT)
         results: list[Decision | DomainError] = []
         unavailable: Unavailable | None = None
+        try:
+            self._check_bulk_writer(cmd)
+        except Unavailable as exc:
+            unavailable = exc
         for item in cmd.decisions:
             if unavailable is not None:
                 results.append(unavailable)
@@ -375,6 +385,17 @@ class ExpenseService:
             except DomainError as refusal:
                 results.append(refusal)
         return tuple(results)
+
+    def _check_bulk_writer(self, cmd: DecideInBulk) -> None:
+        """Refuse an auditor's bulk call as a whole; an actor who is unknown (or of another
+        company) or inactive is told so by each decision, as before."""
+        with self.new_uow() as uow:
+            try:
+                member = uow.org.member(cmd.user_id)
+            except UnknownUser:
+                return
+        if cmd.company_id is None or member.user.company_id == cmd.company_id:
+            check_writer(member, "decide on expenses")
 
     def _decide_item(self, cmd: DecideInBulk, item: BulkDecision) -> Decision:
         if item.action is BulkAction.APPROVE:
@@ -418,6 +439,7 @@ class ExpenseService:
         Raises:
             PolicyChoiceRequired: both policy_id and category were given.
             UnknownUser, InactiveUser: the actor does not exist or is inactive.
+            ReadOnlyRole: the actor is an auditor.
             UnknownExpense: no such expense in the actor's company, or (with a company given)
                 a refusal on one the actor does not see.
             NotSubmitter, ExpenseNotReturned: see `workflow.check_resubmission`.
@@ -436,6 +458,8 @@ class ExpenseService:
                 submitter = actor(uow, cmd.user_id, cmd.company_id)
             company = submitter.user.company_id
             expense = uow.expenses.get_for_update(company, cmd.expense_id)
+            # After the lookup: another company's expense stays unknown, to an auditor too.
+            check_writer(submitter, "resubmit expenses")
             # Refuse a wrong actor or state before routing can fail for another reason.
             try:
                 workflow.check_resubmission(expense, submitter.id)
@@ -519,6 +543,9 @@ class ExpenseService:
                 actor(uow, user_id, None)
             raise UnknownExpense(expense_id)
         expense, covers = found
+        # Auditors change nothing, not even a step still assigned to them or an expense they
+        # submitted before becoming one. Read in the decision's transaction, by primary key.
+        check_writer(uow.org.member(user_id), "decide on or withdraw expenses")
         try:
             decision = decide(expense, covers, self.clock.now())
         except Forbidden:

@@ -23,6 +23,7 @@ from expense_core.audit import (
     user_record,
 )
 from expense_core.errors import (
+    FallbackApproverAuditor,
     FallbackApproverInactive,
     InvalidOrgChange,
     LevelOutsideTeam,
@@ -220,6 +221,7 @@ class OrgService:
             UnknownCompany.
             UnknownFallbackApprover: no such user in the company.
             FallbackApproverInactive: the user is inactive.
+            FallbackApproverAuditor: the user is an auditor.
         """
         with self.new_uow() as uow:
             company = uow.org.company(company_id)
@@ -393,7 +395,8 @@ class OrgService:
         return page_of(items, limit, lambda u: u.id)
 
     def change_user(self, cmd: ChangeUser) -> UserChanged:
-        """Change a user; when they leave, or move team or level, re-route what it affects.
+        """Change a user; when they leave, move team or level, or become an auditor, re-route
+        what it affects.
 
         Each pending approval the user holds is resolved again under the current rules
         (seniority, four eyes against the expense's other approvers, reporting chain); on the
@@ -418,11 +421,7 @@ class OrgService:
             check_user(uow, user)
             stored = uow.org.update_user(user)
             reassignments: tuple[Reassignment, ...] = ()
-            if (before.active, before.team_id, before.hierarchy_level_id) != (
-                stored.active,
-                stored.team_id,
-                stored.hierarchy_level_id,
-            ):
+            if _moves_routing(before, stored):
                 reassignments = _reroute(uow, stored, cmd, self.clock.now())
             if stored != before:
                 uow.audit.append(
@@ -461,11 +460,7 @@ class OrgService:
             stored = uow.org.update_user(user)
             moved: tuple[Reassignment, ...] = ()
             stranded: tuple[tuple[ExpenseId, int], ...] = ()
-            if (before.active, before.team_id, before.hierarchy_level_id) != (
-                stored.active,
-                stored.team_id,
-                stored.hierarchy_level_id,
-            ):
+            if _moves_routing(before, stored):
                 moved, stranded = _rerouting(uow, stored, cmd, self.clock.now())
             # Leaving without a commit rolls every write of the dry run back.
         return ChangePreview(stored, moved, stranded)
@@ -602,12 +597,24 @@ def check_email(raw: str) -> str:
     return email
 
 
+def _moves_routing(before: User, after: User) -> bool:
+    """Whether a change of a user re-routes what they hold or submitted: they leave, move team
+    or level, or become (or stop being) an auditor, who approves nothing."""
+    return (
+        before.active,
+        before.team_id,
+        before.hierarchy_level_id,
+        before.role is Role.AUDITOR,
+    ) != (after.active, after.team_id, after.hierarchy_level_id, after.role is Role.AUDITOR)
+
+
 def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> None:
-    """A fallback approver is an active user of the company.
+    """A fallback approver is an active user of the company, and no auditor.
 
     Raises:
         UnknownFallbackApprover: no such user in the company.
         FallbackApproverInactive: the user is inactive.
+        FallbackApproverAuditor: the user is an auditor (auditors approve nothing).
     """
     try:
         user = uow.org.member(user_id).user
@@ -617,6 +624,8 @@ def check_fallback(uow: UnitOfWork, company_id: CompanyId, user_id: UserId) -> N
         raise UnknownFallbackApprover(user_id)
     if not user.active:
         raise FallbackApproverInactive(user_id)
+    if user.role is Role.AUDITOR:
+        raise FallbackApproverAuditor(user_id)
 
 
 def _apply(user: User, cmd: ChangeUser) -> User:
