@@ -28,6 +28,7 @@ from expense_core.model import (
     Member,
     Policy,
     PolicyId,
+    Role,
     Team,
     TeamId,
     User,
@@ -242,10 +243,11 @@ class ExpenseRepository(Protocol):
 
     def get_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
-    ) -> tuple[Expense, tuple[Cover, ...]] | None:
+    ) -> tuple[Expense, tuple[Cover, ...], Role | None] | None:
         """As `get_for_update` (or `get_for_update_by` when `company_id` is None), with, read
         in the same step, a `Cover` for each step of the expense whose approver has named the
-        actor as delegate, whatever the delegation's period.
+        actor as delegate, whatever the delegation's period, and the actor's role (None for
+        nobody by that id).
 
         None when the expense is not found, as `get_for_update_by` says.
         """

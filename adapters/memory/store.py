@@ -629,7 +629,7 @@ class MemoryExpenses:
 
     def get_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
-    ) -> tuple[Expense, tuple[Cover, ...]] | None:
+    ) -> tuple[Expense, tuple[Cover, ...], Role | None] | None:
         if company_id is None:
             expense = self.get_for_update_by(actor_id, expense_id)
         else:
@@ -638,7 +638,8 @@ class MemoryExpenses:
                 expense = None
         if expense is None:
             return None
-        return expense, self._covers(expense, actor_id)
+        actor = self._t.users.get(actor_id)
+        return expense, self._covers(expense, actor_id), None if actor is None else actor.role
 
     def _covers(self, expense: Expense, actor_id: UserId) -> tuple[Cover, ...]:
         """A cover per step whose approver named the actor as delegate, as the SQL adapter's

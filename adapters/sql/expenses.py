@@ -73,6 +73,7 @@ from expense_core.model import (
     ExpenseStatus,
     LevelId,
     PolicyId,
+    Role,
     UserId,
 )
 from expense_core.notifications import Notice
@@ -216,9 +217,19 @@ COVER_COLUMNS = (
 )
 
 
+# The actor's role, for the rule that auditors change nothing: a subquery of its own, read once
+# per statement by primary key.
+_ACTOR_ROLE = (
+    select(users.c.role)
+    .where(users.c.id == bindparam("actor"))
+    .scalar_subquery()
+    .label("actor_role")
+)
+
+
 def _get_covering(where: Any) -> Any:
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS)
+        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
         .select_from(
             expenses.outerjoin(approvals, _its_approvals()).outerjoin(delegations, _ITS_DELEGATION)
         )
@@ -228,9 +239,9 @@ def _get_covering(where: Any) -> Any:
 
 
 def _lock_covering(where: Any) -> Any:
-    """As `_lock`, with the actor's covers; the delegations are read, not locked."""
+    """As `_lock`, with the actor's covers and role; the delegations are read, not locked."""
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS)
+        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
         .select_from(
             expenses.join(approvals, _its_approvals()).outerjoin(delegations, _ITS_DELEGATION)
         )
@@ -247,6 +258,7 @@ _GET_BY = Query(_get(_ACTORS_EXPENSE))
 _LOCK_BY = Query(_lock(_ACTORS_EXPENSE))
 _LOCK_BARE_BY = Query(_lock_bare(_ACTORS_EXPENSE))
 _GET_COVERING = Query(_get_covering(_THIS_EXPENSE))
+_ROLE_OF = select(users.c.role).where(users.c.id == bindparam("actor"))
 _LOCK_COVERING = Query(_lock_covering(_THIS_EXPENSE))
 _GET_COVERING_BY = Query(_get_covering(_ACTORS_EXPENSE))
 _LOCK_COVERING_BY = Query(_lock_covering(_ACTORS_EXPENSE))
@@ -1273,7 +1285,7 @@ class SqlExpenses:
 
     def get_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
-    ) -> tuple[Expense, tuple[Cover, ...]] | None:
+    ) -> tuple[Expense, tuple[Cover, ...], Role | None] | None:
         if company_id is None:
             params: dict[str, Any] = {"actor": actor_id, "expense": expense_id}
             queries = (_GET_COVERING_BY, _LOCK_COVERING_BY, _LOCK_BARE_BY)
@@ -1283,7 +1295,11 @@ class SqlExpenses:
         rows = self._lock_rows(params, *queries)
         if not rows:
             return None
-        return self._took(rows), _covers_from(rows, actor_id)
+        role = getattr(rows[0], "actor_role", None)
+        if role is None:
+            # Rows of `_lock_bare` (an expense without steps) carry no role: read it alone.
+            role = self._link.read(_ROLE_OF, {"actor": actor_id}).scalar()
+        return self._took(rows), _covers_from(rows, actor_id), None if role is None else Role(role)
 
     def _lock_one(
         self, params: dict[str, Any], get: Query, lock: Query, lock_bare: Query

@@ -26,6 +26,7 @@ from expense_core.errors import (
     InvalidBulkSize,
     InvalidInput,
     PolicyChoiceRequired,
+    ReadOnlyRole,
     Unavailable,
     UnknownExpense,
     UnknownUser,
@@ -39,6 +40,7 @@ from expense_core.model import (
     Member,
     Money,
     PolicyId,
+    Role,
     UserId,
 )
 from expense_core.notifications import notices
@@ -542,10 +544,11 @@ class ExpenseService:
                 # decides the error as if looked up first (unknown, inactive).
                 actor(uow, user_id, None)
             raise UnknownExpense(expense_id)
-        expense, covers = found
+        expense, covers, role = found
         # Auditors change nothing, not even a step still assigned to them or an expense they
-        # submitted before becoming one. Read in the decision's transaction, by primary key.
-        check_writer(uow.org.member(user_id), "decide on or withdraw expenses")
+        # submitted before becoming one (the role comes with the locking read).
+        if role is Role.AUDITOR:
+            raise ReadOnlyRole(user_id, "decide on or withdraw expenses")
         try:
             decision = decide(expense, covers, self.clock.now())
         except Forbidden:

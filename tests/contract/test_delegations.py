@@ -19,6 +19,7 @@ from expense_core.model import (
     ExpenseStatus,
     Policy,
     PolicyId,
+    Role,
 )
 from expense_core.ports import UnitOfWork
 from expense_core.services import (
@@ -162,13 +163,18 @@ def test_the_locking_read_finds_the_actors_covers(
     with new_uow() as uow:
         found = uow.expenses.get_for_decision(company, org.person(3), expense_id)
         assert found is not None
-        expense, covers = found
+        expense, covers, role = found
+        assert role is Role.EMPLOYEE
         assert expense == uow.expenses.get(org.id, expense_id)
         assert [
             (c.step_number, c.delegation, c.required_level, c.delegate_level) for c in covers
         ] == [(1, frank_away, 6, 3), (3, david_away, 4, 3)]
         # Someone nobody named finds the expense alone.
-        assert uow.expenses.get_for_decision(company, org.person(1), expense_id) == (expense, ())
+        assert uow.expenses.get_for_decision(company, org.person(1), expense_id) == (
+            expense,
+            (),
+            Role.EMPLOYEE,
+        )
         assert uow.expenses.get_for_decision(company, org.person(3), NOBODY) is None
 
 
@@ -340,5 +346,9 @@ def test_the_locking_read_finds_an_expense_without_steps(
     _store(new_uow, _away(org, 6, 3))
     with new_uow() as uow:
         company = org.id if known_company else None
-        assert uow.expenses.get_for_decision(company, org.person(3), stored.id) == (stored, ())
+        assert uow.expenses.get_for_decision(company, org.person(3), stored.id) == (
+            stored,
+            (),
+            Role.EMPLOYEE,
+        )
         assert uow.expenses.get_for_update(org.id, stored.id) == stored
