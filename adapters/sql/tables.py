@@ -16,6 +16,8 @@ all this; these tables are what queries are built from, and a test holds the two
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -100,8 +102,12 @@ users = Table(
     # A manager's reports: visibility walks the reporting chain down from the reader.
     Index("ix_users_company_manager", "company_id", "manager_id"),
 )
-# The user an OpenID Connect token's e-mail names, whatever its case.
-Index("ix_users_company_email_lower", users.c.company_id, func.lower(users.c.email))
+# The user an OpenID Connect token's e-mail names, whatever its case: on PostgreSQL only (SQLite
+# cannot reflect an index on an expression, so no schema comparison could see it there).
+Index("ix_users_company_email_lower", users.c.company_id, func.lower(users.c.email)).ddl_if(
+    dialect="postgresql"
+)
+POSTGRESQL_ONLY_INDEXES: Final = frozenset({"ix_users_company_email_lower"})
 
 policies = Table(
     "policies",

@@ -9,6 +9,7 @@ nullability, default), constraint and index must exist identically in the migrat
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.sql import upgrade
 from adapters.sql.database import alembic_config
-from adapters.sql.tables import metadata
+from adapters.sql.tables import POSTGRESQL_ONLY_INDEXES, metadata
 from tests.pg import PgServer
 from tests.sql.support import opened
 
@@ -287,7 +288,11 @@ def test_the_additions_are_there(postgres_url: str) -> None:
 
 
 def _drift(url: str) -> list[Any]:
-    with opened(url) as db, db.engine.connect() as conn:
+    with opened(url) as db, db.engine.connect() as conn, warnings.catch_warnings():
+        if db.is_sqlite:
+            # Alembic says it cannot compare them on SQLite, where they are not made anyway.
+            for name in POSTGRESQL_ONLY_INDEXES:
+                warnings.filterwarnings("ignore", f".*expression-based index '{name}'")
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
 

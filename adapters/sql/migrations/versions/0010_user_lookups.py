@@ -20,11 +20,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_users_company_manager", "users", ["company_id", "manager_id"])
-    op.create_index(
-        "ix_users_company_email_lower", "users", ["company_id", sa.text("lower(email)")]
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        # SQLite's reflection does not read an index on an expression: it goes without.
+        op.create_index(
+            "ix_users_company_email_lower", "users", ["company_id", sa.text("lower(email)")]
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_users_company_email_lower", table_name="users")
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_users_company_email_lower", table_name="users")
     op.drop_index("ix_users_company_manager", table_name="users")
