@@ -209,7 +209,7 @@ def test_tokens_are_listed_newest_first_without_secrets(
 
     assert [t.name for t in listed] == ["third", "second", "first"]
     assert listed == tuple(i.record for i in reversed(issued))
-    secrets = {i.token.rsplit("_", 1)[1] for i in issued}
+    secrets = {i.token.split("_", 2)[2] for i in issued}
     assert not any(secret in repr(listed) for secret in secrets)
 
 

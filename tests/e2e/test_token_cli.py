@@ -75,7 +75,7 @@ def test_tokens_are_issued_listed_and_revoked(database_url: str) -> None:
         (laptop_id, "7", "laptop", "-", "-"),
     ]
     assert {r[0] for r in _rows(company.stdout)} == {default_id, laptop_id, short_id}
-    secret = token.rsplit("_", 1)[1]
+    secret = token.split("_", 2)[2]
     assert secret not in grace.stdout + grace.stderr + company.stdout + company.stderr
 
     revoked = run_cli("token", "revoke", laptop_id, env=env)

@@ -30,8 +30,10 @@ OVERLOAD: Final = 4
 SATURATING_CLIENTS: Final = 4 * WORKERS * POOL_SIZE
 OVERLOAD_S: Final = 8.0
 MOST_IN_FLIGHT: Final = 400  # the driver's own ceiling on requests awaiting an answer
-# Generous: a served request waits at most the pool timeout for a connection, then runs.
-LATENCY_BOUND_S: Final = POOL_TIMEOUT_MS / 1000 + 3.0
+# Generous: a served request waits at most the pool timeout for a connection, then runs; a new
+# connection's first request also waits for a busy worker to accept it. Measured at most 3.5 s
+# on a quiet machine and 5.4 s under a full parallel test run; about ten times the usual worst.
+LATENCY_BOUND_S: Final = POOL_TIMEOUT_MS / 1000 + 10.0
 # A 503 is cheap: it waits for nothing but the event loop. This bounds the 503s answered on
 # connections already open; a connection's first request also waits until a busy worker has
 # accepted the connection (the driver opens up to MOST_IN_FLIGHT of them at once), and is
