@@ -250,6 +250,19 @@ def delivery_record(delivery: Delivery) -> Record:
     }
 
 
+def token_issued(token: ApiToken, actor_id: UserId | None) -> AuditEntry:
+    """The entry of a token (or sign-in link) just issued: its record, never its secret."""
+    return entry(
+        company_id=token.company_id,
+        actor_id=actor_id,
+        at=token.created_at,
+        action="token.issued",
+        target_type=TargetType.TOKEN,
+        target_id=token.id,
+        after=token_record(token),
+    )
+
+
 def token_record(token: ApiToken) -> Record:
     """Never the secret, nor its hash; nor the last use, which is no admin change."""
     return {

@@ -27,6 +27,7 @@ from entrypoints.web.site import (
     Site,
     Viewer,
     is_htmx,
+    policy_choices,
     render,
     waiting,
     waiting_count,
@@ -401,14 +402,12 @@ def _new_expense(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    policies = [info.policy for info in org.policies(viewer.company_id) if info.policy.active]
     return render(
         "new_expense.html",
         viewer,
         waiting=waiting(expenses, viewer),
         here="new",
-        policies=policies,
-        categories=sorted({p.category for p in policies}),
+        **policy_choices(org, viewer),
         typed=typed,
         errors=errors or {},
         form_error=(errors or {}).get(FORM),

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 
 from entrypoints.http.errors import status_of
 from entrypoints.http.schemas import MAX_ID, NO_NUL
-from entrypoints.web.site import MY_EXPENSES, Viewer, render, waiting
+from entrypoints.web.site import MY_EXPENSES, Viewer, policy_choices, render, waiting
 from entrypoints.web.views import FORM, FieldRefused, in_words, submission_field
 from expense_core import workflow
 from expense_core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -122,14 +122,12 @@ def _form(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    policies = [info.policy for info in org.policies(viewer.company_id) if info.policy.active]
     return render(
         "resubmit.html",
         viewer,
         waiting=waiting(expenses, viewer),
         expense_id=expense_id,
-        policies=policies,
-        categories=sorted({p.category for p in policies}),
+        **policy_choices(org, viewer),
         typed=typed,
         errors=errors or {},
         form_error=(errors or {}).get(FORM),

@@ -118,6 +118,12 @@ def waiting(expenses: ExpenseService, viewer: Viewer) -> str:
     return waiting_count(len(inbox.items), more=inbox.next_cursor is not None)
 
 
+def policy_choices(org: OrgService, viewer: Viewer) -> dict[str, Any]:
+    """What an expense form offers: the company's active policies, and their categories."""
+    policies = [info.policy for info in org.policies(viewer.company_id) if info.policy.active]
+    return {"policies": policies, "categories": sorted({p.category for p in policies})}
+
+
 def waiting_count(count: int, *, more: bool) -> str:
     return f"{count}+" if more else str(count)
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import attrs
 
-from expense_core.audit import TargetType, entry, token_record
+from expense_core.audit import TargetType, entry, token_issued, token_record
 from expense_core.errors import AdminOnly, InvalidInput, Unauthenticated, UnknownToken, UnknownUser
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.ports import Clock, UnitOfWork
@@ -117,17 +117,7 @@ class AccessService:
             )
             record = new_token(token_id, holder, self.clock.now(), cmd.ttl, cmd.name)
             uow.tokens.add(record, _hash_secret(secret))
-            uow.audit.append(
-                entry(
-                    company_id=record.company_id,
-                    actor_id=cmd.actor_id,
-                    at=record.created_at,
-                    action="token.issued",
-                    target_type=TargetType.TOKEN,
-                    target_id=record.id,
-                    after=token_record(record),
-                )
-            )
+            uow.audit.append(token_issued(record, cmd.actor_id))
             uow.commit()
         return IssuedToken(f"{TOKEN_PREFIX}_{token_id}_{secret}", record)
 

@@ -18,7 +18,7 @@ from typing import Final
 
 import attrs
 
-from expense_core.audit import TargetType, entry, token_record
+from expense_core.audit import token_issued
 from expense_core.errors import TokenExpired, TokenRevoked, Unauthenticated
 from expense_core.model import Member, UserId
 from expense_core.ports import Clock, UnitOfWork
@@ -70,17 +70,7 @@ class SignInLinks:
             )
             uow.tokens.add(record, _hash_secret(secret))
             # Whoever holds the link acts as its user: the audit log keeps it with the tokens.
-            uow.audit.append(
-                entry(
-                    company_id=record.company_id,
-                    actor_id=None,
-                    at=now,
-                    action="token.issued",
-                    target_type=TargetType.TOKEN,
-                    target_id=record.id,
-                    after=token_record(record),
-                )
-            )
+            uow.audit.append(token_issued(record, None))
             uow.commit()
         return IssuedLink(f"{token_id}.{secret}", record)
 
