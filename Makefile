@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit run serve bench load soak bench-memory reset clean
+.PHONY: install test lint typecheck unit run serve bench bench-ratio load soak bench-memory reset clean
 
 install: $(STAMP)
 
@@ -44,7 +44,8 @@ serve: install
 
 # make bench / make load options: SCENARIO=light|medium|heavy|spike WORKERS=2 DURATION=60
 # POOL=8 (connections per worker); TARGET=http://... drives a running server instead (PLAN=...);
-# NOTIFY=1 subscribes a local receiver to every event and runs a notification worker beside it.
+# NOTIFY=1 subscribes a local receiver to every event and runs a notification worker beside it;
+# PAGES=1 makes one user in ten an approver viewing the inbox and expense pages.
 SCENARIO ?=
 WORKERS ?= 2
 DURATION ?=
@@ -52,9 +53,10 @@ POOL ?=
 TARGET ?=
 PLAN ?=
 NOTIFY ?=
+PAGES ?=
 LOAD_OPTIONS = --workers $(WORKERS) $(if $(DURATION),--duration $(DURATION)) \
 	$(if $(POOL),--pool-size $(POOL)) $(if $(TARGET),--host $(TARGET)) $(if $(PLAN),--plan $(PLAN)) \
-	$(if $(filter 1 yes true,$(NOTIFY)),--notify)
+	$(if $(filter 1 yes true,$(NOTIFY)),--notify) $(if $(filter 1 yes true,$(PAGES)),--pages)
 
 ## make bench: throwaway PostgreSQL + server + seed, the 50/30/20 mix (spike), one JSON line
 bench: install
@@ -69,6 +71,15 @@ load: install
 soak: install
 	$(BIN)/python -m loadtest.bench --scenario $(or $(SCENARIO),medium) --workers $(WORKERS) \
 		--soak $(or $(DURATION),1800) $(if $(POOL),--pool-size $(POOL))
+
+## make bench-ratio: this product against the hand-written reference, alternately on one
+## throwaway PostgreSQL, medians and product / reference (RATIO=path/to/ratio.py, ROUNDS=3,
+## DURATION=60; one server worker unless WORKERS=N is given on the command line)
+RATIO ?= ../shared/bench/ratio.py
+bench-ratio: install
+	@test -f $(RATIO) || { echo "no $(RATIO): set RATIO=path/to/ratio.py" >&2; exit 2; }
+	$(PYTHON) $(RATIO) --project . --rounds $(or $(ROUNDS),3) --duration $(or $(DURATION),60) \
+		--workers $(if $(filter command line,$(origin WORKERS)),$(WORKERS),1)
 
 ## make bench-memory: submit-and-approve cycles per second of the in-memory engine
 bench-memory: install

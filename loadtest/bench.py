@@ -12,6 +12,7 @@ started.
     python -m loadtest.bench [--scenario spike] [--workers 2] [--duration 30] [--html]
     python -m loadtest.bench --scenario medium --workers 2 --soak 1800   # make soak
     python -m loadtest.bench --notify   # and a webhook worker delivering every event (NOTIFY=1)
+    python -m loadtest.bench --pages    # and one user in ten viewing pages (PAGES=1)
 
 With --host it drives a server that is already running (seeded with `seed demo`, and `--plan`
 for synthetic companies) and measures no CPU. Figures are locust's: the generator shares the
@@ -20,7 +21,7 @@ machine and costs CPU of its own (reported).
 
 # isort: off
 # locust patches the standard library for gevent as it is imported: it must come first.
-from locust import events
+from locust import User, events
 from locust.env import Environment
 from locust.html import get_html_report
 from locust.stats import stats_history
@@ -44,7 +45,7 @@ import gevent
 import gevent.event
 import psutil
 
-from loadtest import locustfile, notify
+from loadtest import locustfile, notify, pages
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 REPORTS: Final = ROOT / "loadtest" / "reports"
@@ -95,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="subscribe a local receiver to every event of every company and run a worker "
         'beside the server: deliveries per second, backlog and worker CPU under "notify"',
     )
+    parser.add_argument(
+        "--pages",
+        action="store_true",
+        help="one user in ten views pages instead (the inbox and its expenses, signed in as the "
+        "demo approver): their latency under /app/inbox and /app/expenses/[id]",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -120,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = _server_env(database_url, args.workers, pool_size, port)
             if args.notify:
                 env["WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver listens on 127.0.0.1
-            server_pids = stack.enter_context(_server(env, args.workers, url))
+            server_log = REPORTS / f"server-{tag}.log"
+            server_pids = stack.enter_context(_server(env, url, server_log))
             postgres_pid = _postmaster(database_url)
             if args.notify:
                 log = REPORTS / f"worker-{tag}.log"
@@ -132,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.soak:
             root = server_pids[0] if server_pids else None
             probe = lambda: _soak_probe(root, database_url)  # noqa: E731 -- bound here
-        result = _drive(url, scenario, duration, server_pids, postgres_pid, probe, notified)
+        result = _drive(
+            url, scenario, duration, server_pids, postgres_pid, probe, notified, args.pages
+        )
     figures = _figures(result, args, duration, pool_size)
     if args.soak:
         figures["soak"] = _soak_figures(result)
@@ -212,33 +222,37 @@ def _server_env(database_url: str, workers: int, pool_size: int, port: int) -> d
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "AUTH_MODE": "demo",
-        "LOG_LEVEL": "WARNING",
+        # quiet unless asked: LOG_LEVEL=INFO measures the access log's cost as well
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
     }
 
 
 @contextlib.contextmanager
-def _server(env: dict[str, str], workers: int, url: str) -> Iterator[list[int]]:
-    """The server in its own process group; yields the pid of its first process."""
-    process = subprocess.Popen(  # noqa: S603 -- our own command
-        [str(BIN / "expense-tracker"), "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+def _server(env: dict[str, str], url: str, log: Path) -> Iterator[list[int]]:
+    """The server in its own process group, writing to `log` (a file: a pipe nobody reads
+    would stall the server once full, as LOG_LEVEL=INFO fills one in seconds); yields the pid
+    of its first process."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: S603 -- our own command
+            [str(BIN / "expense-tracker"), "serve"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        _wait_ready(process, url)
+        _wait_ready(process, url, log)
         yield [process.pid]
     finally:
         _stop_group(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            raise SystemExit(f"the server exited: {err.strip()}")
+            said = log.read_text(errors="replace").strip()[-4000:]
+            raise SystemExit(f"the server exited ({log}): {said}")
         ready = f"{url}/health/ready"
         with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as answer:  # noqa: S310 -- our own URL
             if answer.status == 200:
@@ -258,8 +272,6 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=wait)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
-    if process.stderr is not None:
-        process.stderr.close()
 
 
 def _free_port() -> int:
@@ -313,8 +325,14 @@ def _drive(
     postgres_pid: int | None,
     probe: Callable[[], dict[str, Any]] | None = None,
     notified: notify.Notify | None = None,
+    with_pages: bool = False,
 ) -> dict[str, Any]:
-    env = Environment(user_classes=[locustfile.ExpenseUser], host=url, events=events)
+    users: list[type[User]] = [locustfile.ExpenseUser]
+    if with_pages:
+        pages.PageViewer.delay = scenario.delay
+        locustfile.ExpenseUser.weight = pages.SHARE - 1
+        users.append(pages.PageViewer)
+    env = Environment(user_classes=users, host=url, events=events)
     runner = env.create_local_runner()
     history = gevent.spawn(stats_history, runner)
     ramped = gevent.event.Event()
