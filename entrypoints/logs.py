@@ -12,12 +12,21 @@ by the access line the request writes when it ends.
 
 Tracebacks are plain text, never with the frames' local variables (structlog's and rich's
 default for people at a terminal): a local may hold a token or a password.
+
+The access lines, one per request, take a shorter way (`access_logger`): structlog renders
+each with the same fields and renderer, straight to a string, and a thread of their own writes
+what has gathered every `ACCESS_FLUSH_S`, under the handler's lock, and at exit. Through the
+standard library, on the event loop, with a system call each, they cost about a sixth of the
+throughput of a busy worker; this way they cost it a few per cent.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
+import threading
 from contextvars import ContextVar
 from typing import Any, Final, TextIO
 
@@ -25,6 +34,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 ACCESS_LOGGER: Final = "expense_tracker.access"
+ACCESS_FLUSH_S: Final = 0.2  # how late an access line may reach the stream
 
 _REQUEST: ContextVar[dict[str, object] | None] = ContextVar("expense_tracker_request", default=None)
 
@@ -79,18 +89,104 @@ def handler(*, console: bool, stream: TextIO) -> logging.Handler:
         foreign_pre_chain=list(SHARED),
         processors=final,
     )
-    written = logging.StreamHandler(stream)
+    written = logging.StreamHandler(stream)  # its lock is the access lines' too
     written.setFormatter(formatter)
     return written
 
 
+class AccessLines:
+    """The access lines' way to the stream: rendered lines are handed over (a structlog
+    logger's `info`) and written together by a thread of their own, every `ACCESS_FLUSH_S`
+    and when closed, under `lock` (the stream's handler's, so no line is cut by another)."""
+
+    def __init__(self, stream: TextIO, lock: threading.RLock | None) -> None:
+        self._stream = stream
+        self._lock = lock or threading.RLock()
+        self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._writer = threading.Thread(target=self._write_every, name="access-lines", daemon=True)
+        self._writer.start()
+
+    def info(self, line: str) -> None:
+        self._lines.put(line)
+
+    def close(self) -> None:
+        """Write what is left and stop; lines handed over later are not written."""
+        self._closed.set()
+        self._writer.join()
+
+    def _write_every(self) -> None:
+        while not self._closed.wait(ACCESS_FLUSH_S):
+            self._write()
+        self._write()
+
+    def _write(self) -> None:
+        lines: list[str] = []
+        while True:
+            try:
+                lines.append(self._lines.get_nowait())
+            except queue.Empty:
+                break
+        if lines:
+            with self._lock:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+
+
+_ACCESS: Final[list[tuple[AccessLines, Processor]]] = []  # this process's, with its renderer
+
+
+def close_access_lines() -> None:
+    """Write the access lines still waiting and stop their writer (at exit; after it, none
+    is written until `configure` runs again)."""
+    while _ACCESS:
+        _ACCESS.pop()[0].close()
+
+
+atexit.register(close_access_lines)
+
+
+def _named(name: str) -> Processor:
+    def add_name(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event["logger"] = name
+        return event
+
+    return add_name
+
+
+def access_logger() -> Any:
+    """The logger of the access lines, or None when ACCESS_LOGGER's records are not wanted
+    (a level above INFO). Before `configure`, the standard library's logger."""
+    if not logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+        return None
+    if not _ACCESS:
+        return get_logger(ACCESS_LOGGER)
+    lines, rendered = _ACCESS[-1]
+    return structlog.wrap_logger(
+        lines,
+        processors=[
+            _request_fields,
+            structlog.processors.add_log_level,
+            _named(ACCESS_LOGGER),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            rendered,
+        ],
+    )
+
+
 def configure(level: str, *, console: bool, stream: TextIO | None = None) -> None:
-    """Send every record at `level` or above to `stream` (stderr), one line each."""
+    """Send every record at `level` or above to `stream` (stderr), one line each; the access
+    lines by `access_logger`."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler(console=console, stream=sys.stderr if stream is None else stream))
+    close_access_lines()
+    target = sys.stderr if stream is None else stream
+    written = handler(console=console, stream=target)
+    root.addHandler(written)
     root.setLevel(level)
+    colors = console and target.isatty()
+    _ACCESS.append((AccessLines(target, written.lock), renderer(console=console, colors=colors)))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

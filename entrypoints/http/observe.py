@@ -40,7 +40,7 @@ def observed(app: ASGIApp, *, metrics: HttpMetrics | None, access_log: bool) -> 
     if metrics is None and not access_log:
         return app
     routes: dict[str, str] = {}
-    log: Any = logs.get_logger(logs.ACCESS_LOGGER) if access_log else None
+    log: Any = logs.access_logger() if access_log else None
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:

@@ -72,3 +72,52 @@ def test_a_line_written_for_a_request_carries_its_fields() -> None:
     assert inside["level"] == "info"
     assert inside["logger"] == "tests.logs.request"
     assert inside["timestamp"].endswith("Z")
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    """Logging configured to write to a string, as a server configures it; restored after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure("INFO", console=False, stream=stream)
+    yield stream
+    logs.close_access_lines()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_access_lines_carry_their_requests_fields_in_the_shape_of_every_other_line(
+    configured: io.StringIO,
+) -> None:
+    access = logs.access_logger()
+    assert access is not None
+
+    def serve(request_id: str) -> None:
+        logs.begin_request(request_id)
+        logs.bind_request(user_id=7, company_id=1)
+        logging.getLogger("tests.logs.beside").warning("beside")
+        access.info("request", method="GET", route="/api/expenses/{expense_id}", status=200)
+
+    for request_id in ("req-1", "req-2"):
+        contextvars.copy_context().run(serve, request_id)
+    logs.close_access_lines()  # what the writer had not written yet, as at exit
+
+    lines = [json.loads(line) for line in configured.getvalue().splitlines()]
+    written = [line for line in lines if line["logger"] == logs.ACCESS_LOGGER]
+    assert [line["request_id"] for line in written] == ["req-1", "req-2"]
+    first, beside = written[0], next(line for line in lines if line["event"] == "beside")
+    assert set(first) == set(beside) - {"event"} | {"event", "method", "route", "status"}
+    assert (first["event"], first["level"], first["user_id"]) == ("request", "info", 7)
+    assert first["timestamp"].endswith("Z")
+
+
+def test_no_access_logger_when_its_level_is_above_info(configured: io.StringIO) -> None:
+    logging.getLogger(logs.ACCESS_LOGGER).setLevel(logging.WARNING)
+    try:
+        assert logs.access_logger() is None
+    finally:
+        logging.getLogger(logs.ACCESS_LOGGER).setLevel(logging.NOTSET)
