@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import attrs
 
 from expense_core.errors import (
+    DelegateAuditor,
     DelegateInactive,
     DelegationCycle,
     DelegationPeriodEmpty,
@@ -28,6 +29,7 @@ from expense_core.model import (
     CompanyId,
     Expense,
     Member,
+    Role,
     UserId,
     check_text,
 )
@@ -83,6 +85,7 @@ def new_delegation(
         SelfDelegation: the delegate is the user.
         UnknownDelegate: the delegate is of another company.
         DelegateInactive: the delegate is inactive.
+        DelegateAuditor: the delegate is an auditor (who may decide nothing).
         DelegationCycle: the delegate has named the user as their own delegate for a period
             that overlaps this one.
         InvalidText: the note is longer than 2,000 characters.
@@ -96,6 +99,8 @@ def new_delegation(
         raise UnknownDelegate(delegate.id)
     if not delegate.user.active:
         raise DelegateInactive(delegate.id)
+    if delegate.user.role is Role.AUDITOR:
+        raise DelegateAuditor(delegate.id)
     delegation = Delegation(
         company_id=user.user.company_id,
         user_id=user.id,

@@ -354,6 +354,13 @@ class DelegateInactive(InvalidInput):
         super().__init__(f"delegate: user {delegate_id} is inactive")
 
 
+class DelegateAuditor(InvalidInput):
+    code = "delegate_auditor"
+
+    def __init__(self, delegate_id: int) -> None:
+        super().__init__(f"delegate: user {delegate_id} is an auditor, and auditors decide nothing")
+
+
 class InvalidTokenTtl(InvalidInput):
     code = "invalid_token_ttl"
 

@@ -69,7 +69,7 @@ class DelegationService:
             AdminOnly: the actor sets someone else's delegation and is not an admin.
             UnknownDelegate: no such delegate in the user's company.
             NaiveTimestamp, DelegationPeriodEmpty, SelfDelegation, DelegateInactive,
-            DelegationCycle, InvalidText: see `delegation.new_delegation`.
+            DelegateAuditor, DelegationCycle, InvalidText: see `delegation.new_delegation`.
         """
         with self.new_uow() as uow:
             user = _changeable(uow, cmd.user_id, cmd.actor_id, cmd.company_id)

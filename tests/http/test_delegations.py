@@ -151,6 +151,15 @@ def test_an_inactive_delegate_is_refused(client: Client) -> None:
     assert (response.status_code, response.json()["code"]) == (400, "delegate_inactive")
 
 
+def test_an_auditor_is_refused_as_a_delegate(client: Client) -> None:
+    assert client.patch(f"/api/users/{CAROL}", json={"role": "auditor"}).status_code == 200
+
+    response = client.put(path(FRANK), json=holiday(delegate=CAROL))
+
+    assert (response.status_code, response.json()["code"]) == (400, "delegate_auditor")
+    assert client.get(path(FRANK)).json()["code"] == "no_delegation"
+
+
 def test_two_people_cannot_cover_for_each_other_at_once(client: Client) -> None:
     assert client.put(path(EVE), json=holiday(delegate=FRANK)).status_code == 200
 

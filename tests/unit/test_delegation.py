@@ -20,6 +20,7 @@ from expense_core import workflow
 from expense_core.approvers import RoutedStep
 from expense_core.delegation import Cover, Delegation, in_force, new_delegation
 from expense_core.errors import (
+    DelegateAuditor,
     DelegateInactive,
     DelegateNotEligible,
     DelegationCycle,
@@ -47,12 +48,19 @@ from expense_core.model import (
     Member,
     Policy,
     PolicyId,
+    Role,
 )
 from tests.clocks import START
 from tests.unit.support import member
 from tests.unit.support import money as m
 
 DAY = timedelta(days=1)
+
+
+def auditor(someone: Member) -> Member:
+    return attrs.evolve(someone, user=attrs.evolve(someone.user, role=Role.AUDITOR))
+
+
 ALICE, CAROL, DAVID, EVE, FRANK, GRACE = (
     member(1, 1),
     member(3, 3),
@@ -160,6 +168,7 @@ def test_a_delegation_keeps_its_period_in_utc() -> None:
         ({"delegate": FRANK}, SelfDelegation),
         ({"delegate": member(30, 5, company=2)}, UnknownDelegate),
         ({"delegate": member(31, 5, active=False)}, DelegateInactive),
+        ({"delegate": auditor(member(32, 5))}, DelegateAuditor),
         ({"ends_at": START}, DelegationPeriodEmpty),
         ({"ends_at": START - DAY}, DelegationPeriodEmpty),
         ({"starts_at": START.replace(tzinfo=None)}, NaiveTimestamp),
