@@ -7,7 +7,7 @@ unknown. `None` as a company id is only accepted where a port says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, Self
 
@@ -179,6 +179,11 @@ class OrgRepository(Protocol):
 
     def users(self, company_id: CompanyId, *, after: UserId | None, limit: int) -> tuple[User, ...]:
         """At most `limit` of the company's users with an id above `after`, by id."""
+        ...
+
+    def names(self, company_id: CompanyId, user_ids: Collection[UserId]) -> dict[UserId, str]:
+        """The names of those of `user_ids` who are (or were: inactive too) of the company;
+        an id of no user of the company is left out."""
         ...
 
     def update_user(self, user: User) -> User:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -545,6 +545,10 @@ class MemoryOrg:
             if u.company_id == company_id and (after is None or u.id > after)
         )
         return tuple(self._t.users[i] for i in found[:limit])
+
+    def names(self, company_id: CompanyId, user_ids: Collection[UserId]) -> dict[UserId, str]:
+        found = (self._t.users.get(i) for i in user_ids)
+        return {u.id: u.name for u in found if u is not None and u.company_id == company_id}
 
     def update_user(self, user: User) -> User:
         before = self._t.users.get(user.id)

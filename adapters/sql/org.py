@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -351,6 +351,10 @@ _USERS = (
     .where(users.c.company_id == bindparam("company_id"), users.c.id > bindparam("after"))
     .order_by(users.c.id)
     .limit(bindparam("limit"))
+)
+_NAMES = select(users.c.id, users.c.name).where(
+    users.c.company_id == bindparam("company_id"),
+    users.c.id.in_(bindparam("users", expanding=True, type_=Integer)),
 )
 _UPDATE_USER = (
     update(users)
@@ -756,6 +760,12 @@ class SqlOrg:
     def users(self, company_id: CompanyId, *, after: UserId | None, limit: int) -> tuple[User, ...]:
         params = {"company_id": company_id, "after": 0 if after is None else after, "limit": limit}
         return tuple(_user_from(row) for row in self._link.read(_USERS, params))
+
+    def names(self, company_id: CompanyId, user_ids: Collection[UserId]) -> dict[UserId, str]:
+        if not user_ids:
+            return {}
+        params = {"company_id": company_id, "users": sorted(set(user_ids))}
+        return {UserId(row.id): row.name for row in self._link.read(_NAMES, params)}
 
     def update_user(self, user: User) -> User:
         current = self._link.read(_MEMBER, {"user_id": user.id}).first()

@@ -13,7 +13,16 @@ from litestar.types import ExceptionHandlersMap
 
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, request_id_of, status_of
 from entrypoints.web.session import Session
-from entrypoints.web.site import HOME, Nav, SignInRequired, Site, is_htmx, render
+from entrypoints.web.site import (
+    HOME,
+    Nav,
+    SignInRequired,
+    Site,
+    Viewer,
+    is_htmx,
+    render,
+    signed_in_viewer,
+)
 from entrypoints.web.views import in_words
 from expense_core.errors import DomainError
 
@@ -47,14 +56,15 @@ def page_error_handlers(site: Site) -> ExceptionHandlersMap:
         message: str,
         headers: dict[str, str] | None = None,
     ) -> Response[Any]:
-        # The navigation without the inbox count: an error page reads nothing more.
+        # The navigation without the inbox count: an error page reads nothing more. The person
+        # is the one the handler had already read, if it got that far (see `signed_in`).
+        viewer: Viewer | Nav | None = signed_in_viewer(request)
         session = site.session_of(request)
-        nav = None
-        if session is not None and session.user_id is not None:
-            nav = Nav(site.sessions.csrf_token(session))
+        if viewer is None and session is not None and session.user_id is not None:
+            viewer = Nav(site.sessions.csrf_token(session))
         return render(
             "error.html",
-            nav,
+            viewer,
             status_code=status,
             headers=headers,
             title=TITLES.get(status, "Something went wrong"),

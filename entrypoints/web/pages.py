@@ -38,6 +38,7 @@ from entrypoints.web.views import (
     allowed_actions,
     in_words,
     names_in,
+    people_in,
     submission_field,
     timeline,
 )
@@ -299,11 +300,12 @@ class ExpensePages(Controller):
         expense_id: ExpenseIdPath,
         viewer: NamedDependency[Viewer],
         expenses: NamedDependency[ExpenseService],
+        org: NamedDependency[OrgService],
         site: NamedDependency[Site],
         done: Word = "",
     ) -> Template:
         notice = f"You {DONE[done]} this expense." if done in DONE else None
-        return _expense_page(viewer, expenses, site, ExpenseId(expense_id), notice=notice)
+        return _expense_page(viewer, expenses, org, site, ExpenseId(expense_id), notice=notice)
 
     @post("/{expense_id:int}/decide", sync_to_thread=True, status_code=303)
     def decide(
@@ -313,6 +315,7 @@ class ExpensePages(Controller):
         data: DecisionBody,
         viewer: NamedDependency[Viewer],
         expenses: NamedDependency[ExpenseService],
+        org: NamedDependency[OrgService],
         site: NamedDependency[Site],
     ) -> Response[Any]:
         expense = ExpenseId(expense_id)
@@ -341,6 +344,7 @@ class ExpensePages(Controller):
             return _expense_page(
                 viewer,
                 expenses,
+                org,
                 site,
                 expense,
                 errors={data.decision: words},
@@ -457,6 +461,7 @@ def _decide(
 def _expense_page(
     viewer: Viewer,
     expenses: ExpenseService,
+    org: OrgService,
     site: Site,
     expense_id: ExpenseId,
     *,
@@ -468,12 +473,16 @@ def _expense_page(
     view = expenses.status(expense_id, viewer.reader)
     events = expenses.history(expense_id, viewer.reader)
     routing = expenses.explain(expense_id, viewer.reader)
+    names = names_in(view, routing)
+    # Whoever the history names beyond those (a step's earlier approver, an absent approver's
+    # delegate, an admin who moved a step) in one more read, only when there is someone.
+    names |= org.names(viewer.company_id, people_in(events) - names.keys())
     return render(
         "expense.html",
         viewer,
         waiting=waiting(expenses, viewer),
         view=view,
-        moments=timeline(events, names_in(view, routing)),
+        moments=timeline(events, names),
         routing=routing,
         actions=allowed_actions(routing.expense, viewer.id, site.clock.now()),
         notice=notice,

@@ -23,6 +23,7 @@ from expense_core.services import MAX_PAGE, ExpenseService, OrgService
 
 HOME: Final = "/app/"
 MY_EXPENSES: Final = "/app/expenses"
+VIEWER_STATE: Final = "web_viewer"
 
 
 class SignInRequired(NotAuthorizedException):
@@ -109,7 +110,15 @@ def signed_in(
         raise SignInRequired from None
     if not member.user.active:
         raise SignInRequired
-    return Viewer(member, site.sessions.csrf_token(session))
+    viewer = Viewer(member, site.sessions.csrf_token(session))
+    request.state[VIEWER_STATE] = viewer  # so an error page's navigation is theirs too
+    return viewer
+
+
+def signed_in_viewer(request: Request[Any, Any, Any]) -> Viewer | None:
+    """The person `signed_in` found for this request, if a handler asked for them."""
+    viewer = request.state.get(VIEWER_STATE)
+    return viewer if isinstance(viewer, Viewer) else None
 
 
 def waiting(expenses: ExpenseService, viewer: Viewer) -> str:

@@ -146,6 +146,12 @@ def names_in(view: ExpenseView, routing: RoutingExplanation | None = None) -> di
     return names
 
 
+def people_in(events: Iterable[ExpenseEvent]) -> set[UserId]:
+    """Everyone the history names."""
+    named = ((e.actor_id, e.approver_id, e.previous_approver_id, e.on_behalf_of) for e in events)
+    return {user_id for ids in named for user_id in ids if user_id is not None}
+
+
 _SENTENCES: Final = {
     EventKind.SUBMITTED: "Submitted by {actor}",
     EventKind.APPROVED: "Step {step} approved by {actor}",
@@ -178,7 +184,8 @@ def timeline(events: Iterable[ExpenseEvent], names: Mapping[UserId, str]) -> lis
                 step=e.step_number,
                 previous=who(e.previous_approver_id),
                 approver=who(e.approver_id),
-            ),
+            )
+            + ("" if e.on_behalf_of is None else f" for {who(e.on_behalf_of)}"),
             e.comment,
         )
         for e in events

@@ -4,7 +4,7 @@ stored; a user change re-routes the pending approvals it affects in the same uni
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from enum import Enum
 from typing import Final, TypeVar
@@ -393,6 +393,13 @@ class OrgService:
             after = UserId(cursor) if cursor is not None else None
             items = uow.org.users(company_id, after=after, limit=limit + 1)
         return page_of(items, limit, lambda u: u.id)
+
+    def names(self, company_id: CompanyId, user_ids: Collection[UserId]) -> dict[UserId, str]:
+        """The names of those of `user_ids` who are or were of the company, in one read."""
+        if not user_ids:
+            return {}
+        with self.new_uow() as uow:
+            return uow.org.names(company_id, user_ids)
 
     def change_user(self, cmd: ChangeUser) -> UserChanged:
         """Change a user; when they leave, move team or level, or become an auditor, re-route

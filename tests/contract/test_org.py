@@ -126,6 +126,27 @@ def test_a_user_reads_back_with_every_field(new_uow: Callable[[], UnitOfWork], o
         assert uow.org.user_by_email(org.id, "nobody@techcorp.example") is None
 
 
+def test_names_are_read_for_the_companys_people_alone_inactive_ones_too(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    other = tech_corp(new_uow)
+    with new_uow() as uow:
+        gone = uow.org.add_user(
+            attrs.evolve(
+                _user(org, org.team.id, org.levels[7].id, "gone@techcorp.example"), active=False
+            )
+        )
+        uow.commit()
+    asked = [org.person(7), org.person(6), gone.id, other.person(7), UserId(NOBODY)]
+    with new_uow() as uow:
+        assert uow.org.names(org.id, asked) == {
+            org.person(7): org.people[7].name,
+            org.person(6): org.people[6].name,
+            gone.id: gone.name,
+        }
+        assert uow.org.names(org.id, []) == {}
+
+
 def test_emails_are_unique_within_a_company_only(
     new_uow: Callable[[], UnitOfWork], org: Org
 ) -> None:

@@ -15,7 +15,18 @@ from typing import Final
 
 from tests.web.browser import Browser, chromium, site
 
-PAGES: Final = ("sign-in", "my-expenses", "new-expense", "inbox", "expense", "not-found")
+PAGES: Final = (
+    "sign-in",
+    "my-expenses",
+    "new-expense",
+    "inbox",
+    "expense",
+    "sent-back",
+    "resubmit",
+    "organisation",
+    "deactivate",
+    "not-found",
+)
 FOLDER: Final = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -23,7 +34,9 @@ def take_screenshots(browser: Browser, folder: Path) -> list[Path]:
     """Walk through every page, leaving a PNG of each in `folder`, named as in `PAGES`."""
     folder.mkdir(parents=True, exist_ok=True)
     shots = [folder / f"{page}.png" for page in PAGES]
-    sign_in, mine, new, inbox, expense, not_found = shots
+    sign_in, mine, new, inbox, expense, sent_back, resubmit, organisation, deactivate, not_found = (
+        shots
+    )
 
     browser.open("/app/")
     browser.screenshot(sign_in)
@@ -49,6 +62,26 @@ def take_screenshots(browser: Browser, folder: Path) -> list[Path]:
     browser.sign_in("Eve Davis")
     browser.open(f"/app/expenses/{workstation}")
     browser.screenshot(expense)
+
+    browser.sign_in("Grace Taylor")
+    trip = browser.submit_expense("Business Travel", "1850.00", "Berlin: flight and 4 nights")
+    browser.sign_in("Frank Miller")
+    browser.open(f"/app/expenses/{trip}")
+    browser.type("What to correct", "The conference is 3 nights: the fourth is not ours to pay")
+    browser.press("Send back")
+    browser.sign_in("Grace Taylor")
+    browser.open(f"/app/expenses/{trip}")
+    browser.screenshot(sent_back)
+    browser.follow("Resubmit")
+    browser.type("Amount", "1620.00")
+    browser.type("Description", "Berlin: flight and 3 nights")
+    browser.screenshot(resubmit)
+
+    browser.sign_in("Alice Chen")
+    browser.follow("Organisation")
+    browser.screenshot(organisation)
+    browser.open("/app/organisation/people/6/deactivate")
+    browser.screenshot(deactivate)
 
     browser.sign_in("Homer Simpson", company=2)
     browser.open(f"/app/expenses/{workstation}")

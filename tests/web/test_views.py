@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 
-from entrypoints.web.views import instant, money, shown_time, timeline
+from entrypoints.web.views import instant, money, people_in, shown_time, timeline
 from expense_core.model import CompanyId, EventKind, ExpenseEvent, ExpenseId, Money, UserId
 
 AT = datetime(2025, 8, 25, 10, 30, 5, tzinfo=UTC)
@@ -67,3 +68,38 @@ def test_the_history_tells_each_event_in_words(kind: EventKind, sentence: str) -
     [moment] = timeline([event], NAMES)
 
     assert (moment.text, moment.comment, moment.at) == (sentence, "why", AT)
+
+
+def test_a_delegates_decision_names_the_absent_approver_too() -> None:
+    event = ExpenseEvent(
+        expense_id=ExpenseId(1),
+        company_id=CompanyId(1),
+        kind=EventKind.APPROVED,
+        at=AT,
+        actor_id=UserId(5),
+        step_number=1,
+        approver_id=UserId(6),
+        on_behalf_of=UserId(6),
+    )
+
+    [moment] = timeline([event], NAMES)
+
+    assert moment.text == "Step 1 approved by Eve Davis for Frank Miller"
+
+
+def test_everyone_the_history_names_is_asked_for() -> None:
+    moved = ExpenseEvent(
+        expense_id=ExpenseId(1),
+        company_id=CompanyId(1),
+        kind=EventKind.REASSIGNED,
+        at=AT,
+        actor_id=None,
+        step_number=1,
+        approver_id=UserId(5),
+        previous_approver_id=UserId(9),
+    )
+    decided = attrs.evolve(
+        moved, kind=EventKind.APPROVED, actor_id=UserId(4), on_behalf_of=UserId(3)
+    )
+
+    assert people_in([moved, decided]) == {UserId(3), UserId(4), UserId(5), UserId(9)}
