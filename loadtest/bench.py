@@ -56,6 +56,7 @@ ENDPOINTS: Final = (
     f"GET {locustfile.STATUS_NAME}",
     "GET /api/approvals",
 )
+PAGE_ENDPOINTS: Final = (f"GET {pages.INBOX_NAME}", f"GET {pages.EXPENSE_PAGE_NAME}")
 READY_TIMEOUT_S: Final = 60
 # PostgreSQL connections across all workers: 8 did better than 16 on 2 cores (more only queue).
 POOL_BUDGET: Final = 8
@@ -491,7 +492,8 @@ def _figures(
     stats, window = result["stats"], result["window"]
     total = stats.total
     endpoints = {}
-    for name in ENDPOINTS:
+    pages_viewed = PAGE_ENDPOINTS if args.pages else ()
+    for name in ENDPOINTS + pages_viewed:
         method, _, path = name.partition(" ")
         entry = stats.entries.get((path, method))
         if entry is None or entry.num_requests == 0:
