@@ -81,6 +81,9 @@ class HttpMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # Each request's series, by method, route and status: found once, then by one lookup
+        # (`labels` validates and joins its values on every call).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.shed = Counter(
             "http_requests_shed_total",
             "Requests refused before routing by the in-flight limit, by reason: overloaded "
@@ -90,8 +93,19 @@ class HttpMetrics:
         )
 
     def answered(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series.setdefault(
+                key,
+                (
+                    self.requests.labels(method, route, str(status)),
+                    self.duration.labels(method, route),
+                ),
+            )
+        requests, duration = series
+        requests.inc()
+        duration.observe(seconds)
 
 
 class DatabaseMetrics:

@@ -79,6 +79,18 @@ class OrgRepository(Protocol):
         """
         ...
 
+    def member_with_policy(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None]:
+        """`member(user_id)` and the policy `policy_id` of that member's company, active or not
+        (`policy`; None when the company has no such policy), read together: what a submission
+        under a named policy needs first.
+
+        Raises:
+            UnknownUser: no such user.
+        """
+        ...
+
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         """Gather the submitter's reporting chain and the candidates the steps may choose from."""
         ...

@@ -314,6 +314,15 @@ class MemoryOrg:
         member = self.member(user_id)
         return member, self.policies(member.user.company_id, category)
 
+    def member_with_policy(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None]:
+        member = self.member(user_id)
+        policy = self._t.policies.get(policy_id)
+        if policy is None or policy.company_id != member.user.company_id:
+            return member, None
+        return member, policy
+
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         index = self._store.org_index()
         # A pool depends on the submitter, the steps, and users and their levels, whose every

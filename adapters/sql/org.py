@@ -310,6 +310,22 @@ _MEMBER_WITH_POLICIES = Query(
     .where(users.c.id == bindparam("user_id"))
     .order_by(policies.c.id, approval_steps.c.step_order)
 )
+# A submitter and one policy of their company, by id and active or not: one row per policy
+# step (or one row with no policy), as `_MEMBER_WITH_POLICIES`.
+_MEMBER_WITH_POLICY = Query(
+    select(*MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS))
+    .select_from(
+        MEMBERS.outerjoin(
+            _WITH_STEPS,
+            and_(
+                policies.c.company_id == users.c.company_id,
+                policies.c.id == bindparam("policy_id"),
+            ),
+        )
+    )
+    .where(users.c.id == bindparam("user_id"))
+    .order_by(approval_steps.c.step_order)
+)
 # A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
 _PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
 _COMPANY = select(companies.c.id, companies.c.name, companies.c.fallback_approver_id).where(
@@ -545,6 +561,19 @@ class SqlOrg:
         width = len(MEMBER_COLUMNS)
         found = [_PolicyRow._make(row[width:]) for row in rows if row[width] is not None]
         return member_from(rows[0]), _policies_from(found)
+
+    def member_with_policy(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None]:
+        params = {"user_id": user_id, "policy_id": policy_id}
+        rows = self._link.read(_MEMBER_WITH_POLICY, params).all()
+        if not rows:
+            raise UnknownUser(user_id)
+        width = len(MEMBER_COLUMNS)
+        found = _policies_from(
+            _PolicyRow._make(row[width:]) for row in rows if row[width] is not None
+        )
+        return member_from(rows[0]), found[0] if found else None
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         # Each step's scope and most senior allowed level, as the memory adapter computes them.

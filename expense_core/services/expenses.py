@@ -29,6 +29,7 @@ from expense_core.errors import (
     ReadOnlyRole,
     Unavailable,
     UnknownExpense,
+    UnknownPolicy,
     UnknownUser,
 )
 from expense_core.model import (
@@ -39,6 +40,7 @@ from expense_core.model import (
     ExpenseStatus,
     Member,
     Money,
+    Policy,
     PolicyId,
     Role,
     UserId,
@@ -262,23 +264,27 @@ class ExpenseService:
 
     def _submit(self, cmd: SubmitExpense) -> Submitted:
         with self.new_uow() as uow:
-            if cmd.category is not None:
-                # By category: the submitter and the category's policies come in one read.
+            # The submitter and the policies to choose from come in one read.
+            named: Policy | None = None
+            policy_id = cmd.policy_id
+            if policy_id is None:
+                assert cmd.category is not None  # noqa: S101 -- exactly one was checked above
                 member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
-                submitter = checked_actor(member, cmd.user_id, cmd.company_id)
             else:
-                submitter = actor(uow, cmd.user_id, cmd.company_id)
+                member, named = uow.org.member_with_policy(cmd.user_id, policy_id)
+            submitter = checked_actor(member, cmd.user_id, cmd.company_id)
             check_writer(submitter, "submit expenses")
             if cmd.idempotency_key is not None:
                 replay = _recall(uow, cmd, submitter)
                 if replay is not None:
                     return replay
-            if cmd.category is not None:
+            if policy_id is None:
+                assert cmd.category is not None  # noqa: S101 -- as above
                 policy = match_policy(candidates, cmd.category, cmd.amount)
+            elif named is None:
+                raise UnknownPolicy(policy_id)
             else:
-                assert cmd.policy_id is not None  # noqa: S101 -- exactly one was checked above
-                company = submitter.user.company_id
-                policy = check_policy_covers(uow.org.policy(company, cmd.policy_id), cmd.amount)
+                policy = check_policy_covers(named, cmd.amount)
             pool = uow.org.approver_pool(submitter, policy.steps)
             routing = approvers.resolve_approvers(submitter, policy.steps, pool)
             decision = workflow.submit(

@@ -247,6 +247,27 @@ def test_member_with_policies_reads_a_member_and_the_active_policies_of_a_catego
             uow.org.member_with_policies(UserId(NOBODY), "equipment")
 
 
+def test_member_with_policy_reads_a_member_and_a_policy_of_their_company(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    other = tech_corp(new_uow)
+    retired = _retire_an_equipment_policy(new_uow, org)
+    with new_uow() as uow:
+        for person in (org.person(1), org.person(7), other.person(7)):
+            company = uow.org.member(person).user.company_id
+            for policy in (org.small, org.large, org.travel, retired, other.travel):
+                named = uow.org.policy(company, policy.id) if policy.company_id == company else None
+                assert uow.org.member_with_policy(person, policy.id) == (
+                    uow.org.member(person),
+                    named,
+                )
+        assert uow.org.member_with_policy(org.person(7), retired.id)[1] == retired
+        assert uow.org.member_with_policy(org.person(7), other.small.id)[1] is None
+        assert uow.org.member_with_policy(org.person(7), PolicyId(NOBODY))[1] is None
+        with pytest.raises(UnknownUser):
+            uow.org.member_with_policy(UserId(NOBODY), org.small.id)
+
+
 # --- the approver pool -----------------------------------------------------------------------
 
 
