@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    any_,
     bindparam,
     column,
     delete,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql import ColumnElement, Executable, FromClause
 
@@ -302,6 +304,41 @@ _MARK_DISPATCHED = (
     .where(outbox.c.id.in_(bindparam("entry_ids", expanding=True)))
     .values(dispatched_at=text("CURRENT_TIMESTAMP"))
 )
+_DELIVERY_COLUMNS = (
+    ("company_id", Integer),
+    ("outbox_id", BigInteger),
+    ("expense_id", Integer),
+    ("topic", String),
+    ("channel", String),
+    ("target", String),
+    ("webhook_id", Integer),
+    ("recipient_id", Integer),
+    ("on_behalf_of", Integer),
+    ("status", String),
+    ("attempts", Integer),
+    ("created_at", DateTime),
+    ("next_attempt_at", DateTime),
+)
+
+
+def _pg_dispatch() -> Executable:
+    """One statement for a whole dispatch: the entries marked fanned out (their ids as one
+    array) and their deliveries inserted (as one JSON parameter). Row by row, the inserts
+    were most of the PostgreSQL time a delivery cost (a statement per delivery)."""
+    given = rows_of("made", "made", *(column(name, kind) for name, kind in _DELIVERY_COLUMNS))
+    marked = (
+        update(outbox)
+        .where(outbox.c.id == any_(bindparam("entry_ids", type_=ARRAY(BigInteger))))
+        .values(dispatched_at=text("CURRENT_TIMESTAMP"))
+        .returning(outbox.c.id)
+        .cte("marked")
+    )
+    names = [name for name, _ in _DELIVERY_COLUMNS]
+    made = select(*(given.c[name] for name in names))
+    return insert(deliveries).from_select(names, made).add_cte(marked)
+
+
+_PG_DISPATCH = _pg_dispatch()
 
 
 def _pg_settle() -> Executable:
@@ -348,9 +385,15 @@ _SETTLE = (
 )
 
 
-def _claim() -> Any:
+def _claim(pg: bool) -> Any:
     """UPDATE of the deliveries a claim takes: the earliest claimable ones by outbox order,
-    counted and leased; on PostgreSQL those another worker is taking are skipped."""
+    counted and leased; on PostgreSQL those another worker is taking are skipped.
+
+    On PostgreSQL the chosen ids come as one array (`= ANY(ARRAY(...))`): the generic plan
+    guesses a tenth of the queue for a `LIMIT` parameter, and with a backlog of a few thousand
+    that guess made `IN (...)` a hash join over every delivery ever made and the notices'
+    join a scan of the whole outbox, growing with each delivery made (the backlog then grew
+    faster still). An array is looked up by primary key whatever its length is guessed."""
     at = bindparam("at", type_=UtcDateTime())
     d = deliveries.alias("d")
     earlier = deliveries.alias("earlier")
@@ -381,9 +424,14 @@ def _claim() -> Any:
         .limit(bindparam("limit"))
         .with_for_update(of=d, skip_locked=True)
     )
+    taken = (
+        deliveries.c.id == any_(func.array(chosen.scalar_subquery()))
+        if pg
+        else (deliveries.c.id.in_(chosen))
+    )
     return (
         update(deliveries)
-        .where(deliveries.c.id.in_(chosen))
+        .where(taken)
         .values(attempts=deliveries.c.attempts + 1, leased_until=bindparam("lease_until"))
     )
 
@@ -403,9 +451,9 @@ def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Exe
 
 
 # PostgreSQL: one statement, the UPDATE a data-modifying CTE read back joined.
-_PG_CLAIM = _claimed(_claim().returning(*deliveries.c).cte("claimed"))
+_PG_CLAIM = _claimed(_claim(pg=True).returning(*deliveries.c).cte("claimed"))
 # SQLite (no data-modifying CTEs): the UPDATE, then the claimed rows read by id.
-_SQLITE_CLAIM = _claim().returning(deliveries.c.id)
+_SQLITE_CLAIM = _claim(pg=False).returning(deliveries.c.id)
 _SQLITE_CLAIMED = _claimed(deliveries, deliveries.c.id.in_(bindparam("ids", expanding=True)))
 
 _BACKLOG = select(
@@ -466,6 +514,15 @@ class SqlOutbox:
         return tuple(entry_from(row._mapping) for row in rows)
 
     def dispatch(self, entries: Sequence[OutboxEntry], deliveries: Sequence[Delivery]) -> None:
+        if not self._link.is_sqlite:
+            if entries or deliveries:
+                rows = [_delivery_row(d) for d in deliveries]
+                for r in rows:
+                    r["created_at"] = naive_iso(r["created_at"])
+                    r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
+                params = {"entry_ids": [e.id for e in entries], "made": json.dumps(rows)}
+                self._link.write(_PG_DISPATCH, params)
+            return
         if deliveries:
             self._link.write(_ADD_DELIVERIES, [_delivery_row(d) for d in deliveries])
         if entries:
