@@ -41,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql import ColumnElement, Executable, FromClause
+from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
 from adapters.sql.expenses import EVENT_FIELDS, naive_iso, rows_of
 from adapters.sql.link import Link, Query
@@ -405,7 +405,7 @@ def _claim(pg: bool) -> Any:
             and_(earlier.c.outbox_id == d.c.outbox_id, earlier.c.id < d.c.id),
         ),
     )
-    earlier_notice = select(literal_column("1")).where(
+    earlier_notice: Select[Any] = select(literal_column("1")).where(
         outbox.c.expense_id == d.c.expense_id,
         _NOT_DISPATCHED,
         outbox.c.id < d.c.outbox_id,
