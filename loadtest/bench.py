@@ -362,7 +362,8 @@ def _drive(
     window = time.monotonic() - window_start
     runner.stop()
     if notified is not None and watcher is not None:
-        watcher.kill()
+        notified.stop_watching()
+        watcher.join()
         notified.drain()  # the load has stopped: what the worker had left
     stats = runner.stats
     html = get_html_report(env)

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import gevent
+import gevent.event
+import gevent.lock
 import psutil
 import psycopg
 
@@ -78,11 +80,15 @@ class Notify:
         self.started_at = 0.0
         self.drained_after_s: float | None = None
         self.receiver_total: int | None = None
+        # The sampling greenlet and the runner share the connection: one query at a time.
+        self._reading = gevent.lock.Semaphore()
+        self._watching = gevent.event.Event()
 
     def snapshot(self) -> dict[str, Any]:
         """The backlog now (as `worker --check` names it), with the notices and deliveries so
         far."""
-        row = self.conn.execute(BACKLOG).fetchone()
+        with self._reading:
+            row = self.conn.execute(BACKLOG).fetchone()
         assert row is not None  # noqa: S101 -- a SELECT of values returns one row
         undispatched, undelivered, age, notices, delivered, failed = row
         return {
@@ -111,10 +117,13 @@ class Notify:
         )
 
     def watch(self) -> None:
-        """Sample every `SAMPLE_EVERY_S` until killed (a greenlet of the runner)."""
-        while True:
-            gevent.sleep(SAMPLE_EVERY_S)
+        """Sample every `SAMPLE_EVERY_S` until `stop_watching` (a greenlet of the runner)."""
+        while not self._watching.wait(SAMPLE_EVERY_S):
             self.sample()
+
+    def stop_watching(self) -> None:
+        """End `watch` after the sample it may be taking (never in the middle of a query)."""
+        self._watching.set()
 
     def finish(self) -> None:
         """The end of the measured window."""
