@@ -110,6 +110,10 @@ class AccessLines:
     def info(self, line: str) -> None:
         self._lines.put(line)
 
+    def write(self) -> None:
+        """Write what has been handed over so far, now."""
+        self._write()
+
     def close(self) -> None:
         """Write what is left and stop; lines handed over later are not written."""
         self._closed.set()
@@ -144,6 +148,13 @@ def close_access_lines() -> None:
 
 
 atexit.register(close_access_lines)
+
+
+def write_access_lines() -> None:
+    """Write the access lines handed over so far, now (the app's shutdown does, once the last
+    request has been answered)."""
+    for lines, _ in _ACCESS:
+        lines.write()
 
 
 def _named(name: str) -> Processor:

@@ -31,6 +31,7 @@ from litestar.types import (
     Send,
 )
 
+from entrypoints import logs
 from entrypoints.container import Container, Database, container_for
 from entrypoints.http.admin import AdminController
 from entrypoints.http.audit import AuditController
@@ -198,7 +199,8 @@ def create_app(container: Container) -> Litestar:
     if metrics is not None:
         observing.append(scrape_route(metrics, container.database, container.relay))
     traced: Callable[[ASGIApp], ASGIApp] = _untraced
-    shutdown: list[Callable[[], None]] = []
+    # The access lines of the last requests, written before the process winds down.
+    shutdown: list[Callable[[], None]] = [logs.write_access_lines]
     if settings.otel_endpoint is not None and container.tracer() is None:
         # Imported only now: without an endpoint, nothing of OpenTelemetry is loaded.
         from entrypoints import tracing
