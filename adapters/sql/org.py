@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ColumnElement, Executable
 
 from adapters.sql.link import Link, Query
 from adapters.sql.tables import (
@@ -293,39 +293,30 @@ _POLICIES = Query(
     )
     .order_by(policies.c.id, approval_steps.c.step_order)
 )
-# A submitter and the active policies of a category in their company: one row per policy step
-# (or one row with no policy), the member's columns first, then the policy's, prefixed.
-_MEMBER_WITH_POLICIES = Query(
-    select(*MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS))
-    .select_from(
-        MEMBERS.outerjoin(
-            _WITH_STEPS,
-            and_(
-                policies.c.company_id == users.c.company_id,
-                policies.c.category == bindparam("category"),
-                policies.c.active.is_not(false()),
-            ),
+
+
+def _member_and_policies(*picked: ColumnElement[bool]) -> Query:
+    """A submitter and the policies of their company that `picked` chooses: one row per policy
+    step (or one row with no policy), the member's columns first, then the policy's, prefixed."""
+    return Query(
+        select(
+            *MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS)
         )
-    )
-    .where(users.c.id == bindparam("user_id"))
-    .order_by(policies.c.id, approval_steps.c.step_order)
-)
-# A submitter and one policy of their company, by id and active or not: one row per policy
-# step (or one row with no policy), as `_MEMBER_WITH_POLICIES`.
-_MEMBER_WITH_POLICY = Query(
-    select(*MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS))
-    .select_from(
-        MEMBERS.outerjoin(
-            _WITH_STEPS,
-            and_(
-                policies.c.company_id == users.c.company_id,
-                policies.c.id == bindparam("policy_id"),
-            ),
+        .select_from(
+            MEMBERS.outerjoin(
+                _WITH_STEPS, and_(policies.c.company_id == users.c.company_id, *picked)
+            )
         )
+        .where(users.c.id == bindparam("user_id"))
+        .order_by(policies.c.id, approval_steps.c.step_order)
     )
-    .where(users.c.id == bindparam("user_id"))
-    .order_by(approval_steps.c.step_order)
+
+
+# The active policies of a category; one policy by id, active or not.
+_MEMBER_WITH_POLICIES = _member_and_policies(
+    policies.c.category == bindparam("category"), policies.c.active.is_not(false())
 )
+_MEMBER_WITH_POLICY = _member_and_policies(policies.c.id == bindparam("policy_id"))
 # A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
 _PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
 _COMPANY = select(companies.c.id, companies.c.name, companies.c.fallback_approver_id).where(
@@ -554,26 +545,24 @@ class SqlOrg:
     def member_with_policies(
         self, user_id: UserId, category: str
     ) -> tuple[Member, tuple[Policy, ...]]:
-        params = {"user_id": user_id, "category": category}
-        rows = self._link.read(_MEMBER_WITH_POLICIES, params).all()
+        return self._member_and(_MEMBER_WITH_POLICIES, user_id, {"category": category})
+
+    def member_with_policy(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None]:
+        member, found = self._member_and(_MEMBER_WITH_POLICY, user_id, {"policy_id": policy_id})
+        return member, found[0] if found else None
+
+    def _member_and(
+        self, query: Query, user_id: UserId, params: dict[str, Any]
+    ) -> tuple[Member, tuple[Policy, ...]]:
+        """The member and the policies of a `_member_and_policies` query."""
+        rows = self._link.read(query, {"user_id": user_id, **params}).all()
         if not rows:
             raise UnknownUser(user_id)
         width = len(MEMBER_COLUMNS)
         found = [_PolicyRow._make(row[width:]) for row in rows if row[width] is not None]
         return member_from(rows[0]), _policies_from(found)
-
-    def member_with_policy(
-        self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None]:
-        params = {"user_id": user_id, "policy_id": policy_id}
-        rows = self._link.read(_MEMBER_WITH_POLICY, params).all()
-        if not rows:
-            raise UnknownUser(user_id)
-        width = len(MEMBER_COLUMNS)
-        found = _policies_from(
-            _PolicyRow._make(row[width:]) for row in rows if row[width] is not None
-        )
-        return member_from(rows[0]), found[0] if found else None
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         # Each step's scope and most senior allowed level, as the memory adapter computes them.
