@@ -15,11 +15,17 @@ Every metric is listed, with its labels, in docs/operations.md.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
+import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 from prometheus_client import (
@@ -52,6 +58,10 @@ DECISION_BUCKETS: Final = (60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 8
 POOL_WAIT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 Change = tuple[Expense, Sequence[ExpenseEvent]]
+# How late a request's figures may reach the values a scrape reads (see `Tally`).
+FLUSH_S: Final = 0.25
+
+log = logging.getLogger("expense_tracker.metrics")
 
 
 def is_multiprocess() -> bool:
@@ -59,10 +69,92 @@ def is_multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_DIR))
 
 
+class Tally:
+    """Changes to the figures made while serving, held in this process and made to the
+    metrics' values together (`flush`): every `FLUSH_S` by one thread for every tally, before
+    a scrape reads them, and when the app shuts down.
+
+    In multiprocess mode each change to a value is a locked write to a file the workers share,
+    and a request makes eight or so; held here, each is an append, and a flush makes one write
+    per value that changed (observations of a histogram are still made one by one, at flush).
+    Appends and pops of a deque are each one step no other thread comes between: nothing
+    handed over is lost or counted twice, whichever threads count and flush.
+    """
+
+    def __init__(self) -> None:
+        self._changes: deque[tuple[Counter | Gauge, float]] = deque()
+        self._observations: deque[tuple[Histogram, float]] = deque()
+        _TALLIES.add(self)
+        _flush_every_while()
+
+    def add(self, value: Counter | Gauge, amount: float = 1.0) -> None:
+        """Add `amount` to a counter's or a gauge's value (a gauge's may be negative)."""
+        self._changes.append((value, amount))
+
+    def observe(self, histogram: Histogram, amount: float) -> None:
+        self._observations.append((histogram, amount))
+
+    def flush(self) -> None:
+        """Make every change handed over so far to the values, now."""
+        totals: dict[int, tuple[Counter | Gauge, float]] = {}
+        changes = self._changes
+        while changes:
+            try:
+                value, amount = changes.popleft()
+            except IndexError:  # another flush took the last one
+                break
+            held = totals.get(id(value))
+            totals[id(value)] = (value, amount if held is None else held[1] + amount)
+        for value, total in totals.values():
+            if total:
+                value.inc(total)
+        observations = self._observations
+        while observations:
+            try:
+                histogram, amount = observations.popleft()
+            except IndexError:
+                break
+            histogram.observe(amount)
+
+
+_TALLIES: Final[weakref.WeakSet[Tally]] = weakref.WeakSet()
+_FLUSHER: Final[list[threading.Thread]] = []
+_FLUSHER_STARTING: Final = threading.Lock()
+
+
+def flush_tallies() -> None:
+    """Make every tally's changes to its values (at the app's shutdown, and at exit)."""
+    for tally in list(_TALLIES):
+        tally.flush()
+
+
+atexit.register(flush_tallies)
+
+
+def _flush_every_while() -> None:
+    """Start the thread that flushes every tally every `FLUSH_S`, unless it runs already."""
+    with _FLUSHER_STARTING:
+        if _FLUSHER and _FLUSHER[0].is_alive():
+            return
+        flusher = threading.Thread(target=_flush_every, name="metrics-tally", daemon=True)
+        flusher.start()
+        _FLUSHER[:] = [flusher]
+
+
+def _flush_every() -> None:
+    while True:
+        time.sleep(FLUSH_S)
+        try:
+            flush_tallies()
+        except Exception:
+            log.exception("could not write the figures counted while serving")
+
+
 class HttpMetrics:
     """Requests by route template (never the raw path: ids would make a series each)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tally: Tally) -> None:
+        self._tally = tally
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests answered, by method, route template and status code.",
@@ -92,7 +184,12 @@ class HttpMetrics:
             registry=registry,
         )
 
+    def started(self) -> None:
+        """A request is being served (until `answered`)."""
+        self._tally.add(self.in_flight, 1)
+
     def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """A request that `started` was answered: `status`, after `seconds`."""
         key = (method, route, status)
         series = self._series.get(key)
         if series is None:
@@ -104,14 +201,17 @@ class HttpMetrics:
                 ),
             )
         requests, duration = series
-        requests.inc()
-        duration.observe(seconds)
+        tally = self._tally
+        tally.add(self.in_flight, -1)
+        tally.add(requests)
+        tally.observe(duration, seconds)
 
 
 class DatabaseMetrics:
     """The connection pool and failed statements, told by the SQL adapter (`SqlObserver`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tally: Tally) -> None:
+        self._tally = tally
         self.pool_size = Gauge(
             "db_pool_size",
             "Connections the pools may hold, summed over the live workers.",
@@ -141,10 +241,10 @@ class DatabaseMetrics:
         self.pool_size.set(size)
 
     def checked_out(self) -> None:
-        self.in_use.inc()
+        self._tally.add(self.in_use, 1)
 
     def checked_in(self) -> None:
-        self.in_use.dec()
+        self._tally.add(self.in_use, -1)
 
     def waited(self, seconds: float) -> None:
         self.wait.observe(seconds)
@@ -153,13 +253,17 @@ class DatabaseMetrics:
         self.errors.labels(kind).inc()
 
 
+_Series = TypeVar("_Series", Counter, Histogram)
+
+
 class DomainMetrics:
     """Expenses as their events are committed (`committed`), whatever use case wrote them.
 
     Labelled by company only when `by_company` (METRICS_BY_COMPANY): a series per company.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, by_company: bool) -> None:
+    def __init__(self, registry: CollectorRegistry, tally: Tally, *, by_company: bool) -> None:
+        self._tally = tally
         self.by_company = by_company
         company = ["company"] if by_company else []
         self.submitted = Counter(
@@ -188,6 +292,7 @@ class DomainMetrics:
             registry=registry,
             buckets=DECISION_BUCKETS,
         )
+        self._labelled: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
 
     def committed(self, changes: Sequence[Change]) -> None:
         """Count what one unit of work committed: each expense written, with its new events.
@@ -198,17 +303,27 @@ class DomainMetrics:
         for expense, events in changes:
             if not events:
                 continue
+            tally = self._tally
             company = (str(expense.company_id),) if self.by_company else ()
             for event in events:
-                self.events.labels(event.kind.value).inc()
+                tally.add(self._series(self.events, event.kind.value))
                 if event.kind is EventKind.SUBMITTED:
-                    (self.submitted.labels(*company) if company else self.submitted).inc()
+                    tally.add(self._series(self.submitted, *company) if company else self.submitted)
             if expense.is_terminal:
                 status = expense.status.value
-                self.closed.labels(status, *company).inc()
+                tally.add(self._series(self.closed, status, *company))
                 ended = expense.completed_at or max(e.at for e in events)
                 waited = (ended - expense.submitted_at).total_seconds()
-                self.decision.labels(status).observe(max(waited, 0.0))
+                tally.observe(self._series(self.decision, status), max(waited, 0.0))
+
+    def _series(self, metric: _Series, *values: str) -> _Series:
+        """`metric.labels(*values)`, looked up once (`labels` validates and joins its values on
+        every call)."""
+        key = (id(metric), values)
+        series = self._labelled.get(key)
+        if series is None:
+            series = self._labelled.setdefault(key, metric.labels(*values))
+        return series  # type: ignore[return-value]  # the key holds the metric's identity
 
 
 class DeliveryMetrics:
@@ -341,9 +456,10 @@ class Metrics:
 
     def __init__(self, *, by_company: bool = False) -> None:
         self.registry = CollectorRegistry()
-        self.http = HttpMetrics(self.registry)
-        self.database = DatabaseMetrics(self.registry)
-        self.domain = DomainMetrics(self.registry, by_company=by_company)
+        self.tally = Tally()
+        self.http = HttpMetrics(self.registry, self.tally)
+        self.database = DatabaseMetrics(self.registry, self.tally)
+        self.domain = DomainMetrics(self.registry, self.tally, by_company=by_company)
         self.deliveries = DeliveryMetrics(self.registry)
         self.multiprocess = is_multiprocess()
         if not self.multiprocess:
@@ -358,6 +474,7 @@ class Metrics:
         outbox: Callable[[], OutboxBacklog] | None = None,
     ) -> bytes:
         """The text a scrape reads: every worker's figures, then the database's state."""
+        self.tally.flush()  # this worker's figures up to now; the others' within FLUSH_S
         state = _Backlog(backlog, lambda: datetime.now(UTC), outbox)
         if not self.multiprocess:
             return generate_latest(_Together((self.registry, state)))

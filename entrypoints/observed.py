@@ -16,7 +16,17 @@ from typing import Any, Self
 
 from expense_core.model import Expense, ExpenseEvent
 from expense_core.notifications import Notice
-from expense_core.ports import ExpenseRepository, UnitOfWork
+from expense_core.ports import (
+    ApiTokens,
+    AuditLog,
+    DelegationRepository,
+    ExpenseRepository,
+    IdempotencyRecords,
+    OrgRepository,
+    Outbox,
+    UnitOfWork,
+    WebhookRepository,
+)
 
 log = logging.getLogger("expense_tracker.observed")
 
@@ -77,8 +87,38 @@ class WatchedUnitOfWork:
                 # What is committed stays committed: a use case never fails for its figures.
                 log.exception("could not count what a unit of work committed")
 
+    # The store's own repositories, looked up as attributes: quicker than `__getattr__`'s
+    # failed lookup first, on every use.
+    @property
+    def org(self) -> OrgRepository:
+        return self._inner.org
+
+    @property
+    def idempotency(self) -> IdempotencyRecords:
+        return self._inner.idempotency
+
+    @property
+    def tokens(self) -> ApiTokens:
+        return self._inner.tokens
+
+    @property
+    def delegations(self) -> DelegationRepository:
+        return self._inner.delegations
+
+    @property
+    def webhooks(self) -> WebhookRepository:
+        return self._inner.webhooks
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._inner.outbox
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._inner.audit
+
     def __getattr__(self, name: str) -> Any:
-        # org, idempotency, tokens, and whatever else the store's unit of work offers.
+        # Whatever else the store's unit of work offers.
         return getattr(self._inner, name)
 
 

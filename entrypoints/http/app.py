@@ -201,6 +201,9 @@ def create_app(container: Container) -> Litestar:
     traced: Callable[[ASGIApp], ASGIApp] = _untraced
     # The access lines of the last requests, written before the process winds down.
     shutdown: list[Callable[[], None]] = [logs.write_access_lines]
+    if metrics is not None:
+        # The figures of the last requests, before the process goes.
+        shutdown.append(metrics.tally.flush)
     if settings.otel_endpoint is not None and container.tracer() is None:
         # Imported only now: without an endpoint, nothing of OpenTelemetry is loaded.
         from entrypoints import tracing

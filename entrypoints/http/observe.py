@@ -59,7 +59,7 @@ def observed(app: ASGIApp, *, metrics: HttpMetrics | None, access_log: bool) -> 
             await send(message)
 
         if metrics is not None:
-            metrics.in_flight.inc()
+            metrics.started()
         try:
             await app(scope, receive, send_observed)
         finally:
@@ -70,7 +70,6 @@ def observed(app: ASGIApp, *, metrics: HttpMetrics | None, access_log: bool) -> 
                 route = routes.get(template) or routes.setdefault(template, route_label(template))
             method = scope["method"]
             if metrics is not None:
-                metrics.in_flight.dec()
                 metrics.answered(method, route, status, seconds)
             if log is not None:
                 log.info(

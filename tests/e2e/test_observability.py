@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from entrypoints.metrics import FLUSH_S
 from tests.e2e.conftest import Server, StartServer, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +59,13 @@ def test_one_scrape_counts_the_requests_of_every_worker(
         status = httpx.get(f"{server.base_url}/api/expenses/{expense_id}/status", timeout=10.0)
         assert status.status_code == 200
 
+    # A worker's figures reach the shared files within FLUSH_S of its requests.
+    deadline = time.monotonic() + 40 * FLUSH_S
+    while (
+        total(scrape(server), "http_requests_total", route=STATUS_ROUTE) < reads
+        and time.monotonic() < deadline
+    ):
+        time.sleep(FLUSH_S / 5)
     scrapes = [scrape(server) for _ in range(4)]
 
     for samples in scrapes:

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 from litestar.types import Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from entrypoints.container import container_for
 from entrypoints.http import create_app
 from entrypoints.http.middleware import in_flight_limit
 from entrypoints.http.observe import observed
-from entrypoints.metrics import Metrics
+from entrypoints.metrics import Metrics, Tally
 from entrypoints.settings import Settings
 from expense_core.demo import install_demo
 from tests.http.conftest import Client
@@ -220,6 +222,7 @@ def test_requests_refused_by_the_in_flight_limit_are_counted_as_shed() -> None:
         return statuses
 
     assert asyncio.run(run()) == [503, 200, 200]
+    metrics.tally.flush()
     assert value(collected(metrics.http.shed), "http_requests_shed_total", reason="overloaded") == 1
     answered = collected(metrics.http.requests)
     assert value(answered, "http_requests_total", method="GET", route="", status="503") == 1
@@ -335,3 +338,42 @@ def test_a_send_back_and_resubmission_are_counted_and_close_nothing(client: Clie
     assert value(samples, "expense_events_total", kind="resubmitted") == 1
     assert named(samples, "expenses_closed_total") == []
     assert value(samples, "expense_pending_steps") >= 1
+
+
+def test_a_tally_loses_and_repeats_nothing_whichever_threads_count_and_flush() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("counted", "", registry=registry)
+    gauge = Gauge("held", "", registry=registry)
+    histogram = Histogram("timed", "", registry=registry, buckets=(0.5, 1.0))
+    tally = Tally()
+    threads, each = 4, 5_000
+    done = threading.Event()
+
+    def count() -> None:
+        for i in range(each):
+            tally.add(counter)
+            tally.add(gauge, 1)
+            tally.add(gauge, -1)
+            tally.observe(histogram, 0.25 if i % 2 else 0.75)
+
+    def flush_meanwhile() -> None:
+        while not done.is_set():
+            tally.flush()
+
+    flusher = threading.Thread(target=flush_meanwhile)
+    flusher.start()
+    counting = [threading.Thread(target=count) for _ in range(threads)]
+    for thread in counting:
+        thread.start()
+    for thread in counting:
+        thread.join()
+    done.set()
+    flusher.join()
+    tally.flush()
+
+    samples = collected(registry)
+    assert value(samples, "counted_total") == threads * each
+    assert value(samples, "held") == 0
+    assert value(samples, "timed_count") == threads * each
+    assert value(samples, "timed_bucket", le="0.5") == threads * each / 2
+    assert value(samples, "timed_sum") == threads * each / 2 * (0.25 + 0.75)
