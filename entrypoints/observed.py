@@ -87,6 +87,9 @@ class WatchedUnitOfWork:
                 # What is committed stays committed: a use case never fails for its figures.
                 log.exception("could not count what a unit of work committed")
 
+    def commit_next_write(self) -> None:
+        self._inner.commit_next_write()
+
     # The store's own repositories, looked up as attributes: quicker than `__getattr__`'s
     # failed lookup first, on every use.
     @property

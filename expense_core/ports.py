@@ -573,3 +573,10 @@ class UnitOfWork(Protocol):
         ...
 
     def commit(self) -> None: ...
+
+    def commit_next_write(self) -> None:
+        """Say that the next write is this unit of work's only one: a store that can make one
+        write durable by itself, atomically, may do so as it runs (PostgreSQL: one statement
+        outside a transaction, saving the BEGIN and COMMIT round trips). `commit` is still
+        called after it, as always; nothing may be written after it."""
+        ...

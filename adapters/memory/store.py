@@ -273,6 +273,9 @@ class MemoryUnitOfWork:
         self._undo.clear()
         self._committed = True
 
+    def commit_next_write(self) -> None:
+        """Nothing to save: the store's lock already makes the unit of work's writes one."""
+
     def rollback(self) -> None:
         users, companies = self._store.tables.users, self._store.tables.companies
         # Pools hold users and their company's fallback approver.

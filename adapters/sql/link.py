@@ -5,7 +5,10 @@ Reads before any write run outside a transaction (a BEGIN/COMMIT pair would doub
 query's round trips). The first write-intent statement opens the transaction: on PostgreSQL
 the driver's own BEGIN, on SQLite `BEGIN IMMEDIATE`, which takes the write lock up front so a
 decision never reads a state it then cannot write over. Everything from there on, reads too,
-runs in that one transaction until commit or rollback.
+runs in that one transaction until commit or rollback. A unit of work whose next write is its
+only one (`commit_next_write`) runs it on PostgreSQL as it runs its reads, outside a
+transaction: one statement is atomic by itself, and the BEGIN and COMMIT around it would be
+two round trips more. SQLite's writes take several statements: they keep their transaction.
 
 Statements that run on every request are wrapped in `Query`: on PostgreSQL each is compiled
 once and sent straight to psycopg as a prepared statement, skipping SQLAlchemy's per-execution
@@ -119,6 +122,10 @@ class Link:
         self._in_transaction = False
         # Nothing has run on the connection yet: a disconnect now may be retried.
         self._first_use = False
+        # The next write is the unit of work's only one (`commit_next_write`)...
+        self._alone = False
+        # ...and it has run, committed by itself: nothing may be written after it.
+        self._wrote_alone = False
 
     @overload
     def read(self, statement: Query, params: Mapping[str, Any] | None = None) -> Rows: ...
@@ -133,8 +140,21 @@ class Link:
     @overload
     def write(self, statement: Executable, params: Params = None) -> CursorResult[Any]: ...
     def write(self, statement: Executable | Query, params: Params = None) -> Any:
-        """Run a statement inside the unit of work's transaction, opening it if need be."""
+        """Run a statement inside the unit of work's transaction, opening it if need be; or, as
+        the unit of work's only write (`commit_next_write`), by itself."""
+        if self._wrote_alone:
+            raise RuntimeError("the unit of work's only write has run: nothing may follow it")
+        if self._alone:
+            self._alone = False
+            if self._conn is None or self._autocommit:
+                self._wrote_alone = True
+                return self._run(statement, params, autocommit=True)
         return self._run(statement, params, autocommit=False)
+
+    def commit_next_write(self) -> None:
+        """Run the next write by itself, outside a transaction, where that is atomic: on
+        PostgreSQL, with no transaction open yet. It must be the unit of work's last write."""
+        self._alone = not self.is_sqlite and not self._in_transaction
 
     def begin(self) -> Connection:
         """Open the transaction (if not yet open): what a write or a locking read needs first."""
@@ -172,6 +192,7 @@ class Link:
     def close(self) -> None:
         """Roll back whatever is uncommitted and give the connection back to the pool."""
         conn, self._conn = self._conn, None
+        self._alone = self._wrote_alone = False
         if conn is None:
             return
         self._in_transaction = False

@@ -42,3 +42,6 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         self._link.commit()
+
+    def commit_next_write(self) -> None:
+        self._link.commit_next_write()

@@ -295,6 +295,8 @@ class ExpenseService:
                 routing=routing,
                 at=self.clock.now(),
             )
+            if cmd.idempotency_key is None:
+                uow.commit_next_write()  # the expense, its steps, events and notices: one write
             stored = uow.expenses.add(
                 decision.expense, decision.events, notices(None, decision.expense, decision.events)
             )

@@ -109,3 +109,18 @@ def test_an_added_expense_comes_back_as_stored_under_its_new_id(
     assert added.id > expense.id
     with new_uow() as uow:
         assert uow.expenses.get(org.id, added.id) == added
+
+
+def test_an_only_write_said_so_is_stored_with_its_history_once_committed(
+    new_uow: Callable[[], UnitOfWork], expense: Expense, org: Org
+) -> None:
+    with new_uow() as uow:
+        read = uow.expenses.get(org.id, expense.id)
+        with new_uow() as first:
+            events = first.expenses.history(org.id, expense.id)
+        uow.commit_next_write()
+        added = uow.expenses.add(read, events, ())
+        uow.commit()
+    with new_uow() as uow:
+        assert uow.expenses.get(org.id, added.id) == added
+        assert [e.kind for e in uow.expenses.history(org.id, added.id)] == [e.kind for e in events]

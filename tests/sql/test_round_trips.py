@@ -266,6 +266,44 @@ def test_reads_run_outside_transactions_and_decisions_inside_one(db: SqlDatabase
     assert all(inside)
 
 
+def test_a_submission_writes_alone_outside_a_transaction_unless_it_keeps_a_key(
+    db: SqlDatabase,
+) -> None:
+    org = tech_corp(db.unit_of_work)
+    expenses = ExpenseService(db.unit_of_work, TickingClock())
+    recorder = Recorder(db)
+    command = SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"))
+
+    recorder.run(lambda: expenses.submit(command))
+    if db.is_sqlite:
+        # Its write takes several statements: they share a transaction.
+        assert recorder.in_transaction[-1]
+    else:
+        # The submitter, the pool and the write: no BEGIN, no COMMIT.
+        assert recorder.in_transaction == [False, False, False]
+
+    keyed = SubmitExpense(
+        user_id=org.person(7), policy_id=org.small.id, amount=money("10.00"), idempotency_key="k"
+    )
+    recorder.run(lambda: expenses.submit(keyed))
+    # The expense and the key's record are written together or not at all.
+    assert recorder.in_transaction[-2:] == [True, True]
+
+
+@pytest.mark.postgres
+def test_nothing_may_be_written_after_an_only_write(postgres_url: str) -> None:
+    with opened(postgres_url) as db:
+        org = tech_corp(db.unit_of_work)
+        with db.unit_of_work() as uow:
+            expense = ExpenseService(db.unit_of_work, TickingClock()).submit(
+                SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("1.00"))
+            )
+            uow.commit_next_write()
+            uow.expenses.add(expense.expense, (), ())
+            with pytest.raises(RuntimeError, match="only write"):
+                uow.expenses.add(expense.expense, (), ())
+
+
 @pytest.mark.postgres
 def test_repeated_statements_become_prepared_statements(postgres_url: str) -> None:
     with opened(postgres_url) as db:
