@@ -13,11 +13,12 @@ by the access line the request writes when it ends.
 Tracebacks are plain text, never with the frames' local variables (structlog's and rich's
 default for people at a terminal): a local may hold a token or a password.
 
-The access lines, one per request, take a shorter way (`access_logger`): structlog renders
-each with the same fields and renderer, straight to a string, and a thread of their own writes
-what has gathered every `ACCESS_FLUSH_S`, under the handler's lock, and at exit. Through the
-standard library, on the event loop, with a system call each, they cost about a sixth of the
-throughput of a busy worker; this way they cost it a few per cent.
+The access lines, one per request, take a shorter way (`access_logger`): serving a request
+only hands its line's fields over, and a thread of their own renders what has gathered, with
+structlog's processors and the same renderer (its JSON by msgspec), and writes it every
+`ACCESS_FLUSH_S`, under the handler's lock, and at exit. Through the standard library, on the
+event loop, with a system call each, they cost about a sixth of the throughput of a busy
+worker; rendered on the event loop, 30 µs of a 0.42 ms request in process (15 with msgspec).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import atexit
 import logging
 import sys
 import threading
+import time
+from collections import deque
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import msgspec
@@ -104,22 +108,42 @@ def handler(*, console: bool, stream: TextIO) -> logging.Handler:
 
 
 class AccessLines:
-    """The access lines' way to the stream: rendered lines are handed over (a structlog
-    logger's `info`) and written together by a thread of their own, every `ACCESS_FLUSH_S`
-    and when closed, under `lock` (the stream's handler's, so no line is cut by another)."""
+    """The access lines' way to the stream. Serving a request only hands its line over
+    (`info`: the time, the request's fields and the line's own); a thread of their own renders
+    what has gathered, with structlog, and writes it together, every `ACCESS_FLUSH_S` and when
+    closed, under `lock` (the stream's handler's, so no line is cut by another).
 
-    def __init__(self, stream: TextIO, lock: threading.RLock | None) -> None:
+    Appends to a deque and pops from it are each one step no other thread comes between: no
+    line handed over is lost or written twice, whoever writes.
+    """
+
+    def __init__(self, stream: TextIO, lock: threading.RLock | None, rendered: Processor) -> None:
         self._stream = stream
         self._lock = lock or threading.RLock()
-        # Swapped for an empty list by each write: appending to a list, and swapping it, are
-        # each one step that no other thread can come between.
-        self._lines: list[str] = []
+        self._handed: deque[tuple[float, dict[str, object] | None, str, dict[str, Any]]]
+        self._handed = deque()
+        self._rendered = _Rendered()
+        # Bound once, to a logger that only knows levels: no configuration looked up, no bound
+        # logger made, on each line.
+        self._log = structlog.wrap_logger(
+            self._rendered,
+            processors=[
+                _handed_over,
+                structlog.processors.add_log_level,
+                _named(ACCESS_LOGGER),
+                _stamped,
+                rendered,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        ).bind()
+        self._writing = threading.Lock()
         self._closed = threading.Event()
         self._writer = threading.Thread(target=self._write_every, name="access-lines", daemon=True)
         self._writer.start()
 
-    def info(self, line: str) -> None:
-        self._lines.append(line)
+    def info(self, event: str, **fields: Any) -> None:
+        """Hand a line over: rendered and written within `ACCESS_FLUSH_S`."""
+        self._handed.append((time.time(), _REQUEST.get(), event, fields))
 
     def write(self) -> None:
         """Write what has been handed over so far, now."""
@@ -136,21 +160,59 @@ class AccessLines:
         self._write()
 
     def _write(self) -> None:
+        with self._writing:  # lines rendered and written in the order they were handed over
+            handed = self._handed
+            while handed:
+                try:
+                    at, request, event, fields = handed.popleft()
+                except IndexError:
+                    break
+                self._log.info(event, _at=at, _request=request, **fields)
+            lines = self._rendered.taken()
+            if lines:
+                with self._lock:
+                    self._stream.write("\n".join(lines) + "\n")
+                    self._stream.flush()
+
+
+class _Rendered:
+    """Where the access lines' logger puts each line it rendered."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def info(self, line: str) -> None:
+        self._lines.append(line)
+
+    def taken(self) -> list[str]:
         lines, self._lines = self._lines, []
-        if lines:
-            with self._lock:
-                self._stream.write("\n".join(lines) + "\n")
-                self._stream.flush()
+        return lines
 
 
-_ACCESS: Final[list[tuple[AccessLines, Processor]]] = []  # this process's, with its renderer
+def _handed_over(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The fields of the request a line was handed over for (see `_request_fields`)."""
+    request = event.pop("_request", None)
+    if request:
+        for key, value in request.items():
+            event.setdefault(key, value)
+    return event
+
+
+def _stamped(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The time a line was handed over, as `TimeStamper(fmt="iso", utc=True)` writes it."""
+    at = datetime.fromtimestamp(event.pop("_at"), UTC)
+    event["timestamp"] = at.isoformat().replace("+00:00", "Z")
+    return event
+
+
+_ACCESS: Final[list[AccessLines]] = []  # this process's
 
 
 def close_access_lines() -> None:
     """Write the access lines still waiting and stop their writer (at exit; after it, none
     is written until `configure` runs again)."""
     while _ACCESS:
-        _ACCESS.pop()[0].close()
+        _ACCESS.pop().close()
 
 
 atexit.register(close_access_lines)
@@ -159,7 +221,7 @@ atexit.register(close_access_lines)
 def write_access_lines() -> None:
     """Write the access lines handed over so far, now (the app's shutdown does, once the last
     request has been answered)."""
-    for lines, _ in _ACCESS:
+    for lines in _ACCESS:
         lines.write()
 
 
@@ -172,26 +234,14 @@ def _named(name: str) -> Processor:
 
 
 def access_logger() -> Any:
-    """The logger of the access lines, or None when ACCESS_LOGGER's records are not wanted
-    (a level above INFO). Before `configure`, the standard library's logger."""
+    """The logger of the access lines (its `info` takes a line's event and fields), or None
+    when ACCESS_LOGGER's records are not wanted (a level above INFO). Before `configure`, the
+    standard library's logger."""
     if not logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
         return None
     if not _ACCESS:
         return get_logger(ACCESS_LOGGER)
-    lines, rendered = _ACCESS[-1]
-    # Bound once, to a logger that only knows levels: no configuration looked up, no bound
-    # logger made, on each line.
-    return structlog.wrap_logger(
-        lines,
-        processors=[
-            _request_fields,
-            structlog.processors.add_log_level,
-            _named(ACCESS_LOGGER),
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            rendered,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    ).bind()
+    return _ACCESS[-1]
 
 
 def configure(level: str, *, console: bool, stream: TextIO | None = None) -> None:
@@ -206,7 +256,7 @@ def configure(level: str, *, console: bool, stream: TextIO | None = None) -> Non
     root.addHandler(written)
     root.setLevel(level)
     colors = console and target.isatty()
-    _ACCESS.append((AccessLines(target, written.lock), renderer(console=console, colors=colors)))
+    _ACCESS.append(AccessLines(target, written.lock, renderer(console=console, colors=colors)))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -7,7 +7,10 @@ import contextvars
 import io
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -121,3 +124,40 @@ def test_no_access_logger_when_its_level_is_above_info(configured: io.StringIO) 
         assert logs.access_logger() is None
     finally:
         logging.getLogger(logs.ACCESS_LOGGER).setLevel(logging.NOTSET)
+
+
+def test_every_access_line_handed_over_is_written_once_stamped_when_handed_over(
+    configured: io.StringIO,
+) -> None:
+    access = logs.access_logger()
+    assert access is not None
+    threads, each = 4, 500
+    handed_over_after = datetime.now(UTC)
+
+    def serve(thread: int) -> None:
+        for n in range(each):
+            logs.begin_request(f"req-{thread}-{n}")
+            access.info("request", status=200)
+            if n % 100 == 0:
+                logs.write_access_lines()  # written meanwhile, as by the writer or a shutdown
+
+    serving = [
+        threading.Thread(target=contextvars.copy_context().run, args=(serve, t))
+        for t in range(threads)
+    ]
+    for thread in serving:
+        thread.start()
+    for thread in serving:
+        thread.join()
+    written_before = datetime.now(UTC)
+    time.sleep(logs.ACCESS_FLUSH_S)  # rendered later than handed over...
+    logs.close_access_lines()
+
+    lines = [json.loads(line) for line in configured.getvalue().splitlines()]
+    ids = [line["request_id"] for line in lines if line["logger"] == logs.ACCESS_LOGGER]
+    assert sorted(ids) == sorted(f"req-{t}-{n}" for t in range(threads) for n in range(each))
+    for thread in range(threads):  # each thread's lines in the order it handed them over
+        own = [i for i in ids if i.startswith(f"req-{thread}-")]
+        assert own == [f"req-{thread}-{n}" for n in range(each)]
+    stamps = {datetime.fromisoformat(line["timestamp"]) for line in lines}
+    assert all(handed_over_after <= stamp <= written_before for stamp in stamps)  # ...stamped then
