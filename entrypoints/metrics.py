@@ -85,7 +85,7 @@ class Tally:
         self._changes: deque[tuple[Counter | Gauge, float]] = deque()
         self._observations: deque[tuple[Histogram, float]] = deque()
         _TALLIES.add(self)
-        _flush_every_while()
+        _start_flusher()
 
     def add(self, value: Counter | Gauge, amount: float = 1.0) -> None:
         """Add `amount` to a counter's or a gauge's value (a gauge's may be negative)."""
@@ -131,7 +131,7 @@ def flush_tallies() -> None:
 atexit.register(flush_tallies)
 
 
-def _flush_every_while() -> None:
+def _start_flusher() -> None:
     """Start the thread that flushes every tally every `FLUSH_S`, unless it runs already."""
     with _FLUSHER_STARTING:
         if _FLUSHER and _FLUSHER[0].is_alive():
