@@ -28,6 +28,16 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
+# Server workers unless WORKERS is given: one per two cores (one on 2 cores), where the database
+# shares the machine. On 2 cores, PostgreSQL and the load generator beside it, `make bench` served
+# as many requests a second with 1 worker as with 2 (three alternating pairs), and 2 spent 13-14%
+# more server CPU on each (docs/performance.md). The embedded SQLite database takes one writer at
+# a time: `make run` serves it with one worker, PostgreSQL with this many.
+CORES := $(shell nproc 2>/dev/null || echo 2)
+BEST_WORKERS := $(shell expr $(CORES) / 2 \| 1)
+GIVEN_WORKERS = $(filter command line environment,$(origin WORKERS))
+RUN_WORKERS = $(if $(GIVEN_WORKERS),$(WORKERS),$(if $(filter postgresql%,$(DATABASE_URL)),$(BEST_WORKERS),1))
+
 ## make run: migrate and seed the embedded database (DATABASE_URL to use another), serve on :4000
 ## beside one notification worker; Ctrl-C stops both
 run: install
@@ -35,19 +45,19 @@ run: install
 	$(BIN)/expense-tracker seed demo
 	@$(BIN)/expense-tracker worker & worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
-	$(BIN)/expense-tracker serve
+	$(BIN)/expense-tracker serve --workers $(RUN_WORKERS)
 
 ## make serve: migrate the configured database and serve it as it is (no demo data)
 serve: install
 	$(BIN)/expense-tracker db upgrade
 	$(BIN)/expense-tracker serve
 
-# make bench / make load options: SCENARIO=light|medium|heavy|spike WORKERS=2 DURATION=60
+# make bench / make load options: SCENARIO=light|medium|heavy|spike WORKERS=N DURATION=60
 # POOL=8 (connections per worker); TARGET=http://... drives a running server instead (PLAN=...);
 # NOTIFY=1 subscribes a local receiver to every event and runs a notification worker beside it;
 # PAGES=1 makes one user in ten an approver viewing the inbox and expense pages.
 SCENARIO ?=
-WORKERS ?= 2
+WORKERS ?= $(BEST_WORKERS)
 DURATION ?=
 POOL ?=
 TARGET ?=
