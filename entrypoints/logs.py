@@ -167,7 +167,11 @@ class AccessLines:
                     at, request, event, fields = handed.popleft()
                 except IndexError:
                     break
-                self._log.info(event, _at=at, _request=request, **fields)
+                try:
+                    self._log.info(event, _at=at, _request=request, **fields)
+                except Exception:
+                    # One line that cannot be rendered costs that line, not the writer.
+                    logging.getLogger(__name__).exception("could not render an access line")
             lines = self._rendered.taken()
             if lines:
                 with self._lock:

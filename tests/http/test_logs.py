@@ -161,3 +161,23 @@ def test_every_access_line_handed_over_is_written_once_stamped_when_handed_over(
         assert own == [f"req-{thread}-{n}" for n in range(each)]
     stamps = {datetime.fromisoformat(line["timestamp"]) for line in lines}
     assert all(handed_over_after <= stamp <= written_before for stamp in stamps)  # ...stamped then
+
+
+def test_a_line_that_cannot_be_rendered_costs_only_itself(configured: io.StringIO) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    access = logs.access_logger()
+    assert access is not None
+    logs.begin_request("req-bad")
+    access.info("request", odd=Unprintable())
+    logs.begin_request("req-good")
+    access.info("request", status=200)
+    logs.close_access_lines()
+
+    lines = [json.loads(line) for line in configured.getvalue().splitlines()]
+    assert [line.get("request_id") for line in lines if line["logger"] == logs.ACCESS_LOGGER] == [
+        "req-good"
+    ]
+    assert any(line["event"] == "could not render an access line" for line in lines)
