@@ -29,13 +29,16 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, TypeVar
 
 import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+_Item = TypeVar("_Item")
 
 ACCESS_LOGGER: Final = "expense_tracker.access"
 ACCESS_FLUSH_S: Final = 0.2  # how late an access line may reach the stream
@@ -107,6 +110,16 @@ def handler(*, console: bool, stream: TextIO) -> logging.Handler:
     return written
 
 
+def drained(handed: deque[_Item]) -> Iterator[_Item]:
+    """Each item of `handed`, oldest first, popped as it is given, until none is left; other
+    threads may append and pop meanwhile (what another takes is not given twice)."""
+    while handed:
+        try:
+            yield handed.popleft()
+        except IndexError:  # another thread took the last one
+            return
+
+
 class AccessLines:
     """The access lines' way to the stream. Serving a request only hands its line over
     (`info`: the time, the request's fields and the line's own); a thread of their own renders
@@ -161,12 +174,7 @@ class AccessLines:
 
     def _write(self) -> None:
         with self._writing:  # lines rendered and written in the order they were handed over
-            handed = self._handed
-            while handed:
-                try:
-                    at, request, event, fields = handed.popleft()
-                except IndexError:
-                    break
+            for at, request, event, fields in drained(self._handed):
                 try:
                     self._log.info(event, _at=at, _request=request, **fields)
                 except Exception:

@@ -44,6 +44,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from entrypoints.logs import drained
 from entrypoints.settings import METRICS_DIR_VARIABLE
 from expense_core.errors import Unavailable
 from expense_core.model import EventKind, Expense, ExpenseEvent
@@ -97,23 +98,13 @@ class Tally:
     def flush(self) -> None:
         """Make every change handed over so far to the values, now."""
         totals: dict[int, tuple[Counter | Gauge, float]] = {}
-        changes = self._changes
-        while changes:
-            try:
-                value, amount = changes.popleft()
-            except IndexError:  # another flush took the last one
-                break
+        for value, amount in drained(self._changes):
             held = totals.get(id(value))
             totals[id(value)] = (value, amount if held is None else held[1] + amount)
         for value, total in totals.values():
             if total:
                 value.inc(total)
-        observations = self._observations
-        while observations:
-            try:
-                histogram, amount = observations.popleft()
-            except IndexError:
-                break
+        for histogram, amount in drained(self._observations):
             histogram.observe(amount)
 
 
