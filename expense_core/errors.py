@@ -504,6 +504,17 @@ class StepAlreadyDecided(Conflict):
         super().__init__(f"step {step} of expense {expense_id} is already {status}")
 
 
+class ExpenseChanged(Conflict):
+    """A decision read its expense without a lock and another change was written before it
+    (`UnitOfWork.commit_next_write`): nothing of it was written; decide again on what is
+    stored now."""
+
+    code = "expense_changed"
+
+    def __init__(self, expense_id: int) -> None:
+        super().__init__(f"expense {expense_id} changed while it was being decided; retry")
+
+
 class NoApproverForStep(Conflict):
     code = "no_approver_for_step"
 

@@ -267,6 +267,9 @@ class ExpenseRepository(Protocol):
         nobody by that id).
 
         None when the expense is not found, as `get_for_update_by` says.
+
+        After `UnitOfWork.commit_next_write` a store that makes that write by itself may read
+        the expense here without locking it; `save` then checks that it is unchanged.
         """
         ...
 
@@ -274,7 +277,13 @@ class ExpenseRepository(Protocol):
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
     ) -> None:
         """Write a decided expense (loaded with `get_for_update`), append its events and put
-        its notices in the outbox."""
+        its notices in the outbox.
+
+        Raises:
+            ExpenseChanged: the expense was read without a lock (`get_for_decision` after
+                `UnitOfWork.commit_next_write`) and something else wrote it since; nothing
+                was written. Only then.
+        """
         ...
 
     def get(
@@ -578,5 +587,9 @@ class UnitOfWork(Protocol):
         """Say that the next write is this unit of work's only one: a store that can make one
         write durable by itself, atomically, may do so as it runs (PostgreSQL: one statement
         outside a transaction, saving the BEGIN and COMMIT round trips). `commit` is still
-        called after it, as always; nothing may be written after it."""
+        called after it, as always; nothing may be written after it.
+
+        No lock can be held until such a write: a decision read after it (`get_for_decision`)
+        may come unlocked, and its `save` raise `ExpenseChanged` when the expense was written
+        meanwhile; the caller decides again in a new unit of work."""
         ...

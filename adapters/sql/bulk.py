@@ -148,7 +148,7 @@ def expense_rows(numbering: Numbering, expenses: Submitted) -> Rows:
         e = expense
         rows[tables.expenses].append(
             (expense_id, company, e.user_id, e.policy_id, e.amount, e.description,
-             str(e.status), e.submitted_at, e.completed_at)
+             str(e.status), e.submitted_at, e.completed_at, 0)  # version 0: never written since
         )  # fmt: skip
         rows[tables.approvals] += [
             (take(tables.approvals), expense_id, a.step_number, a.approver_id,

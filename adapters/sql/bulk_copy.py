@@ -103,7 +103,7 @@ def _expense_lines(numbering: Numbering, expenses: Submitted, lines: Lines) -> N
         expense_lines.append(
             f"{expense_id}\t{company}\t{expense.user_id}\t{expense.policy_id}\t"
             f"{expense.amount.value}\t{texts[expense.description]}\t{expense.status}\t"
-            f"{stamps[expense.submitted_at]}\t{stamps[expense.completed_at]}\n"
+            f"{stamps[expense.submitted_at]}\t{stamps[expense.completed_at]}\t0\n"
         )
         first = ids[approval_key]
         for approval_id, a in enumerate(expense.approvals, first):

@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Executable, Select
 
-from adapters.sql.link import Link, Query
+from adapters.sql.link import Link, Query, Rows
 from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import (
     approval_steps,
@@ -60,7 +60,7 @@ from adapters.sql.tables import (
     users,
 )
 from expense_core.delegation import Cover, Delegation
-from expense_core.errors import UnknownExpense
+from expense_core.errors import ExpenseChanged, UnknownExpense
 from expense_core.escalation import DueStep
 from expense_core.model import (
     Approval,
@@ -132,9 +132,13 @@ _ACTORS_EXPENSE = and_(
 )
 
 
+# The reads a write starts from carry the expense's version, which the write checks and bumps.
+_VERSION = expenses.c.version
+
+
 def _get(where: Any) -> Any:
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
+        select(*EXPENSE_COLUMNS, _VERSION, *APPROVAL_COLUMNS)
         .select_from(expenses.outerjoin(approvals, _its_approvals()))
         .where(where)
         .order_by(approvals.c.step_number)
@@ -146,7 +150,7 @@ def _get(where: Any) -> Any:
 # COMMITTED re-reads locked rows), never a snapshot taken before the lock was granted.
 def _lock(where: Any) -> Any:
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS)
+        select(*EXPENSE_COLUMNS, _VERSION, *APPROVAL_COLUMNS)
         .select_from(expenses.join(approvals, _its_approvals()))
         .where(where)
         .order_by(approvals.c.step_number, approvals.c.approver_id)
@@ -158,7 +162,7 @@ def _lock(where: Any) -> Any:
 # one row says it has no step, as the outer join of `_get` does.
 def _lock_bare(where: Any) -> Any:
     return (
-        select(*EXPENSE_COLUMNS, cast(null(), Integer).label("step_number"))
+        select(*EXPENSE_COLUMNS, _VERSION, cast(null(), Integer).label("step_number"))
         .where(where)
         .with_for_update()
     )
@@ -229,7 +233,7 @@ _ACTOR_ROLE = (
 
 def _get_covering(where: Any) -> Any:
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
+        select(*EXPENSE_COLUMNS, _VERSION, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
         .select_from(
             expenses.outerjoin(approvals, _its_approvals()).outerjoin(delegations, _ITS_DELEGATION)
         )
@@ -241,7 +245,7 @@ def _get_covering(where: Any) -> Any:
 def _lock_covering(where: Any) -> Any:
     """As `_lock`, with the actor's covers and role; the delegations are read, not locked."""
     return (
-        select(*EXPENSE_COLUMNS, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
+        select(*EXPENSE_COLUMNS, _VERSION, *APPROVAL_COLUMNS, *COVER_COLUMNS, _ACTOR_ROLE)
         .select_from(
             expenses.join(approvals, _its_approvals()).outerjoin(delegations, _ITS_DELEGATION)
         )
@@ -500,14 +504,38 @@ def _pg_add() -> Executable:
 _PG_ADD = Query(_pg_add())
 
 
+def _touched(**values: Any) -> Any:
+    """The CTE that bumps the expense's version if it is still the one read (`seen_version`),
+    setting `values` too, and returns its id: no row when another write came first. Every
+    other part of a write statement hangs on it, so that such a write changes nothing.
+
+    Under READ COMMITTED an UPDATE that finds its row changed by a transaction that committed
+    after the statement began re-reads the row and tests the version again: a write checked
+    this way needs no lock taken before it.
+    """
+    return (
+        update(expenses)
+        .where(_THIS_EXPENSE, expenses.c.version == bindparam("seen_version"))
+        .values(version=expenses.c.version + 1, **values)
+        .returning(expenses.c.id)
+        .cte("touched_expense")
+    )
+
+
 @functools.cache
 def _pg_save(closes: bool) -> Query:
-    """Update the changed approvals, the expense if it changed, and append the events."""
+    """Update the expense (its version; its status if it closes) if it is as read, then the
+    changed approvals, and append the events. One row when written, none when not."""
+    closing: dict[str, Any] = {
+        "status": bindparam("new_status"),
+        "completed_at": bindparam("completed"),
+    }
+    touched = _touched(**(closing if closes else {}))
     given = _approval_arrays()
     changed = (
         update(approvals)
         .where(
-            approvals.c.expense_id == bindparam("expense"),
+            approvals.c.expense_id == touched.c.id,
             approvals.c.company_id == bindparam("company"),
             approvals.c.step_number == given.c.step_number,
         )
@@ -522,38 +550,31 @@ def _pg_save(closes: bool) -> Query:
         .returning(approvals.c.id)
         .cte("changed_approvals")
     )
-    ctes = [changed]
-    if closes:
-        closed = (
-            update(expenses)
-            .where(_THIS_EXPENSE)
-            .values(status=bindparam("new_status"), completed_at=bindparam("completed"))
-            .returning(expenses.c.id)
-            .cte("closed_expense")
-        )
-        ctes.append(closed)
-    return Query(select(literal_column("1")).add_cte(*ctes, *_history_ctes()))
+    return Query(select(touched.c.id).add_cte(changed, *_history_ctes(touched)))
 
 
-def _history_ctes() -> tuple[Any, Any]:
-    """The CTEs that append a saved expense's events and put its notices in the outbox."""
+def _history_ctes(touched: Any) -> tuple[Any, Any]:
+    """The CTEs that append a saved expense's events and put its notices in the outbox, if
+    the expense was `touched`."""
     expense_id = bindparam("expense", type_=Integer)
     company_id = bindparam("company", type_=Integer)
     return (
-        _event_rows(expense_id, company_id).cte("new_events"),
-        _outbox_rows(expense_id, company_id).cte("new_notices"),
+        _event_rows(expense_id, company_id, touched).cte("new_events"),
+        _outbox_rows(expense_id, company_id, touched).cte("new_notices"),
     )
 
 
 def _pg_new_round() -> Query:
-    """Write a resubmitted expense: its fields, its approval rows (steps kept are updated, new
-    ones inserted, vanished ones deleted: disjoint step numbers, so no CTE sees another's rows
-    and the unique key never meets a row about to go), and append the events."""
+    """Write a resubmitted expense if it is as read: its fields, its approval rows (steps kept
+    are updated, new ones inserted, vanished ones deleted: disjoint step numbers, so no CTE sees
+    another's rows and the unique key never meets a row about to go), and append the events.
+    One row when written, none when not."""
+    touched = _touched(**{name: bindparam(f"e_{name}") for name in _REVISED_FIELDS})
     kept = _approval_arrays()
     updated = (
         update(approvals)
         .where(
-            approvals.c.expense_id == bindparam("expense"),
+            approvals.c.expense_id == touched.c.id,
             approvals.c.company_id == bindparam("company"),
             approvals.c.step_number == kept.c.step_number,
         )
@@ -565,31 +586,25 @@ def _pg_new_round() -> Query:
     inserted = insert(approvals).from_select(
         ["expense_id", "company_id", *_APPROVAL_FIELDS],
         select(
-            bindparam("expense", type_=Integer),
+            touched.c.id,
             bindparam("company", type_=Integer),
             *(added.c[n] for n in _APPROVAL_FIELDS),
-        ),
+        )
+        .select_from(touched)
+        .join(added, true()),
     )
     gone = rows_of("removed", "removed_step", column("step_number", Integer))
     deleted = delete(approvals).where(
-        approvals.c.expense_id == bindparam("expense"),
+        approvals.c.expense_id == touched.c.id,
         approvals.c.company_id == bindparam("company"),
         approvals.c.step_number.in_(select(gone.c.step_number)),
     )
-    revised = (
-        update(expenses)
-        .where(_THIS_EXPENSE)
-        .values({name: bindparam(f"e_{name}") for name in _REVISED_FIELDS})
-        .returning(expenses.c.id)
-        .cte("revised_expense")
-    )
     return Query(
-        select(literal_column("1")).add_cte(
+        select(touched.c.id).add_cte(
             updated,
             inserted.cte("inserted_approvals"),
             deleted.cte("deleted_approvals"),
-            revised,
-            *_history_ctes(),
+            *_history_ctes(touched),
         )
     )
 
@@ -620,10 +635,14 @@ _SQLITE_SAVE_APPROVAL = (
         escalate_at=bindparam("b_escalate_at"),
     )
 )
-_SQLITE_CLOSE = (
+_SQLITE_TOUCH = (
     update(expenses)
     .where(_THIS_EXPENSE)
-    .values(status=bindparam("new_status"), completed_at=bindparam("completed"))
+    .values(
+        version=expenses.c.version + 1,
+        status=bindparam("new_status"),
+        completed_at=bindparam("completed"),
+    )
 )
 
 _SQLITE_ROUND_APPROVAL = _SQLITE_SAVE_APPROVAL.values(
@@ -637,7 +656,10 @@ _SQLITE_DROP_APPROVAL = delete(approvals).where(
 _SQLITE_REVISE = (
     update(expenses)
     .where(_THIS_EXPENSE)
-    .values({name: bindparam(f"e_{name}") for name in _REVISED_FIELDS})
+    .values(
+        {name: bindparam(f"e_{name}") for name in _REVISED_FIELDS}
+        | {"version": expenses.c.version + 1}
+    )
 )
 
 # --- the status page, lists, inbox, history --------------------------------------------------
@@ -1228,12 +1250,13 @@ def _is_new_round(before: Expense, after: Expense) -> bool:
 class SqlExpenses:
     """`ExpenseRepository` over the SQL tables.
 
-    Remembers what `get_for_update` loaded, so `save` writes only the approvals that changed.
+    Remembers what `get_for_update` loaded, and its version, so `save` writes only the
+    approvals that changed, and only over the expense as it was read.
     """
 
     def __init__(self, link: Link) -> None:
         self._link = link
-        self._loaded: dict[ExpenseId, Expense] = {}
+        self._loaded: dict[ExpenseId, tuple[Expense, int]] = {}
 
     def add(
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
@@ -1292,7 +1315,13 @@ class SqlExpenses:
         else:
             params = {"company": company_id, "actor": actor_id, "expense": expense_id}
             queries = (_GET_COVERING, _LOCK_COVERING, _LOCK_BARE)
-        rows = self._lock_rows(params, *queries)
+        if self._link.next_write_alone:
+            # The decision's write will run by itself, with no transaction to hold a lock in:
+            # read unlocked (the outer join also finds an expense without steps); `save`
+            # writes only over the version read.
+            rows = self._link.read(queries[0], params).all()
+        else:
+            rows = self._lock_rows(params, *queries)
         if not rows:
             return None
         role = getattr(rows[0], "actor_role", None)
@@ -1320,30 +1349,32 @@ class SqlExpenses:
         return rows
 
     def _took(self, rows: Sequence[Row[Any]]) -> Expense:
-        """The expense of locked rows, remembered for `save`."""
+        """The expense of rows read for a write, remembered with its version for `save`."""
         expense = _expense_from(rows)
-        self._loaded[expense.id] = expense
+        self._loaded[expense.id] = (expense, rows[0].version)
         return expense
 
     def save(
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
     ) -> None:
-        before = self._loaded.get(expense.id)
-        if before is None:
-            before = self.get_for_update(expense.company_id, expense.id)
+        if expense.id not in self._loaded:
+            self.get_for_update(expense.company_id, expense.id)
+        before, version = self._loaded[expense.id]
+        target: dict[str, Any] = {"company": expense.company_id, "expense": expense.id}
+        if not self._link.is_sqlite:
+            target["seen_version"] = version
         if _is_new_round(before, expense):
-            self._save_round(before, expense, events, notices)
-            self._loaded[expense.id] = expense
+            self._save_round(before, expense, target, events, notices)
+            self._loaded[expense.id] = (expense, version + 1)
             return
         old = {a.step_number: a for a in before.approvals}
         changed = [a for a in expense.approvals if old.get(a.step_number) != a]
         closes = (expense.status, expense.completed_at) != (before.status, before.completed_at)
-        target: dict[str, Any] = {"company": expense.company_id, "expense": expense.id}
-        if closes:
-            target |= {"new_status": str(expense.status), "completed": expense.completed_at}
         if not self._link.is_sqlite:
+            if closes:
+                target |= {"new_status": str(expense.status), "completed": expense.completed_at}
             params = target | _approval_params(changed) | _history_params(events, notices)
-            self._link.write(_pg_save(closes), params)
+            self._written(self._link.write(_pg_save(closes), params), expense.id)
         else:
             if changed:
                 rows = [
@@ -1361,15 +1392,25 @@ class SqlExpenses:
                     for a in changed
                 ]
                 self._link.write(_SQLITE_SAVE_APPROVAL, rows)
-            if closes:
-                self._link.write(_SQLITE_CLOSE, target)
+            # Within BEGIN IMMEDIATE nothing else writes: the version is only counted.
+            self._link.write(
+                _SQLITE_TOUCH,
+                target | {"new_status": str(expense.status), "completed": expense.completed_at},
+            )
             self._append_history(expense, events, notices)
-        self._loaded[expense.id] = expense
+        self._loaded[expense.id] = (expense, version + 1)
+
+    def _written(self, rows: Rows, expense_id: ExpenseId) -> None:
+        """Raise `ExpenseChanged` if a checked write found the expense changed (no row)."""
+        if rows.first() is None:
+            del self._loaded[expense_id]
+            raise ExpenseChanged(expense_id)
 
     def _save_round(
         self,
         before: Expense,
         expense: Expense,
+        target: dict[str, Any],
         events: Sequence[ExpenseEvent],
         notices: Sequence[Notice],
     ) -> None:
@@ -1379,7 +1420,6 @@ class SqlExpenses:
         kept = [a for a in expense.approvals if a.step_number in old and old[a.step_number] != a]
         added = [a for a in expense.approvals if a.step_number not in old]
         removed = [n for n in old if n not in steps]
-        target: dict[str, Any] = {"company": expense.company_id, "expense": expense.id}
         fields = {
             "e_policy_id": expense.policy_id,
             "e_amount": expense.amount,
@@ -1391,7 +1431,7 @@ class SqlExpenses:
             params = target | fields | _approval_params(kept) | _history_params(events, notices)
             params["added"] = _approval_params(added)["approvals"]
             params["removed"] = _JSON.encode([{"step_number": n} for n in removed]).decode()
-            self._link.write(_PG_NEW_ROUND, params)
+            self._written(self._link.write(_PG_NEW_ROUND, params), expense.id)
             return
         key: dict[str, Any] = {"b_expense_id": expense.id, "b_company_id": expense.company_id}
         if removed:

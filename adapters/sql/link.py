@@ -156,6 +156,12 @@ class Link:
         PostgreSQL, with no transaction open yet. It must be the unit of work's last write."""
         self._alone = not self.is_sqlite and not self._in_transaction
 
+    @property
+    def next_write_alone(self) -> bool:
+        """Whether the next write will run by itself (`commit_next_write` took effect): no
+        transaction will hold a lock taken before it."""
+        return self._alone
+
     def begin(self) -> Connection:
         """Open the transaction (if not yet open): what a write or a locking read needs first."""
         conn = self._connection(autocommit=False)

@@ -170,6 +170,9 @@ expenses = Table(
     Column("status", String(20), server_default=text("'pending'")),
     Column("submitted_at", UtcDateTime, server_default=text("CURRENT_TIMESTAMP")),
     Column("completed_at", UtcDateTime, nullable=True),
+    # Migration 0012: one more on every write to the expense or its approval rows, in the
+    # same statement; a decision written without a lock checks it (`SqlExpenses.save`).
+    Column("version", Integer, nullable=False, server_default=text("0")),
     Index("ix_expenses_company_user_submitted", "company_id", "user_id", "submitted_at"),
     Index("ix_expenses_company_status", "company_id", "status"),
     # Migration 0003: a company's list, and by status, read one page at any size.

@@ -20,6 +20,7 @@ from expense_core.approvers import StepExplanation
 from expense_core.delegation import Cover
 from expense_core.errors import (
     DomainError,
+    ExpenseChanged,
     Forbidden,
     IdempotencyKeyRace,
     IdempotencyKeyReused,
@@ -513,13 +514,28 @@ class ExpenseService:
         decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
         keyed: Keyed | None = None,
     ) -> Decision:
-        """Apply one decision to the expense, locked, store what it changed and commit; with an
-        idempotency key, at most once."""
-        return self._commit_decision(
-            user_id,
-            keyed,
-            lambda uow: _Decided(self._apply(uow, expense_id, user_id, company_id, decide)),
-        ).decision
+        """Apply one decision to the expense, store what it changed and commit; with an
+        idempotency key, at most once.
+
+        Without a key the decision's one write is said to be the only one (PostgreSQL: the
+        expense is read unlocked and written in one statement, if unchanged, outside a
+        transaction). If another write came between the two (`ExpenseChanged`), it is decided
+        again on the expense locked, which cannot fail that way.
+        """
+
+        def run(uow: UnitOfWork) -> _Decided:
+            return _Decided(self._apply(uow, expense_id, user_id, company_id, decide))
+
+        if keyed is None or keyed.idempotency_key is None:
+            try:
+                with self.new_uow() as uow:
+                    uow.commit_next_write()
+                    decided = run(uow)
+                    uow.commit()
+                return decided.decision
+            except ExpenseChanged:
+                pass
+        return self._commit_decision(user_id, keyed, run).decision
 
     def _commit_decision(
         self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], _Decided]
