@@ -65,7 +65,9 @@ from expense_core.services import (
     SendBack,
     SubmitExpense,
     WithdrawExpense,
+    token_id_of,
 )
+from expense_core.tokens import TokenId
 
 PAGE_SIZE: Final = 20
 FormText = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
@@ -145,9 +147,12 @@ class SignInPages(Controller):
         org: NamedDependency[OrgService],
         access: NamedDependency[AccessService],
     ) -> Response[Any]:
+        token_id: TokenId | None = None
         try:
             if site.auth_mode is AuthMode.TOKEN:
-                member = access.authenticate(data.token.strip())
+                token = data.token.strip()
+                member = access.authenticate(token)
+                token_id = token_id_of(token)
             elif site.auth_mode is AuthMode.OIDC:
                 # People sign in at their identity provider (`entrypoints.web.oidc`); a token
                 # or a name typed here signs in nobody.
@@ -168,7 +173,8 @@ class SignInPages(Controller):
                 errors={field: in_words(refused)},
                 status_code=status_of(refused),
             )
-        session = Session.signed_in(member.id, site.clock.now())
+        # Signed in with a token: the session lasts while the token does (`site.signed_in`).
+        session = Session.signed_in(member.id, site.clock.now(), token_id)
         return Redirect(MY_EXPENSES, status_code=303, cookies=[site.cookie(request, session)])
 
     @post("/sign-out", sync_to_thread=False, status_code=303)

@@ -1,9 +1,11 @@
 """Who is signed in to the pages: a session sealed in a signed cookie, and the CSRF token that
 every form carries, bound to that session.
 
-A session is nothing but a random nonce, the user signed in (if anyone) and when that sign-in
-ends, signed with HMAC-SHA256 under the site's secret: the server keeps no session state, so
-any worker process holding the same secret reads it. The CSRF token is an HMAC of the nonce: a
+A session is nothing but a random nonce, the user signed in (if anyone), when that sign-in
+ends and, for a sign-in with an API token, the token's id (never its secret), signed with
+HMAC-SHA256 under the site's secret: the server keeps no session state, so any worker process
+holding the same secret reads it. The pages check that token on every request: revoking it
+ends the session too. The CSRF token is an HMAC of the nonce: a
 form from another site cannot know it, and signing in or out draws a new nonce, so the forms of
 one session are worthless in the next.
 """
@@ -23,6 +25,7 @@ import attrs
 from litestar.datastructures import Cookie
 
 from expense_core.model import UserId
+from expense_core.tokens import TokenId
 
 SESSION_COOKIE: Final = "et_session"
 CSRF_FIELD: Final = "csrf_token"
@@ -40,16 +43,18 @@ class Session:
     nonce: str
     user_id: UserId | None = None
     expires: int | None = None  # seconds since the epoch; None while nobody is signed in
+    token_id: TokenId | None = None  # the API token signed in with, if it was one
 
     @classmethod
     def anonymous(cls) -> Session:
         return cls(secrets.token_urlsafe(_NONCE_BYTES))
 
     @classmethod
-    def signed_in(cls, user_id: UserId, now: datetime) -> Session:
-        """A new session for `user_id` (a new nonce: the forms of the old one stop working)."""
+    def signed_in(cls, user_id: UserId, now: datetime, token_id: TokenId | None = None) -> Session:
+        """A new session for `user_id` (a new nonce: the forms of the old one stop working),
+        signed in with the API token `token_id`, if with one."""
         until = int((now + SIGNED_IN_FOR).timestamp())
-        return cls(secrets.token_urlsafe(_NONCE_BYTES), user_id, until)
+        return cls(secrets.token_urlsafe(_NONCE_BYTES), user_id, until, token_id)
 
 
 class Sessions:
@@ -62,10 +67,10 @@ class Sessions:
         self._key = hashlib.sha256(_KEY_CONTEXT + raw).digest()
 
     def seal(self, session: Session) -> str:
-        payload = json.dumps(
-            {"n": session.nonce, "u": session.user_id, "e": session.expires},
-            separators=(",", ":"),
-        ).encode()
+        fields: dict[str, object] = {"n": session.nonce, "u": session.user_id, "e": session.expires}
+        if session.token_id is not None:
+            fields["t"] = session.token_id
+        payload = json.dumps(fields, separators=(",", ":")).encode()
         return f"{_encode(payload)}.{_encode(self._sign(b'session', payload))}"
 
     def open(self, value: str | None, now: datetime) -> Session | None:
@@ -91,7 +96,12 @@ class Sessions:
             return None
         if expires <= now.timestamp():
             return None
-        return Session(nonce, UserId(user_id), expires)
+        token_id = fields.get("t")
+        if token_id is None:
+            return Session(nonce, UserId(user_id), expires)
+        if not isinstance(token_id, str):
+            return None
+        return Session(nonce, UserId(user_id), expires, TokenId(token_id))
 
     def csrf_token(self, session: Session) -> str:
         """The token the forms of this session carry."""

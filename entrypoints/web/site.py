@@ -16,10 +16,10 @@ from litestar.response import Template
 from entrypoints.settings import AuthMode
 from entrypoints.web.session import CSRF_FIELD, SESSION_COOKIE, Session, Sessions
 from expense_core import visibility
-from expense_core.errors import NotFound
+from expense_core.errors import NotFound, Unauthenticated
 from expense_core.model import CompanyId, Member, Role, UserId
 from expense_core.ports import Clock
-from expense_core.services import MAX_PAGE, ExpenseService, OrgService
+from expense_core.services import MAX_PAGE, AccessService, ExpenseService, OrgService
 
 HOME: Final = "/app/"
 MY_EXPENSES: Final = "/app/expenses"
@@ -95,20 +95,26 @@ def signed_in(
     request: Request[Any, Any, Any],
     site: NamedDependency[Site],
     org: NamedDependency[OrgService],
+    access: NamedDependency[AccessService],
 ) -> Viewer:
-    """The person whose session the request carries.
+    """The person whose session the request carries; for a session signed in with an API
+    token, only while that token is neither revoked nor expired (one read either way).
 
     Raises:
-        SignInRequired: no session, an anonymous one, an ended one, or a person who has left.
+        SignInRequired: no session, an anonymous one, an ended one, a person who has left, or
+            a token revoked or run out since the sign-in.
     """
     session = site.session_of(request)
     if session is None or session.user_id is None:
         raise SignInRequired
     try:
-        member = org.user(session.user_id)
-    except NotFound:
+        if session.token_id is None:
+            member = org.user(session.user_id)
+        else:
+            member = access.signed_in_with(session.token_id)
+    except (NotFound, Unauthenticated):
         raise SignInRequired from None
-    if not member.user.active:
+    if not member.user.active or member.id != session.user_id:
         raise SignInRequired
     viewer = Viewer(member, site.sessions.csrf_token(session))
     request.state[VIEWER_STATE] = viewer  # so an error page's navigation is theirs too

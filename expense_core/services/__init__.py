@@ -24,6 +24,7 @@ from expense_core.services.access import (
     IssueToken,
     ListTokens,
     RevokeToken,
+    token_id_of,
 )
 from expense_core.services.audit import AuditService, ReadAudit
 from expense_core.services.delegations import (
@@ -137,4 +138,5 @@ __all__ = [
     "WebhookService",
     "WithdrawExpense",
     "check_plan",
+    "token_id_of",
 ]

@@ -202,12 +202,9 @@ class AccessService:
             Unauthenticated: a malformed or unknown token, or one of an inactive user.
             TokenRevoked, TokenExpired: a token that was revoked, or has run out.
         """
-        prefix, _, rest = token.partition("_")
-        token_id, _, secret = rest.partition("_")
-        if prefix != TOKEN_PREFIX or len(token_id) != TOKEN_ID_LENGTH or not secret:
-            raise Unauthenticated("the bearer token is malformed")
+        token_id, secret = _parts(token)
         with self.new_uow() as uow:
-            found = uow.tokens.holder(TokenId(token_id))
+            found = uow.tokens.holder(token_id)
             if found is None or not hmac.compare_digest(found.secret_hash, _hash_secret(secret)):
                 raise Unauthenticated("the bearer token is unknown")
             now = self.clock.now()
@@ -219,6 +216,41 @@ class AccessService:
                 uow.tokens.note_use(found.token.id, now, now - NOTE_USE_EVERY)
                 uow.commit()
         return holder
+
+    def signed_in_with(self, token_id: TokenId) -> Member:
+        """The active holder of a token that is neither revoked nor expired, known by its id
+        alone: what a page session signed in with the token is checked against on every page,
+        so that revoking the token ends the session too. Notes no use.
+
+        Raises:
+            Unauthenticated: an unknown token, or one of an inactive user.
+            TokenRevoked, TokenExpired: a token that was revoked, or has run out.
+        """
+        with self.new_uow() as uow:
+            found = uow.tokens.holder(token_id)
+        if found is None:
+            raise Unauthenticated("the token is unknown")
+        check_usable(found.token, self.clock.now())
+        if not found.member.user.active:
+            raise Unauthenticated(f"user {found.member.id} is inactive")
+        return found.member
+
+
+def token_id_of(token: str) -> TokenId:
+    """The id part of a token (`et_<id>_<secret>`), as `authenticate` reads it.
+
+    Raises:
+        Unauthenticated: the token is malformed.
+    """
+    return _parts(token)[0]
+
+
+def _parts(token: str) -> tuple[TokenId, str]:
+    prefix, _, rest = token.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != TOKEN_PREFIX or len(token_id) != TOKEN_ID_LENGTH or not secret:
+        raise Unauthenticated("the bearer token is malformed")
+    return TokenId(token_id), secret
 
 
 def _concerning(

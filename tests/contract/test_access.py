@@ -8,12 +8,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from expense_core.errors import IdempotencyKeyRace, IdempotencyKeyReused, Unauthenticated
+from expense_core.errors import (
+    IdempotencyKeyRace,
+    IdempotencyKeyReused,
+    TokenExpired,
+    TokenRevoked,
+    Unauthenticated,
+)
 from expense_core.model import ExpenseId, Member
 from expense_core.ports import UnitOfWork
-from expense_core.services import AccessService, ExpenseService, SubmitExpense
+from expense_core.services import (
+    AccessService,
+    ExpenseService,
+    RevokeToken,
+    SubmitExpense,
+    token_id_of,
+)
 from expense_core.tokens import TokenHolder, TokenId, new_token
 from expense_core.visibility import Viewer
+from tests.clocks import SettableClock
 from tests.contract.support import Org, money
 
 
@@ -102,3 +115,25 @@ def test_issued_tokens_authenticate(access: AccessService, org: Org) -> None:
     assert access.authenticate(token).id == org.person(5)
     with pytest.raises(Unauthenticated):
         access.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B"))
+
+
+def test_a_page_session_holds_while_its_token_does(
+    new_uow: Callable[[], UnitOfWork], org: Org
+) -> None:
+    clock = SettableClock()
+    access = AccessService(new_uow, clock)
+    token = access.issue_token(org.person(5), ttl=timedelta(hours=1))
+    token_id = token_id_of(token)
+    assert access.signed_in_with(token_id).id == org.person(5)
+
+    clock.advance(timedelta(hours=1))
+    with pytest.raises(TokenExpired):
+        access.signed_in_with(token_id)
+    revoked = token_id_of(access.issue_token(org.person(5)))
+    access.revoke(RevokeToken(token_id=revoked))
+    with pytest.raises(TokenRevoked):
+        access.signed_in_with(revoked)
+    with pytest.raises(Unauthenticated):
+        access.signed_in_with(TokenId("fedcba9876543210"))
+    with pytest.raises(Unauthenticated):
+        token_id_of("et_short_secret")

@@ -11,7 +11,7 @@ import pytest
 from entrypoints.container import Container
 from entrypoints.http import create_app
 from expense_core.model import ExpenseId, ExpenseStatus, UserId
-from expense_core.services import ChangeUser
+from expense_core.services import ChangeUser, RevokeToken, token_id_of
 from expense_core.visibility import Viewer
 from tests.http.conftest import OtherCompany
 from tests.web.conftest import Visit, browsers
@@ -140,6 +140,38 @@ def test_token_mode_signs_in_the_tokens_holder(
 
     assert answer.status_code == 303
     assert "Frank Miller" in token_visitor.get("/app/expenses").text
+
+
+def test_revoking_the_token_signed_in_with_ends_the_session(
+    token_visitor: Visitor, token_container: Container
+) -> None:
+    access = token_container.access()
+    token = access.issue_token(UserId(6))
+    another = access.issue_token(UserId(6))
+    token_visitor.submit("/app/", "/app/sign-in", {"token": token})
+
+    # Revoking another of Frank's tokens leaves this session be.
+    access.revoke(RevokeToken(token_id=token_id_of(another)))
+    assert "Frank Miller" in token_visitor.get("/app/expenses").text
+    access.revoke(RevokeToken(token_id=token_id_of(token)))
+
+    assert token_visitor.get("/app/expenses").headers["location"] == "/app/"
+    assert token_visitor.get("/app/inbox").headers["location"] == "/app/"
+    refused = token_visitor.submit("/app/", "/app/sign-in", {"token": token})
+    assert refused.status_code == 401
+    assert "revoked" in error_beside(refused.text, "token")
+
+
+def test_a_token_sessions_cookie_names_the_token_never_its_secret(
+    token_visitor: Visitor, token_container: Container
+) -> None:
+    token = token_container.access().issue_token(UserId(6))
+    answer = token_visitor.submit("/app/", "/app/sign-in", {"token": token})
+
+    sealed = answer.cookies["et_session"]
+    payload = json.loads(base64.urlsafe_b64decode(sealed.partition(".")[0] + "=="))
+    assert payload["t"] == token_id_of(token)
+    assert token.rpartition("_")[2] not in sealed
 
 
 def test_token_mode_refuses_an_unknown_token_and_a_chosen_person(token_visitor: Visitor) -> None:
