@@ -5,9 +5,9 @@ A session is nothing but a random nonce, the user signed in (if anyone), when th
 ends and, for a sign-in with an API token, the token's id (never its secret), signed with
 HMAC-SHA256 under the site's secret: the server keeps no session state, so any worker process
 holding the same secret reads it. The pages check that token on every request: revoking it
-ends the session too. The CSRF token is an HMAC of the nonce: a
-form from another site cannot know it, and signing in or out draws a new nonce, so the forms of
-one session are worthless in the next.
+ends the session too. The CSRF token is an HMAC of the nonce: a form from another site cannot
+know it, and signing in or out draws a new nonce, so the forms of one session are worthless in
+the next.
 """
 
 from __future__ import annotations

@@ -14,8 +14,32 @@ import pytest
 
 from adapters.sql import SqlDatabase
 from expense_core.errors import DomainError, Unavailable
-from expense_core.model import CompanyId, Expense, ExpenseEvent, ExpenseId, UserId
+from expense_core.model import (
+    ApprovalStep,
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    Policy,
+    UserId,
+)
 from expense_core.workflow import Decision
+from tests.contract.support import add_policy
+
+
+def three_steps(db: SqlDatabase, company: CompanyId, category: str) -> Policy:
+    """A policy of step 1 (level 6: Frank in TechCorp), step 2 (level 5: Eve) and an optional
+    step 3 (level 4: David)."""
+    return add_policy(
+        db.unit_of_work,
+        company,
+        category,
+        (
+            ApprovalStep(step_order=1, required_level=6),
+            ApprovalStep(step_order=2, required_level=5),
+            ApprovalStep(step_order=3, required_level=4, is_required=False),
+        ),
+    )
 
 
 @contextlib.contextmanager

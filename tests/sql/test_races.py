@@ -22,7 +22,6 @@ from adapters.sql import SqlDatabase
 from expense_core.errors import DomainError, IdempotencyKeyReused
 from expense_core.model import (
     ApprovalStatus,
-    ApprovalStep,
     EventKind,
     Expense,
     ExpenseEvent,
@@ -39,7 +38,7 @@ from expense_core.services import (
 from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
 from tests.clocks import TickingClock
-from tests.contract.support import add_policy, money, tech_corp
+from tests.contract.support import money, tech_corp
 from tests.sql.support import (
     Attempt,
     Outcome,
@@ -48,6 +47,7 @@ from tests.sql.support import (
     race_params,
     run_race,
     side_by_side,
+    three_steps,
 )
 
 # Per expense: step 1 (Frank), step 2 (Eve) and the optional step 3 (David), each approved three
@@ -77,16 +77,7 @@ def test_racing_decisions_keep_every_expense_consistent(
 ) -> None:
     db, how_many, threads = race
     org = tech_corp(db.unit_of_work)
-    policy = add_policy(
-        db.unit_of_work,
-        org.id,
-        "race",
-        (
-            ApprovalStep(step_order=1, required_level=6),
-            ApprovalStep(step_order=2, required_level=5),
-            ApprovalStep(step_order=3, required_level=4, is_required=False),
-        ),
-    )
+    policy = three_steps(db, org.id, "race")
     service = ExpenseService(db.unit_of_work, TickingClock())
     ids = [
         service.submit(

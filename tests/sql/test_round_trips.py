@@ -42,7 +42,7 @@ MOST = {
     "postgres": {
         "submit": 3,
         "submit by category": 3,
-        "decide": 4,
+        "decide": 2,
         "status": 2,
         "resubmit": 5,
         "resubmit by category": 4,

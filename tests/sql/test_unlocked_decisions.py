@@ -20,7 +20,6 @@ from expense_core import workflow
 from expense_core.errors import ExpenseChanged
 from expense_core.model import (
     ApprovalStatus,
-    ApprovalStep,
     EventKind,
     ExpenseId,
     ExpenseStatus,
@@ -30,8 +29,8 @@ from expense_core.notifications import notices
 from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
 from expense_core.visibility import Viewer
 from tests.clocks import TickingClock
-from tests.contract.support import Org, add_policy, money, tech_corp
-from tests.sql.support import opened
+from tests.contract.support import Org, money, tech_corp
+from tests.sql.support import opened, three_steps
 
 pytestmark = pytest.mark.postgres
 
@@ -62,16 +61,7 @@ def db(postgres_url: str) -> Iterator[SqlDatabase]:
 
 def _three_steps(db: SqlDatabase) -> tuple[Org, ExpenseId]:
     org = tech_corp(db.unit_of_work)
-    policy = add_policy(
-        db.unit_of_work,
-        org.id,
-        "unlocked",
-        (
-            ApprovalStep(step_order=1, required_level=6),
-            ApprovalStep(step_order=2, required_level=5),
-            ApprovalStep(step_order=3, required_level=4, is_required=False),
-        ),
-    )
+    policy = three_steps(db, org.id, "unlocked")
     submitted = ExpenseService(db.unit_of_work, TickingClock()).submit(
         SubmitExpense(user_id=org.person(GRACE), policy_id=policy.id, amount=money("50.00"))
     )
