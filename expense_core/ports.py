@@ -79,12 +79,14 @@ class OrgRepository(Protocol):
         """
         ...
 
-    def member_with_policy(
+    def member_with_policy_and_pool(
         self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None]:
-        """`member(user_id)` and the policy `policy_id` of that member's company, active or not
-        (`policy`; None when the company has no such policy), read together: what a submission
-        under a named policy needs first.
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        """`member(user_id)`, the policy `policy_id` of that member's company, active or not
+        (`policy`; None when the company has no such policy), and that member's
+        `approver_pool` for the policy's steps (None without a policy), read together: what a
+        submission under a named policy needs. A store may gather the pool before anyone has
+        checked the member or the policy: it is only read.
 
         Raises:
             UnknownUser: no such user.

@@ -317,14 +317,14 @@ class MemoryOrg:
         member = self.member(user_id)
         return member, self.policies(member.user.company_id, category)
 
-    def member_with_policy(
+    def member_with_policy_and_pool(
         self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None]:
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
         member = self.member(user_id)
         policy = self._t.policies.get(policy_id)
         if policy is None or policy.company_id != member.user.company_id:
-            return member, None
-        return member, policy
+            return member, None, None
+        return member, policy, self.approver_pool(member, policy.steps)
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         index = self._store.org_index()

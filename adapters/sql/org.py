@@ -20,12 +20,15 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
+    cast,
     column,
     exists,
     false,
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -123,15 +126,22 @@ _MEMBERS_BY_EMAIL = Query(
 )
 
 
-def _pool_statements() -> tuple[Executable, Executable]:
-    company = bindparam("company_id", type_=Integer)
-    submitter = bindparam("submitter_id", type_=Integer)
-    wanted = bindparam("wanted", type_=Integer)
+def _pool_parts(
+    company: Any, submitter: Any, manager_id: Any, wanted: Any, steps: Any
+) -> tuple[Any, Any, Any, Any]:
+    """The parts of the approver pool's statement: the reporting chain, the candidates on
+    PostgreSQL and on SQLite, the fallback approver; each row's `source` says which.
+
+    `company`, `submitter`, `manager_id` and `wanted` (how many candidates per step) are SQL
+    expressions: bound parameters, or values the same statement reads first. `steps` has a row
+    per step, its `team` (None: any) and `top` (the most senior level allowed), for PostgreSQL;
+    SQLite's part reads them from the `steps` parameter, JSON.
+    """
     # The reporting chain as a set; Python puts it in order. UNION (not ALL) ends any cycle.
     manager = users.alias("manager")
     chain = (
         select(users.c.id, users.c.manager_id)
-        .where(users.c.id == bindparam("manager_id", type_=Integer), users.c.company_id == company)
+        .where(users.c.id == manager_id, users.c.company_id == company)
         .cte("chain", recursive=True)
     )
     chain = chain.union(
@@ -165,13 +175,6 @@ def _pool_statements() -> tuple[Executable, Executable]:
     # each level's members come through users.hierarchy_level_id, `wanted` at most: no scan of
     # the company's users, and a plan simple enough to be cached (planning the scan it replaces
     # cost more than running it).
-    steps = (
-        func.unnest(
-            bindparam("teams", type_=ARRAY(Integer)), bindparam("tops", type_=ARRAY(Integer))
-        )
-        .table_valued(column("team", Integer), column("top", Integer))
-        .render_derived("step")
-    )
     level = hierarchy_levels.alias("level")
     member = users.alias("member")
     at_level = (
@@ -240,6 +243,22 @@ def _pool_statements() -> tuple[Executable, Executable]:
             )
         )
         .where(companies.c.id == company)
+    )
+    return in_chain, pg_candidates, sqlite_candidates, fallback
+
+
+def _pool_statements() -> tuple[Executable, Executable]:
+    """The approver pool of a submitter and steps given as parameters."""
+    in_chain, pg_candidates, sqlite_candidates, fallback = _pool_parts(
+        bindparam("company_id", type_=Integer),
+        bindparam("submitter_id", type_=Integer),
+        bindparam("manager_id", type_=Integer),
+        bindparam("wanted", type_=Integer),
+        func.unnest(
+            bindparam("teams", type_=ARRAY(Integer)), bindparam("tops", type_=ARRAY(Integer))
+        )
+        .table_valued(column("team", Integer), column("top", Integer))
+        .render_derived("step"),
     )
     return (
         union_all(in_chain, pg_candidates, fallback),
@@ -317,6 +336,70 @@ _MEMBER_WITH_POLICIES = _member_and_policies(
     policies.c.category == bindparam("category"), policies.c.active.is_not(false())
 )
 _MEMBER_WITH_POLICY = _member_and_policies(policies.c.id == bindparam("policy_id"))
+
+
+def _member_policy_and_pool() -> Query:
+    """PostgreSQL: a submitter, the policy they name (rows as `_MEMBER_WITH_POLICY`'s, their
+    `source` 'member') and the approver pool of the policy's steps for them (rows as
+    `_POOL_PG`'s, their policy columns empty), in one statement.
+
+    Each step's team and most senior allowed level come from its stored scope as
+    `SqlOrg.approver_pool` works them out from a parsed one: the submitter's team or the whole
+    company below the submitter's level, or one named team at the step's level.
+    """
+    me = (
+        select(*MEMBER_COLUMNS)
+        .select_from(MEMBERS)
+        .where(users.c.id == bindparam("user_id", type_=Integer))
+        .cte("submitter")
+    )
+    scope = approval_steps.c.team_scope
+    named_team = f"{ScopeKind.TEAM}:"
+    steps = (
+        select(
+            case(
+                (scope == str(ScopeKind.SUBMITTER), me.c.team_id),
+                (scope == str(ScopeKind.COMPANY_WIDE), null()),
+                else_=cast(func.substr(scope, len(named_team) + 1), Integer),
+            ).label("team"),
+            case(
+                (scope.startswith(named_team), approval_steps.c.required_level),
+                else_=func.least(approval_steps.c.required_level, me.c.level_number - 1),
+            ).label("top"),
+        )
+        .select_from(approval_steps.join(me, approval_steps.c.company_id == me.c.company_id))
+        .where(approval_steps.c.policy_id == bindparam("policy_id"))
+        .cte("policy_step")
+    )
+    in_chain, candidates, _, fallback = _pool_parts(
+        select(me.c.company_id).scalar_subquery(),
+        bindparam("user_id", type_=Integer),
+        select(me.c.manager_id).scalar_subquery(),
+        select(func.count()).select_from(steps).scalar_subquery(),
+        steps,
+    )
+    named = select(
+        literal_column("'member'").label("source"),
+        *(me.c[c.key] for c in MEMBER_COLUMNS),
+        *(c.label(f"policy_{c.key}") for c in POLICY_COLUMNS),
+    ).select_from(
+        me.outerjoin(
+            _WITH_STEPS,
+            and_(policies.c.company_id == me.c.company_id, policies.c.id == bindparam("policy_id")),
+        )
+    )
+    no_policy = [null() for _ in POLICY_COLUMNS]
+    return Query(
+        union_all(
+            named,
+            in_chain.add_columns(*no_policy),
+            candidates.add_columns(*no_policy),
+            fallback.add_columns(*no_policy),
+        )
+    )
+
+
+_MEMBER_POLICY_AND_POOL = _member_policy_and_pool()
 # A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
 _PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
 _COMPANY = select(companies.c.id, companies.c.name, companies.c.fallback_approver_id).where(
@@ -547,11 +630,29 @@ class SqlOrg:
     ) -> tuple[Member, tuple[Policy, ...]]:
         return self._member_and(_MEMBER_WITH_POLICIES, user_id, {"category": category})
 
-    def member_with_policy(
+    def member_with_policy_and_pool(
         self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None]:
-        member, found = self._member_and(_MEMBER_WITH_POLICY, user_id, {"policy_id": policy_id})
-        return member, found[0] if found else None
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        params = {"user_id": user_id, "policy_id": policy_id}
+        if self._link.is_sqlite:
+            member, found = self._member_and(_MEMBER_WITH_POLICY, user_id, params)
+            if not found:
+                return member, None, None
+            return member, found[0], self.approver_pool(member, found[0].steps)
+        rows = self._link.read(_MEMBER_POLICY_AND_POOL, params).all()
+        own = [row for row in rows if row.source == "member"]
+        if not own:
+            raise UnknownUser(user_id)
+        member = member_from(own[0])
+        width = 1 + len(MEMBER_COLUMNS)
+        # A union's rows come in no promised order: the policy's steps are put in theirs.
+        own.sort(key=lambda row: row.policy_step_order or 0)
+        found = _policies_from(
+            _PolicyRow._make(row[width:]) for row in own if row[width] is not None
+        )
+        if not found:
+            return member, None, None
+        return member, found[0], _pool_from(member, rows)
 
     def _member_and(
         self, query: Query, user_id: UserId, params: dict[str, Any]
@@ -588,11 +689,7 @@ class SqlOrg:
             statement = _POOL_PG
             params["teams"] = [team for team, _ in scopes]
             params["tops"] = [top for _, top in scopes]
-        rows = self._link.read(statement, params).all()
-        managers = {row.id: member_from(row) for row in rows if row.source == "chain"}
-        candidates = {row.id: member_from(row) for row in rows if row.source == "candidate"}
-        fallback = next((member_from(row) for row in rows if row.source == "fallback"), None)
-        return ApproverPool(_chain(submitter, managers), tuple(candidates.values()), fallback)
+        return _pool_from(submitter, self._link.read(statement, params).all())
 
     def policy(self, company_id: CompanyId, policy_id: PolicyId) -> Policy:
         rows = self._link.read(_POLICY, {"company_id": company_id, "policy_id": policy_id})
@@ -839,6 +936,21 @@ class SqlOrg:
         statement = statements[1] if self._link.is_sqlite else statements[0]
         found: int | None = self._link.write(statement, values).scalar()
         return found
+
+
+def _pool_from(submitter: Member, rows: Iterable[Row[Any]]) -> ApproverPool:
+    """The pool of the rows of a pool statement (`source`: chain, candidate, fallback)."""
+    managers: dict[int, Member] = {}
+    candidates: dict[int, Member] = {}
+    fallback = None
+    for row in rows:
+        if row.source == "chain":
+            managers[row.id] = member_from(row)
+        elif row.source == "candidate":
+            candidates[row.id] = member_from(row)
+        elif row.source == "fallback":
+            fallback = member_from(row)
+    return ApproverPool(_chain(submitter, managers), tuple(candidates.values()), fallback)
 
 
 def _chain(submitter: Member, managers: dict[int, Member]) -> tuple[Member, ...]:

@@ -16,7 +16,7 @@ from typing import Protocol
 import attrs
 
 from expense_core import approvers, workflow
-from expense_core.approvers import StepExplanation
+from expense_core.approvers import ApproverPool, StepExplanation
 from expense_core.delegation import Cover
 from expense_core.errors import (
     DomainError,
@@ -265,14 +265,16 @@ class ExpenseService:
 
     def _submit(self, cmd: SubmitExpense) -> Submitted:
         with self.new_uow() as uow:
-            # The submitter and the policies to choose from come in one read.
+            # The submitter and the policies to choose from come in one read; with a policy
+            # named, the approvers its steps may choose from too.
             named: Policy | None = None
+            pool: ApproverPool | None = None
             policy_id = cmd.policy_id
             if policy_id is None:
                 assert cmd.category is not None  # noqa: S101 -- exactly one was checked above
                 member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
             else:
-                member, named = uow.org.member_with_policy(cmd.user_id, policy_id)
+                member, named, pool = uow.org.member_with_policy_and_pool(cmd.user_id, policy_id)
             submitter = checked_actor(member, cmd.user_id, cmd.company_id)
             check_writer(submitter, "submit expenses")
             if cmd.idempotency_key is not None:
@@ -286,7 +288,8 @@ class ExpenseService:
                 raise UnknownPolicy(policy_id)
             else:
                 policy = check_policy_covers(named, cmd.amount)
-            pool = uow.org.approver_pool(submitter, policy.steps)
+            if pool is None:
+                pool = uow.org.approver_pool(submitter, policy.steps)
             routing = approvers.resolve_approvers(submitter, policy.steps, pool)
             decision = workflow.submit(
                 submitter=submitter,

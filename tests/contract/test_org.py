@@ -247,7 +247,7 @@ def test_member_with_policies_reads_a_member_and_the_active_policies_of_a_catego
             uow.org.member_with_policies(UserId(NOBODY), "equipment")
 
 
-def test_member_with_policy_reads_a_member_and_a_policy_of_their_company(
+def test_member_with_policy_and_pool_reads_a_member_and_a_policy_of_their_company(
     new_uow: Callable[[], UnitOfWork], org: Org
 ) -> None:
     other = tech_corp(new_uow)
@@ -257,15 +257,18 @@ def test_member_with_policy_reads_a_member_and_a_policy_of_their_company(
             company = uow.org.member(person).user.company_id
             for policy in (org.small, org.large, org.travel, retired, other.travel):
                 named = uow.org.policy(company, policy.id) if policy.company_id == company else None
-                assert uow.org.member_with_policy(person, policy.id) == (
-                    uow.org.member(person),
-                    named,
-                )
-        assert uow.org.member_with_policy(org.person(7), retired.id)[1] == retired
-        assert uow.org.member_with_policy(org.person(7), other.small.id)[1] is None
-        assert uow.org.member_with_policy(org.person(7), PolicyId(NOBODY))[1] is None
+                member, found, pool = uow.org.member_with_policy_and_pool(person, policy.id)
+                assert (member, found) == (uow.org.member(person), named)
+                # The pool comes with the policy only (test_pool_properties.py: which pool).
+                assert (pool is None) == (named is None)
+        assert uow.org.member_with_policy_and_pool(org.person(7), retired.id)[1] == retired
+        assert uow.org.member_with_policy_and_pool(org.person(7), other.small.id)[1:] == (
+            None,
+            None,
+        )
+        assert uow.org.member_with_policy_and_pool(org.person(7), PolicyId(NOBODY))[1] is None
         with pytest.raises(UnknownUser):
-            uow.org.member_with_policy(UserId(NOBODY), org.small.id)
+            uow.org.member_with_policy_and_pool(UserId(NOBODY), org.small.id)
 
 
 # --- the approver pool -----------------------------------------------------------------------
