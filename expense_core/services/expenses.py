@@ -6,6 +6,7 @@ verified token), saves looking the actor up. Results carry what the API's respon
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -529,26 +530,30 @@ class ExpenseService:
         def run(uow: UnitOfWork) -> _Decided:
             return _Decided(self._apply(uow, expense_id, user_id, company_id, decide))
 
-        if keyed is None or keyed.idempotency_key is None:
-            try:
-                with self.new_uow() as uow:
-                    uow.commit_next_write()
-                    decided = run(uow)
-                    uow.commit()
-                return decided.decision
-            except ExpenseChanged:
-                pass
-        return self._commit_decision(user_id, keyed, run).decision
+        if keyed is not None and keyed.idempotency_key is not None:
+            return self._commit_decision(user_id, keyed, run).decision
+        with contextlib.suppress(ExpenseChanged):
+            return self._commit_decision(user_id, None, run, alone=True).decision
+        return self._commit_decision(user_id, None, run).decision
 
     def _commit_decision(
-        self, user_id: UserId, keyed: Keyed | None, run: Callable[[UnitOfWork], _Decided]
+        self,
+        user_id: UserId,
+        keyed: Keyed | None,
+        run: Callable[[UnitOfWork], _Decided],
+        *,
+        alone: bool = False,
     ) -> _Decided:
         """Run a decision's writes (`run`, uncommitted) in a unit of work and commit them; a
-        command with an idempotency key goes through `_once`, to be decided at most once."""
+        command with an idempotency key goes through `_once`, to be decided at most once.
+        `alone` says the decision's one write is its unit of work's only one
+        (`UnitOfWork.commit_next_write`)."""
         key = None if keyed is None else keyed.idempotency_key
         if keyed is not None and key is not None:
             return self._once(user_id, key, keyed.fingerprint(), run)
         with self.new_uow() as uow:
+            if alone:
+                uow.commit_next_write()
             decision = run(uow)
             uow.commit()
         return decision
