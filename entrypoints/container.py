@@ -10,23 +10,26 @@ tells them about its pool and failed statements, and units of work about what th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.memory import MemoryBulkLoader, MemoryStore, MemoryUnitOfWork
-from entrypoints.observed import watched
-from entrypoints.ports import BulkLoader, IdentityVerifier, SignInFlow
+from entrypoints.observed import watched, watched_awaited
+from entrypoints.ports import AwaitedStore, BulkLoader, IdentityVerifier, SignInFlow
 from entrypoints.settings import AuthMode, InvalidSetting, Settings
 from expense_core.model import ApprovalStatus, CompanyId, ExpenseStatus
 from expense_core.ports import Clock, UnitOfWork
 from expense_core.services import (
     AccessService,
     AuditService,
+    AwaitedExpenseService,
     DelegationService,
     EscalationService,
     ExpenseService,
@@ -190,6 +193,56 @@ def uow_factory_for(
     return new_uow
 
 
+def awaited_store_for(
+    database: Database, settings: Settings, metrics: Metrics | None = None, tracer: Any = None
+) -> AwaitedStore | None:
+    """The store the API's busiest requests await (`services.awaited`): PostgreSQL's on a pool
+    of asynchronous connections as large as the threads' (`DB_POOL_SIZE`), or memory's.
+
+    None on SQLite (one writer at a time: its units of work keep their threads), and with
+    tracing, whose spans are those of units of work: then every use case runs on a thread.
+    """
+    if tracer is not None:
+        return None
+    if isinstance(database, MemoryDatabase):
+        from adapters.memory.awaited import MemoryAwaitedExpenses
+
+        return MemoryAwaitedExpenses(database.store)
+    from adapters.sql import SqlDatabase
+
+    if not isinstance(database, SqlDatabase) or database.is_sqlite:
+        return None
+    from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
+
+    pool = AwaitedPool(
+        database,
+        size=settings.db_pool_size,
+        timeout_s=settings.db_pool_timeout_ms / 1000,
+        observer=None if metrics is None else metrics.database,
+    )
+    return PgAwaitedExpenses(pool)
+
+
+T = TypeVar("T")
+
+
+def on_threads(work: Callable[[], T]) -> Awaitable[T]:
+    """Run `work` on the running loop's executor (the use-case threads), in the caller's
+    context (the request's log fields)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(None, context.run, work)
+
+
+def awaited_service_for(
+    expenses: ExpenseService, store: AwaitedStore | None, metrics: Metrics | None = None
+) -> AwaitedExpenseService:
+    """The awaited use cases on `store`, telling the metrics what its writes commit."""
+    awaited: AwaitedStore | None = store
+    if store is not None and metrics is not None:
+        awaited = watched_awaited(store, metrics.domain.committed)
+    return AwaitedExpenseService(expenses, awaited, on_threads)
+
+
 def bulk_loader_for(database: Database) -> BulkLoader:
     """What `seed synthetic` loads its data with: the configured database's own bulk path."""
     return database.bulk_loader()
@@ -289,6 +342,13 @@ class Container(containers.DeclarativeContainer):
     )
     bulk_loader = providers.Singleton(bulk_loader_for, database=database)
     expenses = providers.Singleton(ExpenseService, new_uow=new_uow, clock=clock)
+    # Opened and closed by the app on its event loop (`entrypoints.http.app`).
+    awaited_store = providers.Singleton(
+        awaited_store_for, database=database, settings=settings, metrics=metrics, tracer=tracer
+    )
+    awaited_expenses = providers.Singleton(
+        awaited_service_for, expenses=expenses, store=awaited_store, metrics=metrics
+    )
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
     escalation = providers.Singleton(EscalationService, new_uow=new_uow, clock=clock)

@@ -14,11 +14,23 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from expense_core.model import Expense, ExpenseEvent
+from entrypoints.ports import AwaitedStore
+from expense_core.approvers import ApproverPool
+from expense_core.model import (
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    Member,
+    Policy,
+    PolicyId,
+    UserId,
+)
 from expense_core.notifications import Notice
 from expense_core.ports import (
     ApiTokens,
     AuditLog,
+    DecisionBasis,
     DelegationRepository,
     ExpenseRepository,
     IdempotencyRecords,
@@ -27,6 +39,8 @@ from expense_core.ports import (
     UnitOfWork,
     WebhookRepository,
 )
+from expense_core.views import ExpenseView
+from expense_core.visibility import Sight
 
 log = logging.getLogger("expense_tracker.observed")
 
@@ -128,3 +142,62 @@ class WatchedUnitOfWork:
 def watched(new_uow: Callable[[], UnitOfWork], committed: Committed) -> Callable[[], UnitOfWork]:
     """A unit-of-work factory whose units of work tell `committed` what they committed."""
     return lambda: WatchedUnitOfWork(new_uow(), committed)
+
+
+class _WatchedAwaited:
+    """An awaited store that tells `committed` what each of its writes committed (each is
+    committed as it returns)."""
+
+    def __init__(self, inner: AwaitedStore, committed: Committed) -> None:
+        self._inner = inner
+        self._committed = committed
+
+    async def member_with_policy_and_pool(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        return await self._inner.member_with_policy_and_pool(user_id, policy_id)
+
+    async def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        stored = await self._inner.add(expense, events, notices)
+        self._count(stored, events)
+        return stored
+
+    async def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        return await self._inner.view(company_id, expense_id, sight)
+
+    async def basis_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> DecisionBasis | None:
+        return await self._inner.basis_for_decision(company_id, actor_id, expense_id)
+
+    async def save_decision(
+        self,
+        basis: DecisionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
+    ) -> None:
+        await self._inner.save_decision(basis, expense, events, notices)
+        self._count(expense, events)
+
+    def _count(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
+        try:
+            self._committed([(expense, events)])
+        except Exception:
+            # What is committed stays committed: a use case never fails for its figures.
+            log.exception("could not count what a write committed")
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def watched_awaited(store: AwaitedStore, committed: Committed) -> _WatchedAwaited:
+    """`store`, telling `committed` what its writes commit."""
+    return _WatchedAwaited(store, committed)

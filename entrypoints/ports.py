@@ -28,6 +28,7 @@ from expense_core.model import (
     Team,
     User,
 )
+from expense_core.ports import AwaitedExpenses
 
 # The values a caller numbers itself: those it must refer to before they are stored.
 Numbered = (
@@ -144,3 +145,11 @@ class SignInFlow(Protocol):
     def close(self) -> None:
         """Let go of kept-open connections."""
         ...
+
+
+class AwaitedStore(AwaitedExpenses, Protocol):
+    """`AwaitedExpenses` whose connections are opened and closed on the serving event loop."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...

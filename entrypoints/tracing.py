@@ -64,6 +64,9 @@ def install(container: Container, provider: TracerProvider) -> Tracer:
     container.tracer.override(providers.Object(tracer))
     # Built again, on units of work that trace (`uow_factory_for`), when next asked for.
     container.new_uow.reset()
+    # Spans are per unit of work: the busiest requests then run on threads too.
+    container.awaited_store.reset()
+    container.awaited_expenses.reset()
     for service in container.providers.values():
         if isinstance(service, providers.Singleton) and _is_service(service.cls):
             service.reset()

@@ -11,6 +11,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, Self
 
+import attrs
+
 from expense_core.approvers import ApproverPool
 from expense_core.audit import AuditEntry, AuditFilter, AuditId
 from expense_core.delegation import Cover, Delegation
@@ -594,4 +596,66 @@ class UnitOfWork(Protocol):
         No lock can be held until such a write: a decision read after it (`get_for_decision`)
         may come unlocked, and its `save` raise `ExpenseChanged` when the expense was written
         meanwhile; the caller decides again in a new unit of work."""
+        ...
+
+
+@attrs.frozen
+class DecisionBasis:
+    """An expense read unlocked for a decision (`AwaitedExpenses.basis_for_decision`), with
+    what `get_for_decision` reads beside it, and the store's mark of the state read: the
+    decision is written only over that state."""
+
+    expense: Expense
+    covers: tuple[Cover, ...]
+    role: Role | None  # the actor's; None for nobody by that id
+    seen: object  # opaque to the core: what the store checks the expense against
+
+
+class AwaitedExpenses(Protocol):
+    """The expense reads and writes of the HTTP API's busiest requests, awaited on an event
+    loop instead of holding a thread (`services.awaited`).
+
+    Each call is one step of its own, with no unit of work around it: a read sees committed
+    data, a write is atomic by itself and committed when it returns. The same answers and
+    errors as the `ExpenseRepository` methods named below.
+    """
+
+    async def member_with_policy_and_pool(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        """As `OrgRepository.member_with_policy_and_pool`."""
+        ...
+
+    async def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        """As `ExpenseRepository.add`, committed."""
+        ...
+
+    async def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        """As `ExpenseRepository.view`."""
+        ...
+
+    async def basis_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> DecisionBasis | None:
+        """As `ExpenseRepository.get_for_decision`, unlocked; None as it says."""
+        ...
+
+    async def save_decision(
+        self,
+        basis: DecisionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
+    ) -> None:
+        """Write `expense`, decided from `basis.expense`, with its events and notices, if the
+        expense is still as read; as `ExpenseRepository.save` otherwise.
+
+        Raises:
+            ExpenseChanged: something else wrote the expense since it was read; nothing was
+                written.
+        """
         ...

@@ -6,6 +6,7 @@ asked: `SqlDatabase.connect` only builds the engine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,8 +51,11 @@ BACKLOG: Final = select(_PENDING.c.steps, expenses.c.submitted_at.label("since")
 class SqlDatabase:
     """One database: hands out units of work over a pool of connections."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connect_args: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
+        # What the driver is given beside the URL (timeouts, server options), for connections
+        # opened outside the engine (`awaited.AwaitedPool`).
+        self.connect_args: dict[str, Any] = dict(connect_args or {})
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._observer: SqlObserver | None = None
 
@@ -78,6 +82,7 @@ class SqlDatabase:
         """
         parsed = make_url(url)
         backend = parsed.get_backend_name()
+        connect_args: dict[str, Any] = {}
         options: dict[str, Any] = {
             "poolclass": QueuePool,
             "pool_size": pool_size,
@@ -112,7 +117,7 @@ class SqlDatabase:
             raise ValueError(
                 f"unsupported database {parsed.drivername!r}: use PostgreSQL or SQLite"
             )
-        return cls(engine)
+        return cls(engine, connect_args)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self._observer)

@@ -77,6 +77,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.notifications import Notice
+from expense_core.ports import DecisionBasis
 from expense_core.views import ApprovalView, ExpenseSummary, ExpenseView, InboxItem
 from expense_core.visibility import Sight
 
@@ -262,7 +263,7 @@ _GET_BY = Query(_get(_ACTORS_EXPENSE))
 _LOCK_BY = Query(_lock(_ACTORS_EXPENSE))
 _LOCK_BARE_BY = Query(_lock_bare(_ACTORS_EXPENSE))
 _GET_COVERING = Query(_get_covering(_THIS_EXPENSE))
-_ROLE_OF = select(users.c.role).where(users.c.id == bindparam("actor"))
+ROLE_OF = select(users.c.role).where(users.c.id == bindparam("actor"))
 _LOCK_COVERING = Query(_lock_covering(_THIS_EXPENSE))
 _GET_COVERING_BY = Query(_get_covering(_ACTORS_EXPENSE))
 _LOCK_COVERING_BY = Query(_lock_covering(_ACTORS_EXPENSE))
@@ -1232,7 +1233,105 @@ def _notice_rows_params(
     return rows
 
 
-def _is_new_round(before: Expense, after: Expense) -> bool:
+# --- the hot statements, shared with the awaited adapter (`awaited.py`) ----------------------
+
+
+def add_write(
+    expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+) -> tuple[Query, dict[str, Any]]:
+    """PostgreSQL: the one statement that stores a new expense, its approvals, its events and
+    its notices (`ExpenseRepository.add`), and its parameters."""
+    params = {f"e_{name}": value for name, value in _expense_values(expense).items()}
+    params |= _approval_params(expense.approvals) | _history_params(events, notices)
+    return _PG_ADD, params
+
+
+def _expense_values(expense: Expense) -> dict[str, Any]:
+    return {
+        "company_id": expense.company_id,
+        "user_id": expense.user_id,
+        "policy_id": expense.policy_id,
+        "amount": expense.amount,
+        "description": expense.description,
+        "status": str(expense.status),
+        "submitted_at": expense.submitted_at,
+        "completed_at": expense.completed_at,
+    }
+
+
+def added(expense: Expense, rows: Sequence[Row[Any]]) -> Expense:
+    """The expense as `add_write` stored it (its rows hold its new id)."""
+    if len(rows) != 1:
+        raise ValueError(f"expected one row, got {len(rows)}")
+    return expense.with_id(ExpenseId(rows[0][0]))
+
+
+def view_read(
+    company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None
+) -> tuple[Query, dict[str, Any]]:
+    """The statement and parameters of an expense's status page (`ExpenseRepository.view`)."""
+    params = {"company": company_id, "expense": expense_id, **_sight_params(sight)}
+    return _view(company_id is None, sighted=sight is not None and company_id is not None), params
+
+
+def view_of(rows: Sequence[Row[Any]], expense_id: ExpenseId) -> ExpenseView:
+    """The status page the rows of `view_read` make.
+
+    Raises:
+        UnknownExpense: there are none.
+    """
+    if not rows:
+        raise UnknownExpense(expense_id)
+    return _view_from(rows)
+
+
+def decision_read(
+    company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+) -> tuple[Query, dict[str, Any]]:
+    """The unlocked read of an expense for a decision, with the actor's covers and role, and
+    its parameters (`ExpenseRepository.get_for_decision`; the outer join also finds an
+    expense without steps, then without a role)."""
+    if company_id is None:
+        return _GET_COVERING_BY, {"actor": actor_id, "expense": expense_id}
+    return _GET_COVERING, {"company": company_id, "actor": actor_id, "expense": expense_id}
+
+
+def decision_basis(rows: Sequence[Row[Any]], actor_id: UserId) -> DecisionBasis:
+    """The expense, the actor's covers and role (None: read it with `ROLE_OF`) and the version
+    the rows of `decision_read` show."""
+    role = getattr(rows[0], "actor_role", None)
+    return DecisionBasis(
+        _expense_from(rows),
+        _covers_from(rows, actor_id),
+        None if role is None else Role(role),
+        seen=rows[0].version,
+    )
+
+
+def decision_write(
+    before: Expense,
+    version: int,
+    expense: Expense,
+    events: Sequence[ExpenseEvent],
+    notices: Sequence[Notice],
+) -> tuple[Query, dict[str, Any]]:
+    """PostgreSQL: the one statement that writes what a decision changed of `before` (the
+    same steps; not a new round) if the expense is still at `version`, and its parameters. It
+    returns the expense's id, or no row when the version has moved on."""
+    target: dict[str, Any] = {
+        "company": expense.company_id,
+        "expense": expense.id,
+        "seen_version": version,
+    }
+    old = {a.step_number: a for a in before.approvals}
+    changed = [a for a in expense.approvals if old.get(a.step_number) != a]
+    closes = (expense.status, expense.completed_at) != (before.status, before.completed_at)
+    if closes:
+        target |= {"new_status": str(expense.status), "completed": expense.completed_at}
+    return _pg_save(closes), target | _approval_params(changed) | _history_params(events, notices)
+
+
+def is_new_round(before: Expense, after: Expense) -> bool:
     """Whether a save changes more than a decision can: the expense's own fields (amount,
     description, policy) or which steps it has. Only a resubmission does."""
     # Cheapest first: every decision asks, and a decision changes none of these.
@@ -1261,20 +1360,9 @@ class SqlExpenses:
     def add(
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
     ) -> Expense:
-        values = {
-            "company_id": expense.company_id,
-            "user_id": expense.user_id,
-            "policy_id": expense.policy_id,
-            "amount": expense.amount,
-            "description": expense.description,
-            "status": str(expense.status),
-            "submitted_at": expense.submitted_at,
-            "completed_at": expense.completed_at,
-        }
         if not self._link.is_sqlite:
-            params = {f"e_{name}": value for name, value in values.items()}
-            params |= _approval_params(expense.approvals) | _history_params(events, notices)
-            return expense.with_id(ExpenseId(self._link.write(_PG_ADD, params).scalar_one()))
+            return added(expense, self._link.write(*add_write(expense, events, notices)).all())
+        values = _expense_values(expense)
         expense_id = ExpenseId(self._link.write(_SQLITE_ADD, values).scalar_one())
         stored = expense.with_id(expense_id)
         if expense.approvals:
@@ -1309,25 +1397,22 @@ class SqlExpenses:
     def get_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
     ) -> tuple[Expense, tuple[Cover, ...], Role | None] | None:
-        if company_id is None:
-            params: dict[str, Any] = {"actor": actor_id, "expense": expense_id}
-            queries = (_GET_COVERING_BY, _LOCK_COVERING_BY, _LOCK_BARE_BY)
-        else:
-            params = {"company": company_id, "actor": actor_id, "expense": expense_id}
-            queries = (_GET_COVERING, _LOCK_COVERING, _LOCK_BARE)
+        unlocked, params = decision_read(company_id, actor_id, expense_id)
         if self._link.next_write_alone:
             # The decision's write will run by itself, with no transaction to hold a lock in:
             # read unlocked (the outer join also finds an expense without steps); `save`
             # writes only over the version read.
-            rows = self._link.read(queries[0], params).all()
+            rows = self._link.read(unlocked, params).all()
+        elif company_id is None:
+            rows = self._lock_rows(params, _GET_COVERING_BY, _LOCK_COVERING_BY, _LOCK_BARE_BY)
         else:
-            rows = self._lock_rows(params, *queries)
+            rows = self._lock_rows(params, _GET_COVERING, _LOCK_COVERING, _LOCK_BARE)
         if not rows:
             return None
         role = getattr(rows[0], "actor_role", None)
         if role is None:
             # Rows of `_lock_bare` (an expense without steps) carry no role: read it alone.
-            role = self._link.read(_ROLE_OF, {"actor": actor_id}).scalar()
+            role = self._link.read(ROLE_OF, {"actor": actor_id}).scalar()
         return self._took(rows), _covers_from(rows, actor_id), None if role is None else Role(role)
 
     def _lock_one(
@@ -1363,19 +1448,16 @@ class SqlExpenses:
         target: dict[str, Any] = {"company": expense.company_id, "expense": expense.id}
         if not self._link.is_sqlite:
             target["seen_version"] = version
-        if _is_new_round(before, expense):
+        if is_new_round(before, expense):
             self._save_round(before, expense, target, events, notices)
             self._loaded[expense.id] = (expense, version + 1)
             return
-        old = {a.step_number: a for a in before.approvals}
-        changed = [a for a in expense.approvals if old.get(a.step_number) != a]
-        closes = (expense.status, expense.completed_at) != (before.status, before.completed_at)
         if not self._link.is_sqlite:
-            if closes:
-                target |= {"new_status": str(expense.status), "completed": expense.completed_at}
-            params = target | _approval_params(changed) | _history_params(events, notices)
-            self._written(self._link.write(_pg_save(closes), params), expense.id)
+            written = self._link.write(*decision_write(before, version, expense, events, notices))
+            self._written(written, expense.id)
         else:
+            old = {a.step_number: a for a in before.approvals}
+            changed = [a for a in expense.approvals if old.get(a.step_number) != a]
             if changed:
                 rows = [
                     {
@@ -1470,12 +1552,8 @@ class SqlExpenses:
     def view(
         self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
     ) -> ExpenseView:
-        params = {"company": company_id, "expense": expense_id, **_sight_params(sight)}
-        statement = _view(company_id is None, sighted=sight is not None and company_id is not None)
-        rows = self._link.read(statement, params).all()
-        if not rows:
-            raise UnknownExpense(expense_id)
-        return _view_from(rows)
+        rows = self._link.read(*view_read(company_id, expense_id, sight)).all()
+        return view_of(rows, expense_id)
 
     def views(self, expense_ids: Sequence[ExpenseId]) -> tuple[ExpenseView, ...]:
         if not expense_ids:

@@ -640,19 +640,7 @@ class SqlOrg:
                 return member, None, None
             return member, found[0], self.approver_pool(member, found[0].steps)
         rows = self._link.read(_MEMBER_POLICY_AND_POOL, params).all()
-        own = [row for row in rows if row.source == "member"]
-        if not own:
-            raise UnknownUser(user_id)
-        member = member_from(own[0])
-        width = 1 + len(MEMBER_COLUMNS)
-        # A union's rows come in no promised order: the policy's steps are put in theirs.
-        own.sort(key=lambda row: row.policy_step_order or 0)
-        found = _policies_from(
-            _PolicyRow._make(row[width:]) for row in own if row[width] is not None
-        )
-        if not found:
-            return member, None, None
-        return member, found[0], _pool_from(member, rows)
+        return member_policy_and_pool(rows, user_id)
 
     def _member_and(
         self, query: Query, user_id: UserId, params: dict[str, Any]
@@ -964,3 +952,35 @@ def _chain(submitter: Member, managers: dict[int, Member]) -> tuple[Member, ...]
         chain.append(manager)
         manager_id = manager.user.manager_id
     return tuple(chain)
+
+
+# --- the hot statement, shared with the awaited adapter (`awaited.py`) ------------------------
+
+
+def member_policy_and_pool_read(
+    user_id: UserId, policy_id: PolicyId
+) -> tuple[Query, dict[str, Any]]:
+    """PostgreSQL: the one statement of `OrgRepository.member_with_policy_and_pool`, and its
+    parameters."""
+    return _MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
+
+
+def member_policy_and_pool(
+    rows: Sequence[Row[Any]], user_id: UserId
+) -> tuple[Member, Policy | None, ApproverPool | None]:
+    """What the rows of `member_policy_and_pool_read` say.
+
+    Raises:
+        UnknownUser: no such user.
+    """
+    own = [row for row in rows if row.source == "member"]
+    if not own:
+        raise UnknownUser(user_id)
+    member = member_from(own[0])
+    width = 1 + len(MEMBER_COLUMNS)
+    # A union's rows come in no promised order: the policy's steps are put in theirs.
+    own.sort(key=lambda row: row.policy_step_order or 0)
+    found = _policies_from(_PolicyRow._make(row[width:]) for row in own if row[width] is not None)
+    if not found:
+        return member, None, None
+    return member, found[0], _pool_from(member, rows)

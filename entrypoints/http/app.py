@@ -56,6 +56,7 @@ from entrypoints.web import WebPages
 from expense_core.services import (
     AccessService,
     AuditService,
+    AwaitedExpenseService,
     DelegationService,
     ExpenseService,
     OrgService,
@@ -131,6 +132,9 @@ def create_app(container: Container) -> Litestar:
     def expenses(caller: NamedDependency[Caller]) -> ExpenseService:
         return container.expenses()
 
+    def awaited(caller: NamedDependency[Caller]) -> AwaitedExpenseService:
+        return container.awaited_expenses()
+
     def access() -> AccessService:
         return container.access()
 
@@ -185,6 +189,20 @@ def create_app(container: Container) -> Litestar:
         executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="use-case")
         asyncio.get_running_loop().set_default_executor(executor)
 
+    async def open_awaited() -> None:
+        # The asynchronous connections live on this process's event loop: opened here.
+        store = container.awaited_store()
+        if store is not None:
+            await store.open()
+
+    async def close_awaited() -> None:
+        store = container.awaited_store()
+        if store is not None:
+            await store.close()
+        # Built afresh (new connections) if the app starts again, as a test client does.
+        container.awaited_expenses.reset()
+        container.awaited_store.reset()
+
     def close_database() -> None:
         container.shutdown_resources()
 
@@ -237,6 +255,7 @@ def create_app(container: Container) -> Litestar:
         ],
         dependencies={
             "expenses": Provide(expenses, sync_to_thread=False),
+            "awaited": Provide(awaited, sync_to_thread=False),
             "access": Provide(access, sync_to_thread=False),
             "org": Provide(org, sync_to_thread=False),
             "delegations": Provide(delegations, sync_to_thread=False),
@@ -250,9 +269,9 @@ def create_app(container: Container) -> Litestar:
         request_class=ExactJsonRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(settings, _version()),
-        on_startup=[warn_if_demo, say_if_no_mail, warm_up, size_threads],
+        on_startup=[warn_if_demo, say_if_no_mail, warm_up, size_threads, open_awaited],
         state=State({UNAVAILABLE_LOG_STATE: Throttle(UNAVAILABLE_LOG_EVERY_S)}),
-        on_shutdown=[close_database, *shutdown],
+        on_shutdown=[close_awaited, close_database, *shutdown],
         logging_config=None,
         plugins=[WebPages(container)],
     )

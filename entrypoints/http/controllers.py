@@ -1,7 +1,9 @@
 """Routes: each handler reads its request, calls one use case and maps the result back.
 
-Handlers are synchronous (the use cases are) and run in a worker thread; they never catch
-domain errors, which `errors.py` turns into responses.
+Handlers are synchronous (the use cases are) and run in a worker thread, but for the busiest
+(a submission, an approval, a status page), which await theirs on the event loop
+(`AwaitedExpenseService`);
+they never catch domain errors, which `errors.py` turns into responses.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from expense_core.model import CompanyId, ExpenseId, ExpenseStatus, PolicyId, Us
 from expense_core.services import (
     MAX_PAGE,
     ApproveStep,
+    AwaitedExpenseService,
     DecideInBulk,
     ExpenseService,
     RejectExpense,
@@ -128,7 +131,6 @@ class ExpenseController(Controller):
     @post(
         "/expenses",
         status_code=HTTP_201_CREATED,
-        sync_to_thread=True,
         summary="Submit an expense",
         response_description="The stored expense and who approves each step.",
         description=(
@@ -138,14 +140,14 @@ class ExpenseController(Controller):
         ),
         responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
     )
-    def submit(
+    async def submit(
         self,
         data: JSONBody[SubmitBody],
-        expenses: NamedDependency[ExpenseService],
+        awaited: NamedDependency[AwaitedExpenseService],
         caller: NamedDependency[Caller],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubmitResponse]:
-        submitted = expenses.submit(
+        submitted = await awaited.submit(
             SubmitExpense(
                 user_id=caller.actor(data.user_id, "user_id"),
                 amount=parse_amount(data.amount),
@@ -166,7 +168,6 @@ class ExpenseController(Controller):
     @post(
         "/expenses/approve",
         status_code=200,
-        sync_to_thread=True,
         summary="Approve a step",
         description=(
             "The approver of the expense's current required step (or of a pending optional "
@@ -174,14 +175,14 @@ class ExpenseController(Controller):
         ),
         responses=documented(*AUTH, InvalidInput, Forbidden, NotFound, Conflict, body=True),
     )
-    def approve(
+    async def approve(
         self,
         data: JSONBody[ApproveBody],
-        expenses: NamedDependency[ExpenseService],
+        awaited: NamedDependency[AwaitedExpenseService],
         caller: NamedDependency[Caller],
         idempotency_key: DecisionKey = None,
     ) -> Response[ApproveResponse]:
-        decision = expenses.approve(
+        decision = await awaited.approve(
             ApproveStep(
                 expense_id=ExpenseId(data.expense_id),
                 user_id=caller.actor(data.approver_id, "approver_id"),
@@ -316,18 +317,17 @@ class ExpenseController(Controller):
 
     @get(
         "/expenses/{expense_id:int}/status",
-        sync_to_thread=True,
         summary="Expense status",
         description="The expense with its approval steps, their approvers and decisions.",
         responses=documented(*AUTH, NotFound),
     )
-    def status(
+    async def status(
         self,
         expense_id: ExpenseIdPath,
-        expenses: NamedDependency[ExpenseService],
+        awaited: NamedDependency[AwaitedExpenseService],
         caller: NamedDependency[Caller],
     ) -> StatusResponse:
-        return status_response(expenses.status(ExpenseId(expense_id), caller.viewer))
+        return status_response(await awaited.status(ExpenseId(expense_id), caller.viewer))
 
     @get(
         "/expenses",

@@ -3,6 +3,8 @@ answers one query.
 
 - `expenses`: submit, approve, reject (one by one or in bulk), send back, resubmit, withdraw
   and read expenses (`ExpenseService`).
+- `awaited`: the HTTP API's busiest use cases (approve, status) awaited on an event loop, on
+  the same decisions (`AwaitedExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `audit`: the audit log of admin changes, read a page at a time or whole (`AuditService`).
@@ -27,6 +29,7 @@ from expense_core.services.access import (
     token_id_of,
 )
 from expense_core.services.audit import AuditService, ReadAudit
+from expense_core.services.awaited import AwaitedExpenseService, Offload
 from expense_core.services.delegations import (
     ClearDelegation,
     DelegationService,
@@ -93,6 +96,7 @@ __all__ = [
     "AccessService",
     "ApproveStep",
     "AuditService",
+    "AwaitedExpenseService",
     "BulkAction",
     "BulkDecision",
     "ChangePreview",
@@ -112,6 +116,7 @@ __all__ = [
     "ListTokens",
     "NewPolicy",
     "NewUser",
+    "Offload",
     "OrgFiles",
     "OrgPlan",
     "OrgService",

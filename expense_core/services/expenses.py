@@ -276,8 +276,7 @@ class ExpenseService:
                 member, candidates = uow.org.member_with_policies(cmd.user_id, cmd.category)
             else:
                 member, named, pool = uow.org.member_with_policy_and_pool(cmd.user_id, policy_id)
-            submitter = checked_actor(member, cmd.user_id, cmd.company_id)
-            check_writer(submitter, "submit expenses")
+            submitter = submitter_of(cmd, member)
             if cmd.idempotency_key is not None:
                 replay = _recall(uow, cmd, submitter)
                 if replay is not None:
@@ -285,21 +284,11 @@ class ExpenseService:
             if policy_id is None:
                 assert cmd.category is not None  # noqa: S101 -- as above
                 policy = match_policy(candidates, cmd.category, cmd.amount)
-            elif named is None:
-                raise UnknownPolicy(policy_id)
             else:
-                policy = check_policy_covers(named, cmd.amount)
+                policy = named_policy(cmd, named)
             if pool is None:
                 pool = uow.org.approver_pool(submitter, policy.steps)
-            routing = approvers.resolve_approvers(submitter, policy.steps, pool)
-            decision = workflow.submit(
-                submitter=submitter,
-                policy=policy,
-                amount=cmd.amount,
-                description=cmd.description,
-                routing=routing,
-                at=self.clock.now(),
-            )
+            decision, routed = submission(cmd, submitter, policy, pool, self.clock.now())
             if cmd.idempotency_key is None:
                 uow.commit_next_write()  # the expense, its steps, events and notices: one write
             stored = uow.expenses.add(
@@ -310,7 +299,7 @@ class ExpenseService:
                     submitter.id, cmd.idempotency_key, cmd.fingerprint(), stored.id
                 )
             uow.commit()
-        return Submitted(stored, tuple([r.approver for r in routing]))
+        return Submitted(stored, routed)
 
     def _replay(self, cmd: SubmitExpense) -> Submitted | None:
         with self.new_uow() as uow:
@@ -329,13 +318,7 @@ class ExpenseService:
             DelegateNotEligible, InvalidText: see `workflow.approve`.
             IdempotencyKeyReused, InvalidInput: see `_once`.
         """
-        return self._decide(
-            cmd.expense_id,
-            cmd.user_id,
-            cmd.company_id,
-            lambda e, covers, at: workflow.approve(e, cmd.user_id, cmd.comments, at, covers),
-            cmd,
-        )
+        return self._decide(cmd.expense_id, cmd.user_id, cmd.company_id, approving(cmd), cmd)
 
     def reject(self, cmd: RejectExpense) -> Decision:
         """Reject an expense at the actor's current step, or, as a delegate, an absent
@@ -515,7 +498,7 @@ class ExpenseService:
         expense_id: ExpenseId,
         user_id: UserId,
         company_id: CompanyId | None,
-        decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
+        decide: Decide,
         keyed: Keyed | None = None,
     ) -> Decision:
         """Apply one decision to the expense, store what it changed and commit; with an
@@ -564,7 +547,7 @@ class ExpenseService:
         expense_id: ExpenseId,
         user_id: UserId,
         company_id: CompanyId | None,
-        decide: Callable[[Expense, tuple[Cover, ...], datetime], Decision],
+        decide: Decide,
     ) -> Decision:
         """Apply one decision to the expense, locked, and write what it changed, uncommitted.
         The expense comes with the covers its approvers' delegations give the actor, read in
@@ -577,10 +560,7 @@ class ExpenseService:
                 actor(uow, user_id, None)
             raise UnknownExpense(expense_id)
         expense, covers, role = found
-        # Auditors change nothing, not even a step still assigned to them or an expense they
-        # submitted before becoming one (the role comes with the locking read).
-        if role is Role.AUDITOR:
-            raise ReadOnlyRole(user_id, "decide on or withdraw expenses")
+        check_decider(role, user_id)
         try:
             decision = decide(expense, covers, self.clock.now())
         except Forbidden:
@@ -657,7 +637,7 @@ class ExpenseService:
         with self.new_uow() as uow:
             if viewer is None:
                 return uow.expenses.view(None, expense_id)
-            return uow.expenses.view(viewer.company_id, expense_id, self._sight(viewer))
+            return uow.expenses.view(viewer.company_id, expense_id, self.sight_of(viewer))
 
     def statuses(self, expense_ids: Sequence[ExpenseId]) -> dict[ExpenseId, ExpenseView]:
         """The status pages of those of `expense_ids` that exist, in any company, read at once
@@ -688,7 +668,7 @@ class ExpenseService:
                 status=status,
                 before=ExpenseId(cursor) if cursor is not None else None,
                 limit=limit + 1,
-                sight=self._sight(viewer),
+                sight=self.sight_of(viewer),
             )
         return page_of(items, limit, lambda s: s.id)
 
@@ -736,7 +716,7 @@ class ExpenseService:
             UnknownExpense: no such expense in the viewer's company, or one they do not see.
         """
         with self.new_uow() as uow:
-            return uow.expenses.history(viewer.company_id, expense_id, self._sight(viewer))
+            return uow.expenses.history(viewer.company_id, expense_id, self.sight_of(viewer))
 
     def explain(self, expense_id: ExpenseId, viewer: Viewer) -> RoutingExplanation:
         """Say, step by step, who today's organisation routes the expense to, and why.
@@ -746,13 +726,14 @@ class ExpenseService:
         """
         company_id = viewer.company_id
         with self.new_uow() as uow:
-            expense = uow.expenses.get(company_id, expense_id, self._sight(viewer))
+            expense = uow.expenses.get(company_id, expense_id, self.sight_of(viewer))
             submitter = uow.org.member(expense.user_id)
             policy = uow.org.policy(company_id, expense.policy_id)
             pool = uow.org.approver_pool(submitter, policy.steps)
         return RoutingExplanation(expense, approvers.explain(submitter, policy.steps, pool))
 
-    def _sight(self, viewer: Viewer) -> Sight | None:
+    def sight_of(self, viewer: Viewer) -> Sight | None:
+        """What the viewer sees of their company's expenses now (None: all of them)."""
         # Delegations count while in force: read the clock only for someone it may concern.
         return None if viewer.sees_company else viewer.sight(self.clock.now())
 
@@ -764,6 +745,71 @@ class ExpenseService:
         """
         with self.new_uow() as uow:
             return actor(uow, user_id, None).user.company_id
+
+
+Decide = Callable[[Expense, tuple[Cover, ...], datetime], Decision]
+
+
+def submitter_of(cmd: SubmitExpense, member: Member) -> Member:
+    """The member submitting, if they may.
+
+    Raises:
+        UnknownUser, InactiveUser: see `checked_actor`. ReadOnlyRole: an auditor.
+    """
+    submitter = checked_actor(member, cmd.user_id, cmd.company_id)
+    check_writer(submitter, "submit expenses")
+    return submitter
+
+
+def named_policy(cmd: SubmitExpense, named: Policy | None) -> Policy:
+    """The policy the submission names, found in the submitter's company, if it covers the
+    amount.
+
+    Raises:
+        UnknownPolicy: none was found. PolicyInactive, AmountOutsidePolicy.
+    """
+    if named is None:
+        assert cmd.policy_id is not None  # noqa: S101 -- only asked of a named policy
+        raise UnknownPolicy(cmd.policy_id)
+    return check_policy_covers(named, cmd.amount)
+
+
+def submission(
+    cmd: SubmitExpense, submitter: Member, policy: Policy, pool: ApproverPool, at: datetime
+) -> tuple[Decision, tuple[Member, ...]]:
+    """The new expense, routed to an approver per step from `pool`, and those approvers in
+    step order.
+
+    Raises:
+        NoApproverForStep, InvalidAmount, InvalidText: see `workflow.submit`.
+    """
+    routing = approvers.resolve_approvers(submitter, policy.steps, pool)
+    decision = workflow.submit(
+        submitter=submitter,
+        policy=policy,
+        amount=cmd.amount,
+        description=cmd.description,
+        routing=routing,
+        at=at,
+    )
+    return decision, tuple([r.approver for r in routing])
+
+
+def approving(cmd: ApproveStep) -> Decide:
+    """The decision an approval makes on an expense, with the covers the actor holds."""
+    return lambda e, covers, at: workflow.approve(e, cmd.user_id, cmd.comments, at, covers)
+
+
+def check_decider(role: Role | None, user_id: UserId) -> None:
+    """Refuse a decision by an auditor: auditors change nothing, not even a step still assigned
+    to them or an expense they submitted before becoming one (the role comes with the read of
+    the expense).
+
+    Raises:
+        ReadOnlyRole.
+    """
+    if role is Role.AUDITOR:
+        raise ReadOnlyRole(user_id, "decide on or withdraw expenses")
 
 
 def _fingerprint(*request: object) -> str:

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 
 from adapters.memory import MemoryStore
+from adapters.memory.awaited import MemoryAwaitedExpenses
+from adapters.sql import SqlDatabase
+from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
+from entrypoints.ports import AwaitedStore
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
 from tests.clocks import TickingClock
+from tests.contract.paths import Awaited
 from tests.contract.support import Org, tech_corp
 from tests.sql.support import opened
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_uow(request: pytest.FixtureRequest) -> Iterator[Callable[[], UnitOfWork]]:
-    """Units of work of one adapter. PostgreSQL tests share a database and use fresh ids."""
+def store(request: pytest.FixtureRequest) -> Iterator[MemoryStore | SqlDatabase]:
+    """One adapter's store. PostgreSQL tests share a database and use fresh ids."""
     if request.param == "memory":
-        yield MemoryStore().unit_of_work
+        yield MemoryStore()
         return
     fixture = "sqlite_url" if request.param == "sqlite" else "shared_postgres_url"
     with opened(request.getfixturevalue(fixture), pool_size=2) as db:
-        yield db.unit_of_work
+        yield db
+
+
+@pytest.fixture
+def new_uow(store: MemoryStore | SqlDatabase) -> Callable[[], UnitOfWork]:
+    """Units of work of one adapter."""
+    return store.unit_of_work
 
 
 @pytest.fixture
@@ -36,9 +48,30 @@ def org(new_uow: Callable[[], UnitOfWork]) -> Org:
     return tech_corp(new_uow)
 
 
-@pytest.fixture
-def expenses(new_uow: Callable[[], UnitOfWork], clock: TickingClock) -> ExpenseService:
-    return ExpenseService(new_uow, clock)
+@pytest.fixture(params=["library", "awaited"])
+def expenses(
+    request: pytest.FixtureRequest,
+    store: MemoryStore | SqlDatabase,
+    new_uow: Callable[[], UnitOfWork],
+    clock: TickingClock,
+) -> Iterator[ExpenseService]:
+    """The expense use cases, as the library calls them and as the HTTP API awaits them
+    (`tests.contract.paths`); SQLite has no awaited store, and the API hands its use cases to
+    the library on threads."""
+    service = ExpenseService(new_uow, clock)
+    if request.param == "library":
+        yield service
+        return
+    awaited: AwaitedStore | None = None
+    if isinstance(store, MemoryStore):
+        awaited = MemoryAwaitedExpenses(store)
+    elif not store.is_sqlite:
+        awaited = PgAwaitedExpenses(AwaitedPool(store, size=2, timeout_s=10))
+    path = Awaited(service, awaited)
+    try:
+        yield cast(ExpenseService, path)
+    finally:
+        path.close()
 
 
 @pytest.fixture

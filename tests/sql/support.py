@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
+from adapters.memory import MemoryStore
 from adapters.sql import SqlDatabase
 from expense_core.errors import DomainError, Unavailable
 from expense_core.model import (
@@ -27,7 +28,7 @@ from expense_core.workflow import Decision
 from tests.contract.support import add_policy
 
 
-def three_steps(db: SqlDatabase, company: CompanyId, category: str) -> Policy:
+def three_steps(db: SqlDatabase | MemoryStore, company: CompanyId, category: str) -> Policy:
     """A policy of step 1 (level 6: Frank in TechCorp), step 2 (level 5: Eve) and an optional
     step 3 (level 4: David)."""
     return add_policy(

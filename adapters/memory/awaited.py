@@ -1,0 +1,81 @@
+"""`AwaitedExpenses` in memory: each call one unit of work of the store, made at once (nothing
+in memory is waited for)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapters.memory.store import MemoryStore
+from expense_core.approvers import ApproverPool
+from expense_core.errors import ExpenseChanged
+from expense_core.model import (
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    Member,
+    Policy,
+    PolicyId,
+    UserId,
+)
+from expense_core.notifications import Notice
+from expense_core.ports import DecisionBasis
+from expense_core.views import ExpenseView
+from expense_core.visibility import Sight
+
+
+class MemoryAwaitedExpenses:
+    """The store's expenses, to be awaited. The mark of a state read is the stored expense
+    itself: every write stores a new one."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def member_with_policy_and_pool(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        with self._store.unit_of_work() as uow:
+            return uow.org.member_with_policy_and_pool(user_id, policy_id)
+
+    async def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        with self._store.unit_of_work() as uow:
+            stored = uow.expenses.add(expense, events, notices)
+            uow.commit()
+        return stored
+
+    async def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        with self._store.unit_of_work() as uow:
+            return uow.expenses.view(company_id, expense_id, sight)
+
+    async def basis_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> DecisionBasis | None:
+        with self._store.unit_of_work() as uow:
+            found = uow.expenses.get_for_decision(company_id, actor_id, expense_id)
+        if found is None:
+            return None
+        expense, covers, role = found
+        return DecisionBasis(expense, covers, role, seen=expense)
+
+    async def save_decision(
+        self,
+        basis: DecisionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
+    ) -> None:
+        with self._store.unit_of_work() as uow:
+            if self._store.tables.expenses.get(expense.id) is not basis.seen:
+                raise ExpenseChanged(expense.id)
+            uow.expenses.save(expense, events, notices)
+            uow.commit()

@@ -1,0 +1,212 @@
+"""`AwaitedExpenses` on PostgreSQL: the hot statements of `expenses.py`, awaited on psycopg's
+asynchronous connections.
+
+The statements, their parameters and the reading of their rows are the synchronous adapter's
+own (`view_read`, `decision_read`, `decision_write`...): only the waiting differs. Each call runs
+one prepared statement in autocommit on a connection of its own pool (`AwaitedPool`), opened
+with the engine's settings and type adapters.
+
+A statement that finds its connection dead (it died idle in the pool: a server restart) runs
+once more, after the pool has checked its idle connections and replaced the dead ones. Failures
+end as the synchronous adapter's do: `Unavailable` when the database cannot serve now, told to
+the observer by kind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
+
+from adapters.sql.database import SqlDatabase
+from adapters.sql.expenses import (
+    ROLE_OF,
+    add_write,
+    added,
+    decision_basis,
+    decision_read,
+    decision_write,
+    is_new_round,
+    view_of,
+    view_read,
+)
+from adapters.sql.internals import driver_error
+from adapters.sql.link import Query, _reraise
+from adapters.sql.observe import SqlObserver, error_kind
+from adapters.sql.org import member_policy_and_pool, member_policy_and_pool_read
+from expense_core.approvers import ApproverPool
+from expense_core.errors import ExpenseChanged
+from expense_core.model import (
+    CompanyId,
+    Expense,
+    ExpenseEvent,
+    ExpenseId,
+    Member,
+    Policy,
+    PolicyId,
+    Role,
+    UserId,
+)
+from expense_core.notifications import Notice
+from expense_core.ports import DecisionBasis
+from expense_core.views import ExpenseView
+from expense_core.visibility import Sight
+
+_ROLE_OF = Query(ROLE_OF)
+
+
+class AwaitedPool:
+    """A pool of asynchronous psycopg connections to the database of `database`, opened as its
+    engine opens its own (server options, timeouts, type adapters), in autocommit."""
+
+    def __init__(
+        self,
+        database: SqlDatabase,
+        *,
+        size: int,
+        timeout_s: float,
+        observer: SqlObserver | None = None,
+    ) -> None:
+        if database.is_sqlite:
+            raise ValueError("awaited statements need PostgreSQL")
+        self.dialect: Dialect = database.engine.dialect
+        _, given = self.dialect.create_connect_args(database.engine.url)
+        params = {**given, **database.connect_args, "autocommit": True}
+        self._size = size
+        self._in_use = 0
+        self._observer = observer
+        self._pool = AsyncConnectionPool(
+            "",
+            kwargs=params,
+            min_size=size,
+            max_size=size,
+            timeout=timeout_s,
+            open=False,
+            name="awaited",
+        )
+
+    async def open(self) -> None:
+        """Start opening the connections (in the background: a database that is down is no
+        bar; a statement waits for a connection up to the pool's timeout)."""
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def rows(self, query: Query, given: Mapping[str, Any]) -> list[Any]:
+        """Run one statement and return its rows, as `Link.read` would."""
+        compiled = query.compiled(self.dialect)
+        params = compiled.params(given)
+        returns = compiled.row is not None
+        try:
+            try:
+                fetched = await self._run(compiled.sql, params, returns)
+            except _Failed as failed:
+                if not failed.lost:
+                    raise
+                # The connection died idle in the pool: replace the dead ones, and try again.
+                await self._pool.check()
+                fetched = await self._run(compiled.sql, params, returns)
+        except _Failed as failed:
+            error = driver_error(
+                failed.error, compiled.sql, params, self.dialect, connection_invalidated=failed.lost
+            )
+            self._failed(error_kind(error))
+            _reraise(error)
+        except PoolTimeout as exc:
+            self._failed("pool_timeout")
+            _reraise(SqlPoolTimeout(str(exc)))
+        return compiled.rows(fetched)
+
+    async def _run(self, sql: str, params: dict[str, Any], returns: bool) -> list[Any]:
+        waiting = self._observer is not None and self._in_use >= self._size
+        started = time.perf_counter() if waiting else 0.0
+        async with self._pool.connection() as conn:
+            if waiting and self._observer is not None:
+                self._observer.waited(time.perf_counter() - started)
+            self._in_use += 1
+            try:
+                cursor = conn.cursor()
+                await cursor.execute(sql, params, prepare=True)
+                return await cursor.fetchall() if returns else []
+            except psycopg.Error as exc:
+                raise _Failed(exc, lost=conn.broken) from exc
+            finally:
+                self._in_use -= 1
+
+    def _failed(self, kind: str) -> None:
+        if self._observer is not None:
+            self._observer.failed(kind)
+
+
+class _Failed(Exception):
+    """A statement's driver error, and whether its connection was lost with it."""
+
+    def __init__(self, error: psycopg.Error, *, lost: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.lost = lost
+
+
+class PgAwaitedExpenses:
+    """`AwaitedExpenses` on an `AwaitedPool`."""
+
+    def __init__(self, pool: AwaitedPool) -> None:
+        self._pool = pool
+
+    async def open(self) -> None:
+        await self._pool.open()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def member_with_policy_and_pool(
+        self, user_id: UserId, policy_id: PolicyId
+    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+        rows = await self._pool.rows(*member_policy_and_pool_read(user_id, policy_id))
+        return member_policy_and_pool(rows, user_id)
+
+    async def add(
+        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+    ) -> Expense:
+        return added(expense, await self._pool.rows(*add_write(expense, events, notices)))
+
+    async def view(
+        self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
+    ) -> ExpenseView:
+        return view_of(await self._pool.rows(*view_read(company_id, expense_id, sight)), expense_id)
+
+    async def basis_for_decision(
+        self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
+    ) -> DecisionBasis | None:
+        rows = await self._pool.rows(*decision_read(company_id, actor_id, expense_id))
+        if not rows:
+            return None
+        basis = decision_basis(rows, actor_id)
+        if basis.role is None:
+            # An expense without steps carries no role: read it alone.
+            role = await self._pool.rows(_ROLE_OF, {"actor": actor_id})
+            if role:
+                basis = DecisionBasis(basis.expense, basis.covers, Role(role[0][0]), basis.seen)
+        return basis
+
+    async def save_decision(
+        self,
+        basis: DecisionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
+    ) -> None:
+        before = basis.expense
+        if is_new_round(before, expense) or not isinstance(basis.seen, int):
+            raise ValueError("an awaited decision writes the steps it read, over their version")
+        written = await self._pool.rows(
+            *decision_write(before, basis.seen, expense, events, notices)
+        )
+        if not written:
+            raise ExpenseChanged(expense.id)

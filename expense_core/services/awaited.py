@@ -1,0 +1,115 @@
+"""The HTTP API's busiest use cases, awaited: a submission, an approval and a status page on an
+event loop, their reads and their one write awaited (`ports.AwaitedExpenses`) rather than
+holding a thread each while the database answers.
+
+Every decision comes from the same functions as `ExpenseService`'s (`submitter_of`,
+`named_policy`, `submission`, `approving`, `check_decider`, `notices`); only the waiting
+differs. What the quick path does not handle by itself is handed to `ExpenseService` as a
+whole, off the loop (`Offload`), so that the answer is the synchronous service's own:
+
+- a use case under an idempotency key, and a submission by category;
+- a decision whose expense is not found (which error it is takes more reads);
+- a refused decision of a verified caller, who may not even see the expense
+  (`ExpenseService._hidden`);
+- a decision overtaken by another write between its read and its write (`ExpenseChanged`:
+  nothing of it was written).
+
+Without a store that awaits (`store` None: SQLite, or traced units of work), every use case is
+handed over.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import attrs
+
+from expense_core.errors import ExpenseChanged, Forbidden
+from expense_core.model import ExpenseId
+from expense_core.notifications import notices
+from expense_core.ports import AwaitedExpenses
+from expense_core.services.expenses import (
+    ApproveStep,
+    ExpenseService,
+    SubmitExpense,
+    Submitted,
+    approving,
+    check_decider,
+    named_policy,
+    submission,
+    submitter_of,
+)
+from expense_core.views import ExpenseView
+from expense_core.visibility import Viewer
+from expense_core.workflow import Decision
+
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs a synchronous call where it may block (a thread), and awaits its result."""
+
+    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+@attrs.frozen
+class AwaitedExpenseService:
+    """`ExpenseService`'s submit, approve and status, to be awaited."""
+
+    expenses: ExpenseService
+    store: AwaitedExpenses | None
+    offload: Offload
+
+    async def submit(self, cmd: SubmitExpense) -> Submitted:
+        """As `ExpenseService.submit`."""
+        store, policy_id = self.store, cmd.policy_id
+        if (
+            store is None
+            or policy_id is None
+            or cmd.category is not None
+            or cmd.idempotency_key is not None
+        ):
+            return await self.offload(functools.partial(self.expenses.submit, cmd))
+        member, named, pool = await store.member_with_policy_and_pool(cmd.user_id, policy_id)
+        submitter = submitter_of(cmd, member)
+        policy = named_policy(cmd, named)
+        if pool is None:
+            return await self.offload(functools.partial(self.expenses.submit, cmd))
+        decision, routed = submission(cmd, submitter, policy, pool, self.expenses.clock.now())
+        expense, events = decision.expense, decision.events
+        stored = await store.add(expense, events, notices(None, expense, events))
+        return Submitted(stored, routed)
+
+    async def approve(self, cmd: ApproveStep) -> Decision:
+        """As `ExpenseService.approve`."""
+        store = self.store
+        if store is None or cmd.idempotency_key is not None:
+            return await self.offload(functools.partial(self.expenses.approve, cmd))
+        basis = await store.basis_for_decision(cmd.company_id, cmd.user_id, cmd.expense_id)
+        if basis is None:
+            return await self.offload(functools.partial(self.expenses.approve, cmd))
+        check_decider(basis.role, cmd.user_id)
+        before = basis.expense
+        try:
+            decision = approving(cmd)(before, basis.covers, self.expenses.clock.now())
+        except Forbidden:
+            if cmd.company_id is None:
+                raise
+            return await self.offload(functools.partial(self.expenses.approve, cmd))
+        after, events = decision.expense, decision.events
+        try:
+            await store.save_decision(basis, after, events, notices(before, after, events))
+        except ExpenseChanged:
+            return await self.offload(functools.partial(self.expenses.approve, cmd))
+        return decision
+
+    async def status(self, expense_id: ExpenseId, viewer: Viewer | None = None) -> ExpenseView:
+        """As `ExpenseService.status`."""
+        store = self.store
+        if store is None:
+            return await self.offload(functools.partial(self.expenses.status, expense_id, viewer))
+        if viewer is None:
+            return await store.view(None, expense_id)
+        return await store.view(viewer.company_id, expense_id, self.expenses.sight_of(viewer))

@@ -1,0 +1,175 @@
+"""The awaited store (`AwaitedExpenses`), on memory and PostgreSQL: a decision is written only
+over the state it read, and one overtaken between its read and its write is decided again by
+the library, both decisions standing in the order they were made.
+
+Everything else the awaited path answers is held to the whole contract suite through the
+`expenses` fixture (`tests.contract.paths`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import pytest
+
+from adapters.memory import MemoryStore
+from adapters.memory.awaited import MemoryAwaitedExpenses
+from adapters.sql import SqlDatabase
+from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
+from entrypoints.container import on_threads
+from entrypoints.ports import AwaitedStore
+from expense_core import workflow
+from expense_core.errors import ExpenseChanged, UnknownExpense
+from expense_core.model import ApprovalStatus, EventKind, ExpenseId, Role, UserId
+from expense_core.notifications import notices
+from expense_core.services import ApproveStep, AwaitedExpenseService, ExpenseService, SubmitExpense
+from expense_core.visibility import Viewer
+from tests.clocks import TickingClock
+from tests.contract.support import Org, money, tech_corp
+from tests.sql.support import opened, three_steps
+
+FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
+
+Backend = tuple[MemoryStore | SqlDatabase, AwaitedStore]
+
+
+class MeddlingClock(TickingClock):
+    """A ticking clock that runs `meddle` once, the `at`-th time it is read."""
+
+    def __init__(self, at: int, meddle: Callable[[], object]) -> None:
+        super().__init__()
+        self._reads = 0
+        self._at = at
+        self._meddle = meddle
+
+    def now(self) -> datetime:
+        self._reads += 1
+        if self._reads == self._at:
+            self._meddle()
+        return super().now()
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A store, and the awaited store on it."""
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory, MemoryAwaitedExpenses(memory)
+        return
+    with opened(request.getfixturevalue("shared_postgres_url"), pool_size=2) as db:
+        yield db, PgAwaitedExpenses(AwaitedPool(db, size=2, timeout_s=10))
+
+
+def _three_steps(store: MemoryStore | SqlDatabase) -> tuple[Org, ExpenseId]:
+    org = tech_corp(store.unit_of_work)
+    policy = three_steps(store, org.id, "awaited")
+    submitted = ExpenseService(store.unit_of_work, TickingClock()).submit(
+        SubmitExpense(user_id=org.person(GRACE), policy_id=policy.id, amount=money("50.00"))
+    )
+    return org, submitted.expense.id
+
+
+def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
+    backend: Backend,
+) -> None:
+    store, awaited = backend
+    org, expense_id = _three_steps(store)
+    other = ExpenseService(store.unit_of_work, TickingClock())
+    # The awaited decision reads the clock once, after its read: Frank decides step 1 there.
+    frank = ApproveStep(expense_id=expense_id, user_id=org.person(FRANK))
+    clock = MeddlingClock(1, lambda: other.approve(frank))
+    service = AwaitedExpenseService(ExpenseService(store.unit_of_work, clock), awaited, on_threads)
+
+    async def approve() -> workflow.Decision:
+        await awaited.open()
+        try:
+            return await service.approve(
+                ApproveStep(expense_id=expense_id, user_id=org.person(DAVID))
+            )
+        finally:
+            await awaited.close()
+
+    decision = asyncio.run(approve())
+
+    assert [a.status for a in decision.expense.approvals] == [
+        ApprovalStatus.APPROVED,
+        ApprovalStatus.PENDING,
+        ApprovalStatus.APPROVED,
+    ]
+    viewer = Viewer.whole_company(org.id)
+    stored = other.status(expense_id, viewer)
+    assert [a.status for a in stored.approvals] == [a.status for a in decision.expense.approvals]
+    history = other.history(expense_id, viewer)
+    assert [(e.kind, e.actor_id) for e in history] == [
+        (EventKind.SUBMITTED, org.person(GRACE)),
+        (EventKind.APPROVED, org.person(FRANK)),
+        (EventKind.APPROVED, org.person(DAVID)),
+    ]
+
+
+def test_an_overtaken_write_changes_nothing(backend: Backend) -> None:
+    store, awaited = backend
+    org, expense_id = _three_steps(store)
+    david = UserId(org.person(DAVID))
+    other = ExpenseService(store.unit_of_work, TickingClock())
+
+    async def overtaken() -> None:
+        await awaited.open()
+        try:
+            basis = await awaited.basis_for_decision(org.id, david, expense_id)
+            assert basis is not None
+            assert basis.role is Role.EMPLOYEE
+            # Frank decides step 1 meanwhile: nothing was locked to stop him.
+            await asyncio.to_thread(
+                other.approve, ApproveStep(expense_id=expense_id, user_id=org.person(FRANK))
+            )
+            before = basis.expense
+            decision = workflow.approve(before, david, None, TickingClock().now(), basis.covers)
+            after, events = decision.expense, decision.events
+            with pytest.raises(ExpenseChanged):
+                await awaited.save_decision(basis, after, events, notices(before, after, events))
+        finally:
+            await awaited.close()
+
+    asyncio.run(overtaken())
+
+    viewer = Viewer.whole_company(org.id)
+    assert [a.status for a in other.status(expense_id, viewer).approvals] == [
+        ApprovalStatus.APPROVED,
+        ApprovalStatus.PENDING,
+        ApprovalStatus.PENDING,
+    ]
+    assert [e.actor_id for e in other.history(expense_id, viewer)] == [
+        org.person(GRACE),
+        org.person(FRANK),
+    ]
+    with store.unit_of_work() as uow:
+        told = {entry.event.actor_id for entry in uow.outbox.undispatched(100)}
+    # Frank's notices are there; the overtaken write put none in the outbox.
+    assert org.person(FRANK) in told
+    assert org.person(DAVID) not in told
+
+
+def test_reads_answer_as_the_library_does(backend: Backend) -> None:
+    store, awaited = backend
+    org, expense_id = _three_steps(store)
+    library = ExpenseService(store.unit_of_work, TickingClock())
+
+    async def read() -> None:
+        await awaited.open()
+        try:
+            for viewer in (Viewer.whole_company(org.id), None):
+                company = None if viewer is None else viewer.company_id
+                assert await awaited.view(company, expense_id) == library.status(expense_id, viewer)
+            with pytest.raises(UnknownExpense):
+                await awaited.view(org.id, ExpenseId(expense_id + 10_000))
+            missing = await awaited.basis_for_decision(
+                org.id, UserId(org.person(DAVID)), ExpenseId(expense_id + 10_000)
+            )
+            assert missing is None
+        finally:
+            await awaited.close()
+
+    asyncio.run(read())
