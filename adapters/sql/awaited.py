@@ -3,8 +3,9 @@ asynchronous connections.
 
 The statements, their parameters and the reading of their rows are the synchronous adapter's
 own (`view_read`, `decision_read`, `decision_write`...): only the waiting differs. Each call runs
-one prepared statement in autocommit on a connection of its own pool (`AwaitedPool`), opened
-with the engine's settings and type adapters.
+one prepared statement (with PostgreSQL's placeholders, `CompiledQuery.raw_sql`) in autocommit
+on a connection of its own pool (`AwaitedPool`), opened with the engine's settings and type
+adapters.
 
 A statement that finds its connection dead (it died idle in the pool: a server restart) runs
 once more, after the pool has checked its idle connections and replaced the dead ones. Failures
@@ -14,11 +15,13 @@ the observer by kind.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import AsyncRawCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
@@ -58,6 +61,9 @@ from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
 _ROLE_OF = Query(ROLE_OF)
+# How long closing waits for the statements running to end, and how often it looks.
+DRAIN_S = 3.0
+DRAIN_POLL_S = 0.01
 
 
 class AwaitedPool:
@@ -78,40 +84,64 @@ class AwaitedPool:
         _, given = self.dialect.create_connect_args(database.engine.url)
         params = {**given, **database.connect_args, "autocommit": True}
         self._size = size
+        self._params = params
+        self._timeout_s = timeout_s
         self._in_use = 0
         self._observer = observer
-        self._pool = AsyncConnectionPool(
+        self._pool: AsyncConnectionPool | None = None
+
+    async def open(self) -> None:
+        """Start opening the connections on the running loop, in the background (a database
+        that is down is no bar: a statement waits for a connection up to the pool's timeout).
+        A statement opens them if nobody has, as after `close`."""
+        if self._pool is not None:
+            return
+        pool = AsyncConnectionPool(
             "",
-            kwargs=params,
-            min_size=size,
-            max_size=size,
-            timeout=timeout_s,
+            kwargs=self._params,
+            min_size=self._size,
+            max_size=self._size,
+            timeout=self._timeout_s,
             open=False,
             name="awaited",
         )
+        await pool.open(wait=False)
+        await self._adopt(pool)
 
-    async def open(self) -> None:
-        """Start opening the connections (in the background: a database that is down is no
-        bar; a statement waits for a connection up to the pool's timeout)."""
-        await self._pool.open(wait=False)
+    async def _adopt(self, pool: AsyncConnectionPool) -> None:
+        if self._pool is None:
+            self._pool = pool
+        else:  # another statement opened one meanwhile
+            await pool.close()
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Close the connections, once the statements running have ended (for at most
+        `DRAIN_S`): a request cancelled at the end of a shutdown's grace period ends its
+        statement (psycopg cancels it in the server) before it can answer "retry"."""
+        deadline = time.monotonic() + DRAIN_S
+        while self._in_use and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        await asyncio.sleep(DRAIN_POLL_S)  # their answers, written as they unwind
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     async def rows(self, query: Query, given: Mapping[str, Any]) -> list[Any]:
         """Run one statement and return its rows, as `Link.read` would."""
         compiled = query.compiled(self.dialect)
         params = compiled.params(given)
+        values = compiled.ordered(params)
         returns = compiled.row is not None
         try:
             try:
-                fetched = await self._run(compiled.sql, params, returns)
+                fetched = await self._run(compiled.raw_sql, values, returns)
             except _Failed as failed:
                 if not failed.lost:
                     raise
                 # The connection died idle in the pool: replace the dead ones, and try again.
-                await self._pool.check()
-                fetched = await self._run(compiled.sql, params, returns)
+                if self._pool is not None:
+                    await self._pool.check()
+                fetched = await self._run(compiled.raw_sql, values, returns)
         except _Failed as failed:
             error = driver_error(
                 failed.error, compiled.sql, params, self.dialect, connection_invalidated=failed.lost
@@ -123,21 +153,27 @@ class AwaitedPool:
             _reraise(SqlPoolTimeout(str(exc)))
         return compiled.rows(fetched)
 
-    async def _run(self, sql: str, params: dict[str, Any], returns: bool) -> list[Any]:
+    async def _run(self, sql: bytes, values: tuple[Any, ...], returns: bool) -> list[Any]:
+        pool = self._pool
+        if pool is None:
+            await self.open()
+            pool = self._pool
+            assert pool is not None  # noqa: S101 -- just opened
         waiting = self._observer is not None and self._in_use >= self._size
         started = time.perf_counter() if waiting else 0.0
-        async with self._pool.connection() as conn:
-            if waiting and self._observer is not None:
-                self._observer.waited(time.perf_counter() - started)
-            self._in_use += 1
-            try:
-                cursor = conn.cursor()
-                await cursor.execute(sql, params, prepare=True)
-                return await cursor.fetchall() if returns else []
-            except psycopg.Error as exc:
-                raise _Failed(exc, lost=conn.broken) from exc
-            finally:
-                self._in_use -= 1
+        self._in_use += 1
+        try:
+            async with pool.connection() as conn:
+                if waiting and self._observer is not None:
+                    self._observer.waited(time.perf_counter() - started)
+                try:
+                    cursor = AsyncRawCursor(conn)
+                    await cursor.execute(sql, values, prepare=True)
+                    return await cursor.fetchall() if returns else []
+                except psycopg.Error as exc:
+                    raise _Failed(exc, lost=conn.broken) from exc
+        finally:
+            self._in_use -= 1
 
     def _failed(self, kind: str) -> None:
         if self._observer is not None:

@@ -18,6 +18,7 @@ fails with that name when an upgrade changes it.
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
@@ -40,6 +41,13 @@ class CompiledQuery:
         if compiled.escaped_bind_names or compiled.positional:
             raise ValueError("a Query needs plainly named parameters")
         self.sql: str = compiled.string
+        # The same statement with PostgreSQL's own placeholders ($1, $2...), as psycopg's raw
+        # cursors take it: psycopg rewrites named placeholders on every execution of a text
+        # longer than 4 KB or with over 50 parameters (it caches only shorter ones), and the
+        # approver pool's statement is 6 KB.
+        numbered: Any = target.compile(dialect=_numbered(dialect))
+        self.raw_sql: bytes = numbered.string.encode()
+        self.order: tuple[str, ...] = tuple(numbered.positiontup)
         self.defaults: dict[str, Any] = {}
         self.bind_processors: list[tuple[str, Processor]] = []
         for bind, name in compiled.bind_names.items():
@@ -66,6 +74,10 @@ class CompiledQuery:
         for name, processor in self.bind_processors:
             params[name] = processor(params[name])
         return params
+
+    def ordered(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """`params` (as `params` made them) in the order of `raw_sql`'s placeholders."""
+        return tuple([params[name] for name in self.order])
 
     def rows(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
         row = self.row
@@ -99,6 +111,16 @@ def after_cursor_execute(
     SQLAlchemy does after each statement it ran without an error."""
     if conn.dispatch.after_cursor_execute:
         conn.dispatch.after_cursor_execute(conn, cursor, sql, params, None, False)
+
+
+@functools.cache
+def _numbered(dialect: Dialect) -> Dialect:
+    """A dialect of the same kind that writes numbered placeholders ($1...): SQLAlchemy's
+    `numeric_dollar` parameter style."""
+    kind: Any = type(dialect)
+    numbered: Dialect = kind(paramstyle="numeric_dollar")
+    numbered.server_version_info = dialect.server_version_info
+    return numbered
 
 
 def invalidate_pool(engine: Engine, conn: Connection, exc: Exception) -> None:

@@ -267,12 +267,13 @@ class Link:
         driver: Any = pooled.driver_connection
         params = compiled.params(given)
         # One cursor per driver connection, kept with it: making one costs more than a query.
+        # A raw one: the statement comes with PostgreSQL's placeholders (`CompiledQuery.raw_sql`).
         cursor = pooled.info.get(_CURSOR)
         if cursor is None or cursor.connection is not driver:
-            cursor = pooled.info[_CURSOR] = driver.cursor()
+            cursor = pooled.info[_CURSOR] = _raw_cursor(driver)
         try:
             before_cursor_execute(conn, cursor, compiled.sql, params)
-            cursor.execute(compiled.sql, params, prepare=True)
+            cursor.execute(compiled.raw_sql, compiled.ordered(params), prepare=True)
             after_cursor_execute(conn, cursor, compiled.sql, params)
             fetched = cursor.fetchall() if compiled.row is not None else []
             return Rows(compiled.rows(fetched))
@@ -306,6 +307,13 @@ class Link:
         self._autocommit = self._in_transaction = False
         if conn is not None:
             conn.close()
+
+
+def _raw_cursor(driver: Any) -> Any:
+    """A psycopg cursor that takes PostgreSQL's own placeholders ($1...)."""
+    from psycopg import RawCursor  # here: a SQLite database never loads psycopg
+
+    return RawCursor(driver)
 
 
 def _driver(conn: Connection) -> Any:

@@ -196,12 +196,10 @@ def create_app(container: Container) -> Litestar:
             await store.open()
 
     async def close_awaited() -> None:
+        # A statement after this (the app served again, as by a test client) opens them again.
         store = container.awaited_store()
         if store is not None:
             await store.close()
-        # Built afresh (new connections) if the app starts again, as a test client does.
-        container.awaited_expenses.reset()
-        container.awaited_store.reset()
 
     def close_database() -> None:
         container.shutdown_resources()

@@ -75,6 +75,38 @@ def test_a_compiled_statement_gives_its_text_and_named_binds() -> None:
     _assumption(compiled.params({"name": "x"}) == {"low": 0, "name": "x"}, "binds are not named")
 
 
+def test_the_numbered_text_takes_each_named_bind_once_in_its_order() -> None:
+    things = table("things", column("id"), column("name"))
+    statement = select(things.c.id).where(
+        things.c.name == bindparam("name"),
+        things.c.id > bindparam("low", 0),
+        things.c.name.like(bindparam("name")),
+    )
+    compiled = CompiledQuery(statement, _postgresql())
+    _assumption(
+        compiled.order == ("name", "low"),
+        f"the numbered text orders its binds as {compiled.order}",
+    )
+    _assumption(
+        compiled.raw_sql.count(b"$1") == 2 and b"$3" not in compiled.raw_sql,
+        f"a bind used twice is not numbered once: {compiled.raw_sql!r}",
+    )
+    _assumption(
+        compiled.ordered(compiled.params({"name": "x"})) == ("x", 0),
+        "the values do not follow the placeholders",
+    )
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_every_query_numbers_the_binds_it_names(name: str) -> None:
+    compiled = CompiledQuery(QUERIES[name].statement, _postgresql())
+    named = set(compiled.params(dict.fromkeys(compiled.order)))
+    _assumption(
+        set(compiled.order) == named,
+        f"{name}: numbered {sorted(compiled.order)}, named {sorted(named)}",
+    )
+
+
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_a_querys_rows_are_named_as_sqlalchemys_own_results(name: str) -> None:
     dialect = _postgresql()
