@@ -3,8 +3,8 @@ answers one query.
 
 - `expenses`: submit, approve, reject (one by one or in bulk), send back, resubmit, withdraw
   and read expenses (`ExpenseService`).
-- `awaited`: the HTTP API's busiest use cases (approve, status) awaited on an event loop, on
-  the same decisions (`AwaitedExpenseService`).
+- `awaited`: the HTTP API's busiest use cases (submit, approve, status) awaited on an event
+  loop, on the same decisions (`AwaitedExpenseService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `audit`: the audit log of admin changes, read a page at a time or whole (`AuditService`).

@@ -6,20 +6,25 @@ driver's own BEGIN and COMMIT (psycopg) do not, nor does the pool's liveness pin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import pytest
+from psycopg import AsyncRawCursor
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from adapters.sql import SqlDatabase
+from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
+from entrypoints.container import on_threads
 from expense_core.delegation import Delegation
 from expense_core.model import ApprovalStep, CompanyId, ExpenseId
 from expense_core.services import (
     ApproveStep,
+    AwaitedExpenseService,
     EscalationService,
     ExpenseService,
     OrgService,
@@ -367,3 +372,65 @@ def test_deadlines_and_the_fallback_cost_no_statement_more(db: SqlDatabase) -> N
     # pool and the write (SQLite: BEGIN IMMEDIATE first, and the write is four statements:
     # the approvals, the expense's version, the history, the outbox).
     assert len(swept) <= 1 + (10 if db.is_sqlite else 6)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("known_company", [False, True])
+def test_the_awaited_use_cases_take_one_statement_a_step(
+    postgres_url: str, known_company: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the event loop a submission is one read and one write, an approval too, a status page
+    one read, each outside a transaction: counted at psycopg's cursor, where they are sent."""
+    sent: list[bool] = []
+    execute = AsyncRawCursor.execute
+
+    async def counted(cursor: AsyncRawCursor[Any], *args: Any, **kwargs: Any) -> Any:
+        sent.append(cursor.connection.autocommit)
+        return await execute(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncRawCursor, "execute", counted)
+    with opened(postgres_url) as db:
+        org = tech_corp(db.unit_of_work)
+        company = org.id if known_company else None
+        viewer = None if company is None else Viewer.whole_company(company)
+        store = PgAwaitedExpenses(AwaitedPool(db, size=1, timeout_s=10))
+        awaited = AwaitedExpenseService(
+            ExpenseService(db.unit_of_work, TickingClock()), store, on_threads
+        )
+
+        async def each() -> dict[str, int]:
+            counts: dict[str, int] = {}
+
+            async def count(use_case: str, work: Awaitable[object]) -> Any:
+                sent.clear()
+                done = await work
+                assert all(sent), f"{use_case} ran in a transaction"
+                counts[use_case] = max(counts.get(use_case, 0), len(sent))
+                return done
+
+            await store.open()
+            try:
+                for policy, amount, approvers in (
+                    ("small", "10.00", (6,)),
+                    ("large", "2500.00", (6, 5, 4)),
+                ):
+                    command = SubmitExpense(
+                        user_id=org.person(7),
+                        policy_id=getattr(org, policy).id,
+                        amount=money(amount),
+                        company_id=company,
+                    )
+                    submitted = await count("submit", awaited.submit(command))
+                    expense_id = submitted.expense.id
+                    for who in approvers:
+                        approval = ApproveStep(
+                            expense_id=expense_id, user_id=org.person(who), company_id=company
+                        )
+                        await count("approve", awaited.approve(approval))
+                        await count("status", awaited.status(expense_id, viewer))
+            finally:
+                await store.close()
+            return counts
+
+        counts = asyncio.run(each())
+    assert counts == {"submit": 2, "approve": 2, "status": 1}
