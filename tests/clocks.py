@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 # Microseconds on purpose: every store must keep them.
@@ -21,6 +22,23 @@ class TickingClock:
 
     def now(self) -> datetime:
         return self._start + next(self._ticks) * self._step
+
+
+class MeddlingClock(TickingClock):
+    """A ticking clock that runs `meddle` once, the `at`-th time it is read: a use case that
+    reads the clock between its read and its write lets a test write in between."""
+
+    def __init__(self, at: int, meddle: Callable[[], object]) -> None:
+        super().__init__()
+        self._reads = 0
+        self._at = at
+        self._meddle = meddle
+
+    def now(self) -> datetime:
+        self._reads += 1
+        if self._reads == self._at:
+            self._meddle()
+        return super().now()
 
 
 class SettableClock:

@@ -9,8 +9,7 @@ Everything else the awaited path answers is held to the whole contract suite thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,29 +25,13 @@ from expense_core.model import ApprovalStatus, EventKind, ExpenseId, Role, UserI
 from expense_core.notifications import notices
 from expense_core.services import ApproveStep, AwaitedExpenseService, ExpenseService, SubmitExpense
 from expense_core.visibility import Viewer
-from tests.clocks import TickingClock
+from tests.clocks import MeddlingClock, TickingClock
 from tests.contract.support import Org, money, tech_corp
 from tests.sql.support import opened, three_steps
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
 
 Backend = tuple[MemoryStore | SqlDatabase, AwaitedStore]
-
-
-class MeddlingClock(TickingClock):
-    """A ticking clock that runs `meddle` once, the `at`-th time it is read."""
-
-    def __init__(self, at: int, meddle: Callable[[], object]) -> None:
-        super().__init__()
-        self._reads = 0
-        self._at = at
-        self._meddle = meddle
-
-    def now(self) -> datetime:
-        self._reads += 1
-        if self._reads == self._at:
-            self._meddle()
-        return super().now()
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
