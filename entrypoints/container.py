@@ -10,11 +10,9 @@ tells them about its pool and failed statements, and units of work about what th
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 from dependency_injector import containers, providers
@@ -223,24 +221,18 @@ def awaited_store_for(
     return PgAwaitedExpenses(pool)
 
 
-T = TypeVar("T")
-
-
-def on_threads(work: Callable[[], T]) -> Awaitable[T]:
-    """Run `work` on the running loop's executor (the use-case threads), in the caller's
-    context (the request's log fields)."""
-    context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(None, context.run, work)
-
-
 def awaited_service_for(
     expenses: ExpenseService, store: AwaitedStore | None, metrics: Metrics | None = None
 ) -> AwaitedExpenseService:
-    """The awaited use cases on `store`, telling the metrics what its writes commit."""
+    """The awaited use cases on `store`, telling the metrics what its writes commit; what they
+    hand to the library runs on the loop's executor (the use-case threads), in the request's
+    context (its log fields), as Litestar runs a synchronous handler."""
+    from litestar.concurrency import sync_to_thread  # here: only the API awaits
+
     awaited: AwaitedStore | None = store
     if store is not None and metrics is not None:
         awaited = watched_awaited(store, metrics.domain.committed)
-    return AwaitedExpenseService(expenses, awaited, on_threads)
+    return AwaitedExpenseService(expenses, awaited, sync_to_thread)
 
 
 def bulk_loader_for(database: Database) -> BulkLoader:

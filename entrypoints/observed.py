@@ -11,7 +11,7 @@ to the store's own unit of work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Self
 
 from entrypoints.ports import AwaitedStore
@@ -152,10 +152,11 @@ class _WatchedAwaited:
         self._inner = inner
         self._committed = committed
 
-    async def member_with_policy_and_pool(
+    # Reads hand back the store's own awaitable: no frame of their own on every request.
+    def member_with_policy_and_pool(
         self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None, ApproverPool | None]:
-        return await self._inner.member_with_policy_and_pool(user_id, policy_id)
+    ) -> Coroutine[Any, Any, tuple[Member, Policy | None, ApproverPool | None]]:
+        return self._inner.member_with_policy_and_pool(user_id, policy_id)
 
     async def add(
         self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
@@ -164,15 +165,15 @@ class _WatchedAwaited:
         self._count(stored, events)
         return stored
 
-    async def view(
+    def view(
         self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
-    ) -> ExpenseView:
-        return await self._inner.view(company_id, expense_id, sight)
+    ) -> Coroutine[Any, Any, ExpenseView]:
+        return self._inner.view(company_id, expense_id, sight)
 
-    async def basis_for_decision(
+    def basis_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId
-    ) -> DecisionBasis | None:
-        return await self._inner.basis_for_decision(company_id, actor_id, expense_id)
+    ) -> Coroutine[Any, Any, DecisionBasis | None]:
+        return self._inner.basis_for_decision(company_id, actor_id, expense_id)
 
     async def save_decision(
         self,

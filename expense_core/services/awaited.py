@@ -65,18 +65,19 @@ class AwaitedExpenseService:
     async def submit(self, cmd: SubmitExpense) -> Submitted:
         """As `ExpenseService.submit`."""
         store, policy_id = self.store, cmd.policy_id
+        by_library = functools.partial(self.expenses.submit, cmd)
         if (
             store is None
             or policy_id is None
             or cmd.category is not None
             or cmd.idempotency_key is not None
         ):
-            return await self.offload(functools.partial(self.expenses.submit, cmd))
+            return await self.offload(by_library)
         member, named, pool = await store.member_with_policy_and_pool(cmd.user_id, policy_id)
         submitter = submitter_of(cmd, member)
         policy = named_policy(cmd, named)
         if pool is None:
-            return await self.offload(functools.partial(self.expenses.submit, cmd))
+            return await self.offload(by_library)
         decision, routed = submission(cmd, submitter, policy, pool, self.expenses.clock.now())
         expense, events = decision.expense, decision.events
         stored = await store.add(expense, events, notices(None, expense, events))
@@ -85,11 +86,12 @@ class AwaitedExpenseService:
     async def approve(self, cmd: ApproveStep) -> Decision:
         """As `ExpenseService.approve`."""
         store = self.store
+        by_library = functools.partial(self.expenses.approve, cmd)
         if store is None or cmd.idempotency_key is not None:
-            return await self.offload(functools.partial(self.expenses.approve, cmd))
+            return await self.offload(by_library)
         basis = await store.basis_for_decision(cmd.company_id, cmd.user_id, cmd.expense_id)
         if basis is None:
-            return await self.offload(functools.partial(self.expenses.approve, cmd))
+            return await self.offload(by_library)
         check_decider(basis.role, cmd.user_id)
         before = basis.expense
         try:
@@ -97,12 +99,12 @@ class AwaitedExpenseService:
         except Forbidden:
             if cmd.company_id is None:
                 raise
-            return await self.offload(functools.partial(self.expenses.approve, cmd))
+            return await self.offload(by_library)
         after, events = decision.expense, decision.events
         try:
             await store.save_decision(basis, after, events, notices(before, after, events))
         except ExpenseChanged:
-            return await self.offload(functools.partial(self.expenses.approve, cmd))
+            return await self.offload(by_library)
         return decision
 
     async def status(self, expense_id: ExpenseId, viewer: Viewer | None = None) -> ExpenseView:

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from entrypoints.container import on_threads
+from litestar.concurrency import sync_to_thread
+
 from entrypoints.ports import AwaitedStore
 from expense_core.model import ExpenseId
 from expense_core.services import (
@@ -40,7 +41,7 @@ class Awaited:
     def __init__(self, expenses: ExpenseService, store: AwaitedStore | None) -> None:
         self._expenses = expenses
         self._store = store
-        self._awaited = AwaitedExpenseService(expenses, store, on_threads)
+        self._awaited = AwaitedExpenseService(expenses, store, sync_to_thread)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

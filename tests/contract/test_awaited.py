@@ -12,22 +12,21 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from litestar.concurrency import sync_to_thread
 
 from adapters.memory import MemoryStore
 from adapters.memory.awaited import MemoryAwaitedExpenses
 from adapters.sql import SqlDatabase
 from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
-from entrypoints.container import on_threads
 from entrypoints.ports import AwaitedStore
 from expense_core import workflow
 from expense_core.errors import ExpenseChanged, UnknownExpense
 from expense_core.model import ApprovalStatus, EventKind, ExpenseId, Role, UserId
 from expense_core.notifications import notices
-from expense_core.services import ApproveStep, AwaitedExpenseService, ExpenseService, SubmitExpense
+from expense_core.services import ApproveStep, AwaitedExpenseService, ExpenseService
 from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, TickingClock
-from tests.contract.support import Org, money, tech_corp
-from tests.sql.support import opened, three_steps
+from tests.sql.support import opened, submitted_to_three_steps
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
 
@@ -45,25 +44,18 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield db, PgAwaitedExpenses(AwaitedPool(db, size=2, timeout_s=10))
 
 
-def _three_steps(store: MemoryStore | SqlDatabase) -> tuple[Org, ExpenseId]:
-    org = tech_corp(store.unit_of_work)
-    policy = three_steps(store, org.id, "awaited")
-    submitted = ExpenseService(store.unit_of_work, TickingClock()).submit(
-        SubmitExpense(user_id=org.person(GRACE), policy_id=policy.id, amount=money("50.00"))
-    )
-    return org, submitted.expense.id
-
-
 def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
     backend: Backend,
 ) -> None:
     store, awaited = backend
-    org, expense_id = _three_steps(store)
+    org, expense_id = submitted_to_three_steps(store, "awaited", GRACE)
     other = ExpenseService(store.unit_of_work, TickingClock())
     # The awaited decision reads the clock once, after its read: Frank decides step 1 there.
     frank = ApproveStep(expense_id=expense_id, user_id=org.person(FRANK))
     clock = MeddlingClock(1, lambda: other.approve(frank))
-    service = AwaitedExpenseService(ExpenseService(store.unit_of_work, clock), awaited, on_threads)
+    service = AwaitedExpenseService(
+        ExpenseService(store.unit_of_work, clock), awaited, sync_to_thread
+    )
 
     async def approve() -> workflow.Decision:
         await awaited.open()
@@ -94,7 +86,7 @@ def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
 
 def test_an_overtaken_write_changes_nothing(backend: Backend) -> None:
     store, awaited = backend
-    org, expense_id = _three_steps(store)
+    org, expense_id = submitted_to_three_steps(store, "awaited", GRACE)
     david = UserId(org.person(DAVID))
     other = ExpenseService(store.unit_of_work, TickingClock())
 
@@ -137,7 +129,7 @@ def test_an_overtaken_write_changes_nothing(backend: Backend) -> None:
 
 def test_reads_answer_as_the_library_does(backend: Backend) -> None:
     store, awaited = backend
-    org, expense_id = _three_steps(store)
+    org, expense_id = submitted_to_three_steps(store, "awaited", GRACE)
     library = ExpenseService(store.unit_of_work, TickingClock())
 
     async def read() -> None:

@@ -24,8 +24,10 @@ from expense_core.model import (
     Policy,
     UserId,
 )
+from expense_core.services import ExpenseService, SubmitExpense
 from expense_core.workflow import Decision
-from tests.contract.support import add_policy
+from tests.clocks import TickingClock
+from tests.contract.support import Org, add_policy, money, tech_corp
 
 
 def three_steps(db: SqlDatabase | MemoryStore, company: CompanyId, category: str) -> Policy:
@@ -41,6 +43,19 @@ def three_steps(db: SqlDatabase | MemoryStore, company: CompanyId, category: str
             ApprovalStep(step_order=3, required_level=4, is_required=False),
         ),
     )
+
+
+def submitted_to_three_steps(
+    store: SqlDatabase | MemoryStore, category: str, submitter: int
+) -> tuple[Org, ExpenseId]:
+    """A fresh TechCorp and an expense of `submitter` (an index into its people) under a new
+    `three_steps` policy of `category`."""
+    org = tech_corp(store.unit_of_work)
+    policy = three_steps(store, org.id, category)
+    submitted = ExpenseService(store.unit_of_work, TickingClock()).submit(
+        SubmitExpense(user_id=org.person(submitter), policy_id=policy.id, amount=money("50.00"))
+    )
+    return org, submitted.expense.id
 
 
 @contextlib.contextmanager

@@ -13,13 +13,13 @@ from functools import partial
 from typing import Any
 
 import pytest
+from litestar.concurrency import sync_to_thread
 from psycopg import AsyncRawCursor
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from adapters.sql import SqlDatabase
 from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
-from entrypoints.container import on_threads
 from expense_core.delegation import Delegation
 from expense_core.model import ApprovalStep, CompanyId, ExpenseId
 from expense_core.services import (
@@ -395,7 +395,7 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
         viewer = None if company is None else Viewer.whole_company(company)
         store = PgAwaitedExpenses(AwaitedPool(db, size=1, timeout_s=10))
         awaited = AwaitedExpenseService(
-            ExpenseService(db.unit_of_work, TickingClock()), store, on_threads
+            ExpenseService(db.unit_of_work, TickingClock()), store, sync_to_thread
         )
 
         async def each() -> dict[str, int]:

@@ -20,16 +20,14 @@ from expense_core.errors import ExpenseChanged
 from expense_core.model import (
     ApprovalStatus,
     EventKind,
-    ExpenseId,
     ExpenseStatus,
     UserId,
 )
 from expense_core.notifications import notices
-from expense_core.services import ApproveStep, ExpenseService, SubmitExpense
+from expense_core.services import ApproveStep, ExpenseService
 from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, TickingClock
-from tests.contract.support import Org, money, tech_corp
-from tests.sql.support import opened, three_steps
+from tests.sql.support import opened, submitted_to_three_steps
 
 pytestmark = pytest.mark.postgres
 
@@ -42,19 +40,10 @@ def db(postgres_url: str) -> Iterator[SqlDatabase]:
         yield database
 
 
-def _three_steps(db: SqlDatabase) -> tuple[Org, ExpenseId]:
-    org = tech_corp(db.unit_of_work)
-    policy = three_steps(db, org.id, "unlocked")
-    submitted = ExpenseService(db.unit_of_work, TickingClock()).submit(
-        SubmitExpense(user_id=org.person(GRACE), policy_id=policy.id, amount=money("50.00"))
-    )
-    return org, submitted.expense.id
-
-
 def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
     db: SqlDatabase,
 ) -> None:
-    org, expense_id = _three_steps(db)
+    org, expense_id = submitted_to_three_steps(db, "unlocked", GRACE)
     other = ExpenseService(db.unit_of_work, TickingClock())
     overtaken = ExpenseService(
         db.unit_of_work,
@@ -85,7 +74,7 @@ def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
 
 
 def test_an_overtaken_write_changes_nothing(db: SqlDatabase) -> None:
-    org, expense_id = _three_steps(db)
+    org, expense_id = submitted_to_three_steps(db, "unlocked", GRACE)
     david = UserId(org.person(DAVID))
     with db.unit_of_work() as uow:
         uow.commit_next_write()
