@@ -66,6 +66,7 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
 
     from entrypoints import worker
     from entrypoints.http import create_app
+    from entrypoints.http.app import settle_heap
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
     from entrypoints.supervisor import supervise
 
@@ -97,7 +98,9 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
         # In memory, the notifications can be delivered only from this process.
         beside = worker.beside(container, settings) if settings.is_memory else nullcontext()
         with beside:
-            uvicorn.run(create_app(container), host=settings.host, port=settings.port, **options)
+            app = create_app(container)
+            settle_heap()
+            uvicorn.run(app, host=settings.host, port=settings.port, **options)
         return OK
     # Each worker process builds its own app (and connection pool) from the environment.
     container.shutdown_resources()
