@@ -15,14 +15,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Self
 
 from entrypoints.ports import AwaitedStore
-from expense_core.approvers import ApproverPool
 from expense_core.model import (
     CompanyId,
     Expense,
     ExpenseEvent,
     ExpenseId,
-    Member,
-    Policy,
     PolicyId,
     UserId,
 )
@@ -36,6 +33,7 @@ from expense_core.ports import (
     IdempotencyRecords,
     OrgRepository,
     Outbox,
+    SubmissionBasis,
     UnitOfWork,
     WebhookRepository,
 )
@@ -153,15 +151,22 @@ class _WatchedAwaited:
         self._committed = committed
 
     # Reads hand back the store's own awaitable: no frame of their own on every request.
-    def member_with_policy_and_pool(
+    def submission_basis(
         self, user_id: UserId, policy_id: PolicyId
-    ) -> Coroutine[Any, Any, tuple[Member, Policy | None, ApproverPool | None]]:
-        return self._inner.member_with_policy_and_pool(user_id, policy_id)
+    ) -> Coroutine[Any, Any, SubmissionBasis]:
+        return self._inner.submission_basis(user_id, policy_id)
+
+    def forget(self, basis: SubmissionBasis) -> None:
+        self._inner.forget(basis)
 
     async def add(
-        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+        self,
+        basis: SubmissionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
     ) -> Expense:
-        stored = await self._inner.add(expense, events, notices)
+        stored = await self._inner.add(basis, expense, events, notices)
         self._count(stored, events)
         return stored
 

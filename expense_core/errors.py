@@ -515,6 +515,17 @@ class ExpenseChanged(Conflict):
         super().__init__(f"expense {expense_id} changed while it was being decided; retry")
 
 
+class OrgChanged(Conflict):
+    """A submission was decided on what the organisation was when read, and it changed before
+    the submission was written (`AwaitedExpenses.add`): nothing was written; decide again on
+    the organisation as it is now."""
+
+    code = "org_changed"
+
+    def __init__(self) -> None:
+        super().__init__("the organisation changed while the expense was being submitted; retry")
+
+
 class NoApproverForStep(Conflict):
     code = "no_approver_for_step"
 

@@ -611,6 +611,21 @@ class DecisionBasis:
     seen: object  # opaque to the core: what the store checks the expense against
 
 
+@attrs.frozen
+class SubmissionBasis:
+    """What a submission under a named policy is decided on (`AwaitedExpenses.submission_basis`):
+    as `OrgRepository.member_with_policy_and_pool` reads it, with the store's mark of the
+    organisation read. The submission is written only while the organisation is still so."""
+
+    member: Member
+    policy: Policy | None
+    pool: ApproverPool | None
+    seen: object  # opaque to the core: what the store checks the organisation against
+    # Kept from an earlier read rather than read for this submission: a refusal decided on it
+    # is not final, since the organisation may have changed since (`AwaitedExpenses.forget`).
+    recalled: bool = False
+
+
 class AwaitedExpenses(Protocol):
     """The expense reads and writes of the HTTP API's busiest requests, awaited on an event
     loop instead of holding a thread (`services.awaited`).
@@ -620,16 +635,30 @@ class AwaitedExpenses(Protocol):
     errors as the `ExpenseRepository` methods named below.
     """
 
-    async def member_with_policy_and_pool(
-        self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None, ApproverPool | None]:
-        """As `OrgRepository.member_with_policy_and_pool`."""
+    async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
+        """As `OrgRepository.member_with_policy_and_pool`. A store may recall what it read for
+        an earlier submission (`recalled`), since `add` checks it: the organisation changes
+        seldom, and the same people submit under the same policies again and again."""
+        ...
+
+    def forget(self, basis: SubmissionBasis) -> None:
+        """Recall `basis` no more: a submission refused on it is decided again on a fresh
+        read, and the next one should read afresh too."""
         ...
 
     async def add(
-        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+        self,
+        basis: SubmissionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
     ) -> Expense:
-        """As `ExpenseRepository.add`, committed."""
+        """As `ExpenseRepository.add`, committed, if the organisation is still as `basis`
+        read it.
+
+        Raises:
+            OrgChanged: it changed since; nothing was written.
+        """
         ...
 
     async def view(

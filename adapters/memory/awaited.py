@@ -1,25 +1,22 @@
 """`AwaitedExpenses` in memory: each call one unit of work of the store, made at once (nothing
-in memory is waited for)."""
+in memory is waited for). Nothing is recalled: a read costs no more than checking one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from adapters.memory.store import MemoryStore
-from expense_core.approvers import ApproverPool
-from expense_core.errors import ExpenseChanged
+from expense_core.errors import ExpenseChanged, OrgChanged
 from expense_core.model import (
     CompanyId,
     Expense,
     ExpenseEvent,
     ExpenseId,
-    Member,
-    Policy,
     PolicyId,
     UserId,
 )
 from expense_core.notifications import Notice
-from expense_core.ports import DecisionBasis
+from expense_core.ports import DecisionBasis, SubmissionBasis
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
@@ -37,16 +34,28 @@ class MemoryAwaitedExpenses:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def member_with_policy_and_pool(
-        self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None, ApproverPool | None]:
+    async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
         with self._store.unit_of_work() as uow:
-            return uow.org.member_with_policy_and_pool(user_id, policy_id)
+            member, policy, pool = uow.org.member_with_policy_and_pool(user_id, policy_id)
+        return SubmissionBasis(member, policy, pool, seen=None)
+
+    def forget(self, basis: SubmissionBasis) -> None:
+        """Nothing is kept."""
 
     async def add(
-        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+        self,
+        basis: SubmissionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
     ) -> Expense:
         with self._store.unit_of_work() as uow:
+            # The organisation is as read if it reads the same again.
+            read = (basis.member, basis.policy, basis.pool)
+            if basis.policy is None or read != uow.org.member_with_policy_and_pool(
+                basis.member.id, basis.policy.id
+            ):
+                raise OrgChanged
             stored = uow.expenses.add(expense, events, notices)
             uow.commit()
         return stored

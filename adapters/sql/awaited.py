@@ -7,6 +7,11 @@ one prepared statement (with PostgreSQL's placeholders, `CompiledQuery.raw_sql`)
 on a connection of its own pool (`AwaitedPool`), opened with the engine's settings and type
 adapters.
 
+A submission is decided on the submitter, policy and approver pool of an earlier submission of
+the same person under the same policy when this worker has them (`PgAwaitedExpenses`), and
+written only while the organisation is as they were read (`org_version`, migration 0013): one
+round trip where reading them again made two.
+
 A statement that finds its connection dead (it died idle in the pool: a server restart) runs
 once more, after the pool has checked its idle connections and replaced the dead ones. Failures
 end as the synchronous adapter's do: `Unavailable` when the database cannot serve now, told to
@@ -18,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
+import attrs
 import psycopg
 from psycopg import AsyncRawCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -29,8 +35,8 @@ from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from adapters.sql.database import SqlDatabase
 from adapters.sql.expenses import (
     ROLE_OF,
-    add_write,
     added,
+    checked_add_write,
     decision_basis,
     decision_read,
     decision_write,
@@ -41,22 +47,23 @@ from adapters.sql.expenses import (
 from adapters.sql.internals import driver_error
 from adapters.sql.link import Query, _reraise
 from adapters.sql.observe import SqlObserver, error_kind
-from adapters.sql.org import member_policy_and_pool, member_policy_and_pool_read
-from expense_core.approvers import ApproverPool
-from expense_core.errors import ExpenseChanged
+from adapters.sql.org import (
+    member_policy_and_pool,
+    org_version_of,
+    versioned_member_policy_and_pool_read,
+)
+from expense_core.errors import ExpenseChanged, OrgChanged
 from expense_core.model import (
     CompanyId,
     Expense,
     ExpenseEvent,
     ExpenseId,
-    Member,
-    Policy,
     PolicyId,
     Role,
     UserId,
 )
 from expense_core.notifications import Notice
-from expense_core.ports import DecisionBasis
+from expense_core.ports import DecisionBasis, SubmissionBasis
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
@@ -189,11 +196,23 @@ class _Failed(Exception):
         self.lost = lost
 
 
+# How many submission bases a worker keeps, at most: past it, it forgets them all and reads
+# again. Each holds a member, a policy and its approver pool: a few kilobytes.
+KEPT_BASES: Final = 4096
+
+
 class PgAwaitedExpenses:
-    """`AwaitedExpenses` on an `AwaitedPool`."""
+    """`AwaitedExpenses` on an `AwaitedPool`.
+
+    It keeps the basis of each submission it read (by submitter and policy, `KEPT_BASES` at
+    most) and recalls it for the next one: `add` writes only while the organisation's version
+    is still the one read with it. When it has moved, nothing is written and every basis kept
+    is forgotten (they were all read before the change).
+    """
 
     def __init__(self, pool: AwaitedPool) -> None:
         self._pool = pool
+        self._kept: dict[tuple[UserId, PolicyId], SubmissionBasis] = {}
 
     async def open(self) -> None:
         await self._pool.open()
@@ -201,16 +220,35 @@ class PgAwaitedExpenses:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def member_with_policy_and_pool(
-        self, user_id: UserId, policy_id: PolicyId
-    ) -> tuple[Member, Policy | None, ApproverPool | None]:
-        rows = await self._pool.rows(*member_policy_and_pool_read(user_id, policy_id))
-        return member_policy_and_pool(rows, user_id)
+    async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
+        kept = self._kept.get((user_id, policy_id))
+        if kept is not None:
+            return kept
+        rows = await self._pool.rows(*versioned_member_policy_and_pool_read(user_id, policy_id))
+        member, policy, pool = member_policy_and_pool(rows, user_id)
+        basis = SubmissionBasis(member, policy, pool, seen=org_version_of(rows))
+        if len(self._kept) >= KEPT_BASES:
+            self._kept.clear()
+        self._kept[user_id, policy_id] = attrs.evolve(basis, recalled=True)
+        return basis
+
+    def forget(self, basis: SubmissionBasis) -> None:
+        if basis.policy is not None:
+            self._kept.pop((basis.member.id, basis.policy.id), None)
 
     async def add(
-        self, expense: Expense, events: Sequence[ExpenseEvent], notices: Sequence[Notice]
+        self,
+        basis: SubmissionBasis,
+        expense: Expense,
+        events: Sequence[ExpenseEvent],
+        notices: Sequence[Notice],
     ) -> Expense:
-        return added(expense, await self._pool.rows(*add_write(expense, events, notices)))
+        seen = basis.seen if isinstance(basis.seen, int) else None
+        rows = await self._pool.rows(*checked_add_write(seen, expense, events, notices))
+        if not rows:
+            self._kept.clear()
+            raise OrgChanged
+        return added(expense, rows)
 
     async def view(
         self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Integer,
@@ -55,6 +56,7 @@ from adapters.sql.tables import (
     expense_events,
     expenses,
     hierarchy_levels,
+    org_version,
     outbox,
     policies,
     users,
@@ -481,13 +483,18 @@ _EXPENSE_FIELDS = (
 )
 
 
-def _pg_add() -> Executable:
-    new = (
-        insert(expenses)
-        .values({name: bindparam(f"e_{name}") for name in _EXPENSE_FIELDS})
-        .returning(expenses.c.id, expenses.c.company_id)
-        .cte("new_expense")
-    )
+def _pg_add(*, checked: bool = False) -> Executable:
+    """Insert an expense, its approvals, events and notices; `checked`, only if the
+    organisation's version is still `org_seen` (no row returned when not)."""
+    if checked:
+        given = select(*(bindparam(f"e_{n}", type_=expenses.c[n].type) for n in _EXPENSE_FIELDS))
+        version = select(org_version.c.version).scalar_subquery()
+        inserted = insert(expenses).from_select(
+            _EXPENSE_FIELDS, given.where(version == bindparam("org_seen", type_=BigInteger))
+        )
+    else:
+        inserted = insert(expenses).values({n: bindparam(f"e_{n}") for n in _EXPENSE_FIELDS})
+    new = inserted.returning(expenses.c.id, expenses.c.company_id).cte("new_expense")
     given = _approval_arrays()
     new_approvals = insert(approvals).from_select(
         ["expense_id", "company_id", *_APPROVAL_FIELDS],
@@ -503,6 +510,7 @@ def _pg_add() -> Executable:
 
 
 _PG_ADD = Query(_pg_add())
+_PG_ADD_CHECKED = Query(_pg_add(checked=True))
 
 
 def _touched(**values: Any) -> Any:
@@ -1244,6 +1252,18 @@ def add_write(
     params = {f"e_{name}": value for name, value in _expense_values(expense).items()}
     params |= _approval_params(expense.approvals) | _history_params(events, notices)
     return _PG_ADD, params
+
+
+def checked_add_write(
+    org_seen: int | None,
+    expense: Expense,
+    events: Sequence[ExpenseEvent],
+    notices: Sequence[Notice],
+) -> tuple[Query, dict[str, Any]]:
+    """As `add_write`, storing them only if the organisation's version (`org_version`) is still
+    `org_seen` (None never is): no row comes back when it is not."""
+    _, params = add_write(expense, events, notices)
+    return _PG_ADD_CHECKED, params | {"org_seen": org_seen}
 
 
 def _expense_values(expense: Expense) -> dict[str, Any]:

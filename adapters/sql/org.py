@@ -47,6 +47,7 @@ from adapters.sql.tables import (
     companies,
     expenses,
     hierarchy_levels,
+    org_version,
     policies,
     teams,
     users,
@@ -338,10 +339,11 @@ _MEMBER_WITH_POLICIES = _member_and_policies(
 _MEMBER_WITH_POLICY = _member_and_policies(policies.c.id == bindparam("policy_id"))
 
 
-def _member_policy_and_pool() -> Query:
+def _member_policy_and_pool(*, versioned: bool = False) -> Query:
     """PostgreSQL: a submitter, the policy they name (rows as `_MEMBER_WITH_POLICY`'s, their
     `source` 'member') and the approver pool of the policy's steps for them (rows as
-    `_POOL_PG`'s, their policy columns empty), in one statement.
+    `_POOL_PG`'s, their policy columns empty), in one statement; `versioned`, and the
+    organisation's version read with them (one row, `source` 'org_version', in `id`).
 
     Each step's team and most senior allowed level come from its stored scope as
     `SqlOrg.approver_pool` works them out from a parsed one: the submitter's team or the whole
@@ -389,17 +391,22 @@ def _member_policy_and_pool() -> Query:
         )
     )
     no_policy = [null() for _ in POLICY_COLUMNS]
-    return Query(
-        union_all(
-            named,
-            in_chain.add_columns(*no_policy),
-            candidates.add_columns(*no_policy),
-            fallback.add_columns(*no_policy),
+    parts = [
+        named,
+        in_chain.add_columns(*no_policy),
+        candidates.add_columns(*no_policy),
+        fallback.add_columns(*no_policy),
+    ]
+    if versioned:
+        no_member = [null() for _ in MEMBER_COLUMNS[1:]]
+        parts.append(
+            select(literal_column("'org_version'"), org_version.c.version, *no_member, *no_policy)
         )
-    )
+    return Query(union_all(*parts))
 
 
 _MEMBER_POLICY_AND_POOL = _member_policy_and_pool()
+_VERSIONED_MEMBER_POLICY_AND_POOL = _member_policy_and_pool(versioned=True)
 # A row of `POLICY_COLUMNS`, made from the policy part of a `_MEMBER_WITH_POLICIES` row.
 _PolicyRow = collections.namedtuple("_PolicyRow", [column.key for column in POLICY_COLUMNS])  # type: ignore[misc]
 _COMPANY = select(companies.c.id, companies.c.name, companies.c.fallback_approver_id).where(
@@ -963,6 +970,20 @@ def member_policy_and_pool_read(
     """PostgreSQL: the one statement of `OrgRepository.member_with_policy_and_pool`, and its
     parameters."""
     return _MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
+
+
+def versioned_member_policy_and_pool_read(
+    user_id: UserId, policy_id: PolicyId
+) -> tuple[Query, dict[str, Any]]:
+    """As `member_policy_and_pool_read`, with the organisation's version read in the same
+    snapshot (`org_version_of`)."""
+    return _VERSIONED_MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
+
+
+def org_version_of(rows: Sequence[Row[Any]]) -> int | None:
+    """The organisation's version among the rows of `versioned_member_policy_and_pool_read`;
+    None if its row is missing (then no check against it can pass)."""
+    return next((row.id for row in rows if row.source == "org_version"), None)
 
 
 def member_policy_and_pool(

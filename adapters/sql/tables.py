@@ -10,7 +10,8 @@ its tenant, ready for distribution by company); the tables `expense_events`,
 with `expense_events.on_behalf_of` (0006); the notification tables `outbox`, `webhooks` and
 `deliveries` (0007); the tokens' `name`, `expires_at`, `last_used_at` and `revoked_at` (0008);
 the `audit_log` (0009); indexes for a manager's reports and an e-mail in any case (0010); the
-deliveries' references to their company and notice dropped (0011).
+deliveries' references to their company and notice dropped (0011); `expenses.version` (0012);
+and `org_version` (0013).
 Constraints carry the names PostgreSQL gives the seed's unnamed ones. The migrations create
 all this; these tables are what queries are built from, and a test holds the two to each other.
 """
@@ -408,4 +409,27 @@ audit_log = Table(
     # The listing, newest first by company; and one target's history.
     Index("ix_audit_log_company", "company_id", "id"),
     Index("ix_audit_log_company_target", "company_id", "target_type", "target_id", "id"),
+)
+
+# Migration 0013: the organisation's version, one row. On PostgreSQL every statement that
+# writes a table a submission's approvers are worked out from adds one to it first (statement
+# triggers), in its own transaction: a submission decided on an organisation read earlier is
+# written only while the version is still the one read (`adapters.sql.awaited`). SQLite has
+# the row but no triggers; nothing reads it there.
+org_version = Table(
+    "org_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("id = 1", name="org_version_one_row"),
+)
+
+# The tables whose writes move `org_version` on PostgreSQL.
+ORG_TABLES: Final = (
+    "companies",
+    "teams",
+    "hierarchy_levels",
+    "users",
+    "policies",
+    "approval_steps",
 )

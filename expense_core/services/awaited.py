@@ -12,7 +12,10 @@ whole, off the loop (`Offload`), so that the answer is the synchronous service's
 - a refused decision of a verified caller, who may not even see the expense
   (`ExpenseService._hidden`);
 - a decision overtaken by another write between its read and its write (`ExpenseChanged`:
-  nothing of it was written).
+  nothing of it was written);
+- a submission whose organisation changed between its read and its write (`OrgChanged`:
+  nothing of it was written), and one refused on what the store recalled of an earlier read
+  (`SubmissionBasis.recalled`): the organisation may have changed since.
 
 Without a store that awaits (`store` None: SQLite, or traced units of work), every use case is
 handed over.
@@ -26,7 +29,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
-from expense_core.errors import ExpenseChanged, Forbidden
+from expense_core.errors import DomainError, ExpenseChanged, Forbidden, OrgChanged
 from expense_core.model import ExpenseId
 from expense_core.notifications import notices
 from expense_core.ports import AwaitedExpenses
@@ -73,14 +76,26 @@ class AwaitedExpenseService:
             or cmd.idempotency_key is not None
         ):
             return await self.offload(by_library)
-        member, named, pool = await store.member_with_policy_and_pool(cmd.user_id, policy_id)
-        submitter = submitter_of(cmd, member)
-        policy = named_policy(cmd, named)
-        if pool is None:
+        basis = await store.submission_basis(cmd.user_id, policy_id)
+        decided = None
+        try:
+            submitter = submitter_of(cmd, basis.member)
+            policy = named_policy(cmd, basis.policy)
+            if basis.pool is not None:
+                now = self.expenses.clock.now()
+                decided = submission(cmd, submitter, policy, basis.pool, now)
+        except DomainError:
+            if not basis.recalled:
+                raise
+            store.forget(basis)
+        if decided is None:
             return await self.offload(by_library)
-        decision, routed = submission(cmd, submitter, policy, pool, self.expenses.clock.now())
+        decision, routed = decided
         expense, events = decision.expense, decision.events
-        stored = await store.add(expense, events, notices(None, expense, events))
+        try:
+            stored = await store.add(basis, expense, events, notices(None, expense, events))
+        except OrgChanged:
+            return await self.offload(by_library)
         return Submitted(stored, routed)
 
     async def approve(self, cmd: ApproveStep) -> Decision:

@@ -1,6 +1,9 @@
 """The awaited store (`AwaitedExpenses`), on memory and PostgreSQL: a decision is written only
 over the state it read, and one overtaken between its read and its write is decided again by
-the library, both decisions standing in the order they were made.
+the library, both decisions standing in the order they were made. A submission is written only
+while the organisation is as it was read (PostgreSQL recalls what it read for the next
+submission of the same person under the same policy): one that the organisation changed under
+is decided again on the organisation as it is, refusals on a recalled read too.
 
 Everything else the awaited path answers is held to the whole contract suite through the
 `expenses` fixture (`tests.contract.paths`).
@@ -20,12 +23,21 @@ from adapters.sql import SqlDatabase
 from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
 from entrypoints.ports import AwaitedStore
 from expense_core import workflow
-from expense_core.errors import ExpenseChanged, UnknownExpense
+from expense_core.errors import ExpenseChanged, InactiveUser, OrgChanged, UnknownExpense
 from expense_core.model import ApprovalStatus, EventKind, ExpenseId, Role, UserId
 from expense_core.notifications import notices
-from expense_core.services import ApproveStep, AwaitedExpenseService, ExpenseService
+from expense_core.services import (
+    ApproveStep,
+    AwaitedExpenseService,
+    ChangeUser,
+    ExpenseService,
+    OrgService,
+    SubmitExpense,
+    Submitted,
+)
 from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, TickingClock
+from tests.contract.support import Org, money, tech_corp
 from tests.sql.support import opened, submitted_to_three_steps
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
@@ -148,3 +160,113 @@ def test_reads_answer_as_the_library_does(backend: Backend) -> None:
             await awaited.close()
 
     asyncio.run(read())
+
+
+def _submitting(
+    store: MemoryStore | SqlDatabase, awaited: AwaitedStore, clock: TickingClock | None = None
+) -> AwaitedExpenseService:
+    library = ExpenseService(store.unit_of_work, clock or TickingClock())
+    return AwaitedExpenseService(library, awaited, sync_to_thread)
+
+
+def _submit(
+    awaited: AwaitedStore, service: AwaitedExpenseService, *commands: SubmitExpense
+) -> list[Submitted]:
+    """Each command submitted in turn through `service`, the store open meanwhile."""
+
+    async def submit() -> list[Submitted]:
+        await awaited.open()
+        try:
+            return [await service.submit(command) for command in commands]
+        finally:
+            await awaited.close()
+
+    return asyncio.run(submit())
+
+
+def _large(org: Org, amount: str = "2500.00") -> SubmitExpense:
+    return SubmitExpense(user_id=org.person(GRACE), policy_id=org.large.id, amount=money(amount))
+
+
+def _approver_ids(submitted: Submitted) -> list[UserId]:
+    return [a.approver_id for a in submitted.expense.approvals]
+
+
+def test_a_submission_the_organisation_changed_under_is_routed_on_the_organisation_as_it_is(
+    backend: Backend,
+) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    people = OrgService(store.unit_of_work)
+    # The awaited submission reads the clock once, after its read: Frank leaves there.
+    leaves = MeddlingClock(
+        1, lambda: people.change_user(ChangeUser(user_id=org.person(FRANK), active=False))
+    )
+
+    [submitted] = _submit(awaited, _submitting(store, awaited, leaves), _large(org))
+
+    assert org.person(FRANK) not in _approver_ids(submitted)
+    library = ExpenseService(store.unit_of_work, TickingClock())
+    again = library.submit(_large(org))
+    assert _approver_ids(submitted) == _approver_ids(again)
+    # As stored, too.
+    viewer = Viewer.whole_company(org.id)
+    stored = library.status(submitted.expense.id, viewer)
+    assert [a.approver_id for a in stored.approvals] == _approver_ids(again)
+
+
+def test_a_submission_after_the_organisation_changed_is_decided_on_it(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    people = OrgService(store.unit_of_work)
+    service = _submitting(store, awaited)
+    [first] = _submit(awaited, service, _large(org))
+    assert org.person(FRANK) in _approver_ids(first)
+
+    # Frank leaves, then Grace does: submissions after each are decided on what is stored.
+    people.change_user(ChangeUser(user_id=org.person(FRANK), active=False))
+    [second] = _submit(awaited, service, _large(org))
+    assert org.person(FRANK) not in _approver_ids(second)
+    people.change_user(ChangeUser(user_id=org.person(GRACE), active=False))
+    with pytest.raises(InactiveUser):
+        _submit(awaited, service, _large(org))
+
+    # Back again: a refusal on what was read before she came back is not the answer.
+    people.change_user(ChangeUser(user_id=org.person(GRACE), active=True))
+    [third] = _submit(awaited, service, _large(org))
+    assert _approver_ids(third) == _approver_ids(second)
+    viewer = Viewer.whole_company(org.id)
+    library = ExpenseService(store.unit_of_work, TickingClock())
+    assert [e.id for e in library.list_expenses(viewer).items] == [
+        third.expense.id,
+        second.expense.id,
+        first.expense.id,
+    ]
+
+
+def test_an_add_over_a_changed_organisation_writes_nothing(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    service = _submitting(store, awaited)
+    [first] = _submit(awaited, service, _large(org))
+
+    async def overtaken() -> None:
+        await awaited.open()
+        try:
+            basis = await awaited.submission_basis(UserId(org.person(GRACE)), org.large.id)
+            OrgService(store.unit_of_work).change_user(
+                ChangeUser(user_id=org.person(EVE), name="Eve Davis-Moreau")
+            )
+            with pytest.raises(OrgChanged):
+                await awaited.add(basis, first.expense, (), ())
+        finally:
+            await awaited.close()
+
+    asyncio.run(overtaken())
+
+    viewer = Viewer.whole_company(org.id)
+    library = ExpenseService(store.unit_of_work, TickingClock())
+    assert [e.id for e in library.list_expenses(viewer).items] == [first.expense.id]
+    with store.unit_of_work() as uow:
+        told = {e.expense_id for e in uow.outbox.undispatched(100_000) if e.company_id == org.id}
+    assert told == {first.expense.id}

@@ -379,8 +379,10 @@ def test_deadlines_and_the_fallback_cost_no_statement_more(db: SqlDatabase) -> N
 def test_the_awaited_use_cases_take_one_statement_a_step(
     postgres_url: str, known_company: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On the event loop a submission is one read and one write, an approval too, a status page
-    one read, each outside a transaction: counted at psycopg's cursor, where they are sent."""
+    """On the event loop a submission is one read and one write (the next one of the same
+    person under the same policy only the write), an approval one read and one write, a status
+    page one read, each outside a transaction: counted at psycopg's cursor, where they are
+    sent."""
     sent: list[bool] = []
     execute = AsyncRawCursor.execute
 
@@ -421,6 +423,9 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
                         company_id=company,
                     )
                     submitted = await count("submit", awaited.submit(command))
+                    # The same person under the same policy again: what the first read is
+                    # recalled, and the write checks that the organisation is still as read.
+                    await count("submit again", awaited.submit(command))
                     expense_id = submitted.expense.id
                     for who in approvers:
                         approval = ApproveStep(
@@ -433,4 +438,4 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
             return counts
 
         counts = asyncio.run(each())
-    assert counts == {"submit": 2, "approve": 2, "status": 1}
+    assert counts == {"submit": 2, "submit again": 1, "approve": 2, "status": 1}
