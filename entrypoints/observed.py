@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Self
 
 from entrypoints.ports import AwaitedStore
@@ -151,6 +152,9 @@ class _WatchedAwaited:
         self._committed = committed
 
     # Reads hand back the store's own awaitable: no frame of their own on every request.
+    def held(self) -> AbstractAsyncContextManager[None]:
+        return self._inner.held()
+
     def submission_basis(
         self, user_id: UserId, policy_id: PolicyId
     ) -> Coroutine[Any, Any, SubmissionBasis]:

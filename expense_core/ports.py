@@ -8,6 +8,7 @@ unknown. `None` as a company id is only accepted where a port says so.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, Self
 
@@ -634,6 +635,12 @@ class AwaitedExpenses(Protocol):
     data, a write is atomic by itself and committed when it returns. The same answers and
     errors as the `ExpenseRepository` methods named below.
     """
+
+    def held(self) -> AbstractAsyncContextManager[None]:
+        """Hold what the calls made within the block wait for (PostgreSQL: one connection)
+        until it ends, so that a read and the write after it wait once. Nothing that waits on
+        anything else (another store, a thread) belongs within."""
+        ...
 
     async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
         """As `OrgRepository.member_with_policy_and_pool`. A store may recall what it read for

@@ -3,7 +3,9 @@ in memory is waited for). Nothing is recalled: a read costs no more than checkin
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from adapters.memory.store import MemoryStore
 from expense_core.errors import ExpenseChanged, OrgChanged
@@ -33,6 +35,10 @@ class MemoryAwaitedExpenses:
 
     async def close(self) -> None:
         """Nothing to close."""
+
+    def held(self) -> AbstractAsyncContextManager[None]:
+        """Nothing is waited for."""
+        return contextlib.nullcontext()
 
     async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
         with self._store.unit_of_work() as uow:

@@ -21,8 +21,11 @@ the observer by kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import attrs
@@ -133,6 +136,22 @@ class AwaitedPool:
         if pool is not None:
             await pool.close()
 
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Hold one connection for the statements this task runs within (`rows`): taken at the
+        first, given back at the end. A read and the write after it wait for the pool once, not
+        twice behind everyone else's statements. Within a block already held, nothing more."""
+        if _HELD.get() is not None:
+            yield
+            return
+        held = _Held(self)
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            await held.give_back()
+
     async def rows(self, query: Query, given: Mapping[str, Any]) -> list[Any]:
         """Run one statement and return its rows, as `Link.read` would."""
         compiled = query.compiled(self.dialect)
@@ -143,7 +162,7 @@ class AwaitedPool:
             try:
                 fetched = await self._run(compiled.raw_sql, values, returns)
             except _Failed as failed:
-                if not failed.lost:
+                if not failed.lost or not await self._may_run_again():
                     raise
                 # The connection died idle in the pool: replace the dead ones, and try again.
                 if self._pool is not None:
@@ -161,6 +180,31 @@ class AwaitedPool:
         return compiled.rows(fetched)
 
     async def _run(self, sql: bytes, values: tuple[Any, ...], returns: bool) -> list[Any]:
+        held = _HELD.get()
+        if held is None or held.pool is not self:
+            pool, conn = await self._take()
+            try:
+                return await _execute(conn, sql, values, returns)
+            finally:
+                await self._give_back(pool, conn)
+        if held.conn is None:
+            held.source, held.conn = await self._take()
+        held.statements += 1
+        return await _execute(held.conn, sql, values, returns)
+
+    async def _may_run_again(self) -> bool:
+        """Whether a statement whose connection was lost may run again: yes if it was its
+        connection's first (it died idle in the pool, the statement never ran), and then that
+        connection is given back (the pool drops it); never after others ran on it."""
+        held = _HELD.get()
+        if held is None or held.pool is not self:
+            return True
+        if held.statements > 1:
+            return False
+        await held.give_back()
+        return True
+
+    async def _take(self) -> tuple[AsyncConnectionPool, psycopg.AsyncConnection[Any]]:
         pool = self._pool
         if pool is None:
             await self.open()
@@ -170,21 +214,54 @@ class AwaitedPool:
         started = time.perf_counter() if waiting else 0.0
         self._in_use += 1
         try:
-            async with pool.connection() as conn:
-                if waiting and self._observer is not None:
-                    self._observer.waited(time.perf_counter() - started)
-                try:
-                    cursor = AsyncRawCursor(conn)
-                    await cursor.execute(sql, values, prepare=True)
-                    return await cursor.fetchall() if returns else []
-                except psycopg.Error as exc:
-                    raise _Failed(exc, lost=conn.broken) from exc
+            conn = await pool.getconn()
+        except BaseException:
+            self._in_use -= 1
+            raise
+        if waiting and self._observer is not None:
+            self._observer.waited(time.perf_counter() - started)
+        return pool, conn
+
+    async def _give_back(
+        self, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]
+    ) -> None:
+        try:
+            await pool.putconn(conn)
         finally:
             self._in_use -= 1
 
     def _failed(self, kind: str) -> None:
         if self._observer is not None:
             self._observer.failed(kind)
+
+
+async def _execute(
+    conn: psycopg.AsyncConnection[Any], sql: bytes, values: tuple[Any, ...], returns: bool
+) -> list[Any]:
+    try:
+        cursor = AsyncRawCursor(conn)
+        await cursor.execute(sql, values, prepare=True)
+        return await cursor.fetchall() if returns else []
+    except psycopg.Error as exc:
+        raise _Failed(exc, lost=conn.broken) from exc
+
+
+@attrs.define
+class _Held:
+    """The connection a task holds for its statements (`AwaitedPool.held`), once taken."""
+
+    pool: AwaitedPool
+    source: AsyncConnectionPool | None = None
+    conn: psycopg.AsyncConnection[Any] | None = None
+    statements: int = 0  # run on `conn`
+
+    async def give_back(self) -> None:
+        if self.conn is not None and self.source is not None:
+            conn, self.conn, self.statements = self.conn, None, 0
+            await self.pool._give_back(self.source, conn)
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("held_connection", default=None)
 
 
 class _Failed(Exception):
@@ -219,6 +296,9 @@ class PgAwaitedExpenses:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    def held(self) -> AbstractAsyncContextManager[None]:
+        return self._pool.held()
 
     async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
         kept = self._kept.get((user_id, policy_id))

@@ -17,8 +17,9 @@ whole, off the loop (`Offload`), so that the answer is the synchronous service's
   nothing of it was written), and one refused on what the store recalled of an earlier read
   (`SubmissionBasis.recalled`): the organisation may have changed since.
 
-Without a store that awaits (`store` None: SQLite, or traced units of work), every use case is
-handed over.
+A submission's or an approval's statements run on one connection held for the use case
+(`AwaitedExpenses.held`), released before anything is handed over. Without a store that awaits
+(`store` None: SQLite, or traced units of work), every use case is handed over.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Protocol, TypeVar
 import attrs
 
 from expense_core.errors import DomainError, ExpenseChanged, Forbidden, OrgChanged
-from expense_core.model import ExpenseId
+from expense_core.model import ExpenseId, PolicyId
 from expense_core.notifications import notices
 from expense_core.ports import AwaitedExpenses
 from expense_core.services.expenses import (
@@ -68,14 +69,22 @@ class AwaitedExpenseService:
     async def submit(self, cmd: SubmitExpense) -> Submitted:
         """As `ExpenseService.submit`."""
         store, policy_id = self.store, cmd.policy_id
-        by_library = functools.partial(self.expenses.submit, cmd)
         if (
-            store is None
-            or policy_id is None
-            or cmd.category is not None
-            or cmd.idempotency_key is not None
+            store is not None
+            and policy_id is not None
+            and cmd.category is None
+            and cmd.idempotency_key is None
         ):
-            return await self.offload(by_library)
+            async with store.held():
+                submitted = await self._submitted(store, cmd, policy_id)
+            if submitted is not None:
+                return submitted
+        return await self.offload(functools.partial(self.expenses.submit, cmd))
+
+    async def _submitted(
+        self, store: AwaitedExpenses, cmd: SubmitExpense, policy_id: PolicyId
+    ) -> Submitted | None:
+        """The submission stored, or None for the library to make."""
         basis = await store.submission_basis(cmd.user_id, policy_id)
         decided = None
         try:
@@ -89,24 +98,30 @@ class AwaitedExpenseService:
                 raise
             store.forget(basis)
         if decided is None:
-            return await self.offload(by_library)
+            return None
         decision, routed = decided
         expense, events = decision.expense, decision.events
         try:
             stored = await store.add(basis, expense, events, notices(None, expense, events))
         except OrgChanged:
-            return await self.offload(by_library)
+            return None
         return Submitted(stored, routed)
 
     async def approve(self, cmd: ApproveStep) -> Decision:
         """As `ExpenseService.approve`."""
         store = self.store
-        by_library = functools.partial(self.expenses.approve, cmd)
-        if store is None or cmd.idempotency_key is not None:
-            return await self.offload(by_library)
+        if store is not None and cmd.idempotency_key is None:
+            async with store.held():
+                decision = await self._approved(store, cmd)
+            if decision is not None:
+                return decision
+        return await self.offload(functools.partial(self.expenses.approve, cmd))
+
+    async def _approved(self, store: AwaitedExpenses, cmd: ApproveStep) -> Decision | None:
+        """The approval stored, or None for the library to make."""
         basis = await store.basis_for_decision(cmd.company_id, cmd.user_id, cmd.expense_id)
         if basis is None:
-            return await self.offload(by_library)
+            return None
         check_decider(basis.role, cmd.user_id)
         before = basis.expense
         try:
@@ -114,12 +129,12 @@ class AwaitedExpenseService:
         except Forbidden:
             if cmd.company_id is None:
                 raise
-            return await self.offload(by_library)
+            return None
         after, events = decision.expense, decision.events
         try:
             await store.save_decision(basis, after, events, notices(before, after, events))
         except ExpenseChanged:
-            return await self.offload(by_library)
+            return None
         return decision
 
     async def status(self, expense_id: ExpenseId, viewer: Viewer | None = None) -> ExpenseView:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
 import psycopg
 import pytest
+from litestar.concurrency import sync_to_thread
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from adapters.sql import SqlDatabase, upgrade
+from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
 from expense_core.errors import Unavailable
 from expense_core.model import CompanyId, ExpenseId, UserId
 from expense_core.services import (
     ApproveStep,
+    AwaitedExpenseService,
     BulkAction,
     BulkDecision,
     DecideInBulk,
@@ -22,7 +26,7 @@ from expense_core.services import (
     SubmitExpense,
 )
 from expense_core.visibility import Viewer
-from tests.clocks import TickingClock
+from tests.clocks import MeddlingClock, TickingClock
 from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
 from tests.sql.support import opened
@@ -168,3 +172,72 @@ def test_a_bulk_call_stops_trying_once_the_database_is_unavailable() -> None:
 
         assert [type(a) for a in answered] == [Unavailable] * 3
         assert len(attempts) == alone >= 1  # the first decision's, and no more
+
+
+def _awaited(db: SqlDatabase, clock: TickingClock) -> tuple[AwaitedPool, AwaitedExpenseService]:
+    pool = AwaitedPool(db, size=2, timeout_s=10)
+    library = ExpenseService(db.unit_of_work, clock)
+    return pool, AwaitedExpenseService(library, PgAwaitedExpenses(pool), sync_to_thread)
+
+
+@pytest.mark.postgres
+def test_awaited_connections_that_died_in_the_pool_are_replaced_without_a_failure(
+    postgres_url: str,
+) -> None:
+    with opened(postgres_url) as db:
+        org = tech_corp(db.unit_of_work)
+        company = CompanyId(org.id)
+        pool, awaited = _awaited(db, TickingClock())
+
+        async def through_restarts() -> str:
+            await pool.open()
+            assert pool._pool is not None
+            await pool._pool.wait(timeout=10)  # both awaited connections open
+            try:
+                submit = SubmitExpense(
+                    user_id=org.person(7), policy_id=org.small.id, amount=money("5.00")
+                )
+                submitted = await awaited.submit(submit)
+                # As a server restart would: the library's connection and both awaited ones.
+                assert _terminate_sessions(postgres_url) == 3
+                # The approval's held connection dies with its first statement: taken again.
+                approver = submitted.approvers[0].id
+                await awaited.approve(
+                    ApproveStep(expense_id=submitted.expense.id, user_id=approver)
+                )
+                _terminate_sessions(postgres_url)
+                view = await awaited.status(submitted.expense.id, Viewer.whole_company(company))
+                return str(view.approvals[0].status)
+            finally:
+                await pool.close()
+
+        assert asyncio.run(through_restarts()) == "approved"
+
+
+@pytest.mark.postgres
+def test_an_awaited_connection_lost_between_a_read_and_its_write_is_unavailable(
+    postgres_url: str,
+) -> None:
+    with opened(postgres_url) as db:
+        org = tech_corp(db.unit_of_work)
+        company = CompanyId(org.id)
+        submitted = ExpenseService(db.unit_of_work, TickingClock()).submit(
+            SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
+        )
+        # The approval reads the clock once, between its read and its write.
+        pool, awaited = _awaited(db, MeddlingClock(1, lambda: _terminate_sessions(postgres_url)))
+        approval = ApproveStep(expense_id=submitted.expense.id, user_id=submitted.approvers[0].id)
+
+        async def lost() -> str:
+            await pool.open()
+            try:
+                # The write is not run again on another connection: whether it ran is unknown
+                # once its own connection is lost.
+                with pytest.raises(Unavailable):
+                    await awaited.approve(approval)
+                view = await awaited.status(submitted.expense.id, Viewer.whole_company(company))
+                return str(view.approvals[0].status)
+            finally:
+                await pool.close()
+
+        assert asyncio.run(lost()) == "pending"

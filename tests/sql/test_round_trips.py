@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from litestar.concurrency import sync_to_thread
 from psycopg import AsyncRawCursor
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
@@ -381,16 +382,22 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
 ) -> None:
     """On the event loop a submission is one read and one write (the next one of the same
     person under the same policy only the write), an approval one read and one write, a status
-    page one read, each outside a transaction: counted at psycopg's cursor, where they are
-    sent."""
+    page one read, each outside a transaction and all of a use case's on one connection taken
+    once: counted at psycopg's cursor, where they are sent, and at its pool."""
     sent: list[bool] = []
-    execute = AsyncRawCursor.execute
+    taken: list[object] = []
+    execute, getconn = AsyncRawCursor.execute, AsyncConnectionPool.getconn
 
     async def counted(cursor: AsyncRawCursor[Any], *args: Any, **kwargs: Any) -> Any:
         sent.append(cursor.connection.autocommit)
         return await execute(cursor, *args, **kwargs)
 
+    async def took(pool: AsyncConnectionPool, *args: Any, **kwargs: Any) -> Any:
+        taken.append(pool)
+        return await getconn(pool, *args, **kwargs)
+
     monkeypatch.setattr(AsyncRawCursor, "execute", counted)
+    monkeypatch.setattr(AsyncConnectionPool, "getconn", took)
     with opened(postgres_url) as db:
         org = tech_corp(db.unit_of_work)
         company = org.id if known_company else None
@@ -405,8 +412,11 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
 
             async def count(use_case: str, work: Awaitable[object]) -> Any:
                 sent.clear()
+                taken.clear()
                 done = await work
                 assert all(sent), f"{use_case} ran in a transaction"
+                # Its statements on one connection, taken from the pool once.
+                assert len(taken) == 1, f"{use_case} took {len(taken)} connections"
                 counts[use_case] = max(counts.get(use_case, 0), len(sent))
                 return done
 
