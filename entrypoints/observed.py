@@ -151,10 +151,10 @@ class _WatchedAwaited:
         self._inner = inner
         self._committed = committed
 
-    # Reads hand back the store's own awaitable: no frame of their own on every request.
     def held(self) -> AbstractAsyncContextManager[None]:
         return self._inner.held()
 
+    # Reads hand back the store's own awaitable: no frame of their own on every request.
     def submission_basis(
         self, user_id: UserId, policy_id: PolicyId
     ) -> Coroutine[Any, Any, SubmissionBasis]:

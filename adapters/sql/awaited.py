@@ -281,10 +281,10 @@ KEPT_BASES: Final = 4096
 class PgAwaitedExpenses:
     """`AwaitedExpenses` on an `AwaitedPool`.
 
-    It keeps the basis of each submission it read (by submitter and policy, `KEPT_BASES` at
-    most) and recalls it for the next one: `add` writes only while the organisation's version
-    is still the one read with it. When it has moved, nothing is written and every basis kept
-    is forgotten (they were all read before the change).
+    It keeps the basis of each submission it read under a policy that exists (by submitter and
+    policy, `KEPT_BASES` at most) and recalls it for the next one: `add` writes only while the
+    organisation's version is still the one read with it. When it has moved, nothing is
+    written and every basis kept is forgotten (they were all read before the change).
     """
 
     def __init__(self, pool: AwaitedPool) -> None:
@@ -307,9 +307,10 @@ class PgAwaitedExpenses:
         rows = await self._pool.rows(*versioned_member_policy_and_pool_read(user_id, policy_id))
         member, policy, pool = member_policy_and_pool(rows, user_id)
         basis = SubmissionBasis(member, policy, pool, seen=org_version_of(rows))
-        if len(self._kept) >= KEPT_BASES:
-            self._kept.clear()
-        self._kept[user_id, policy_id] = attrs.evolve(basis, recalled=True)
+        if policy is not None and pool is not None:  # what names no policy is not kept
+            if len(self._kept) >= KEPT_BASES:
+                self._kept.clear()
+            self._kept[user_id, policy_id] = attrs.evolve(basis, recalled=True)
         return basis
 
     def forget(self, basis: SubmissionBasis) -> None:

@@ -964,19 +964,11 @@ def _chain(submitter: Member, managers: dict[int, Member]) -> tuple[Member, ...]
 # --- the hot statement, shared with the awaited adapter (`awaited.py`) ------------------------
 
 
-def member_policy_and_pool_read(
-    user_id: UserId, policy_id: PolicyId
-) -> tuple[Query, dict[str, Any]]:
-    """PostgreSQL: the one statement of `OrgRepository.member_with_policy_and_pool`, and its
-    parameters."""
-    return _MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
-
-
 def versioned_member_policy_and_pool_read(
     user_id: UserId, policy_id: PolicyId
 ) -> tuple[Query, dict[str, Any]]:
-    """As `member_policy_and_pool_read`, with the organisation's version read in the same
-    snapshot (`org_version_of`)."""
+    """PostgreSQL: the one statement of `OrgRepository.member_with_policy_and_pool`, with the
+    organisation's version read in the same snapshot (`org_version_of`), and its parameters."""
     return _VERSIONED_MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
 
 
@@ -989,7 +981,8 @@ def org_version_of(rows: Sequence[Row[Any]]) -> int | None:
 def member_policy_and_pool(
     rows: Sequence[Row[Any]], user_id: UserId
 ) -> tuple[Member, Policy | None, ApproverPool | None]:
-    """What the rows of `member_policy_and_pool_read` say.
+    """What the rows of `versioned_member_policy_and_pool_read` (or of the statement without the
+    version) say.
 
     Raises:
         UnknownUser: no such user.

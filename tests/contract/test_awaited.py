@@ -24,7 +24,7 @@ from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
 from entrypoints.ports import AwaitedStore
 from expense_core import workflow
 from expense_core.errors import ExpenseChanged, InactiveUser, OrgChanged, UnknownExpense
-from expense_core.model import ApprovalStatus, EventKind, ExpenseId, Role, UserId
+from expense_core.model import ApprovalStatus, EventKind, ExpenseId, PolicyId, Role, UserId
 from expense_core.notifications import notices
 from expense_core.services import (
     ApproveStep,
@@ -270,3 +270,26 @@ def test_an_add_over_a_changed_organisation_writes_nothing(backend: Backend) -> 
     with store.unit_of_work() as uow:
         told = {e.expense_id for e in uow.outbox.undispatched(100_000) if e.company_id == org.id}
     assert told == {first.expense.id}
+
+
+def test_what_is_recalled_is_a_submission_under_a_policy_that_exists(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    grace = UserId(org.person(GRACE))
+    missing = PolicyId(org.large.id + 10_000)
+
+    async def read_twice() -> tuple[bool, bool]:
+        await awaited.open()
+        try:
+            for policy_id in (org.large.id, missing):
+                await awaited.submission_basis(grace, policy_id)
+            named = await awaited.submission_basis(grace, org.large.id)
+            unknown = await awaited.submission_basis(grace, missing)
+            assert unknown.policy is None
+            return named.recalled, unknown.recalled
+        finally:
+            await awaited.close()
+
+    recalled = asyncio.run(read_twice())
+    # Memory reads every time; PostgreSQL recalls the read of the policy found only.
+    assert recalled == ((False, False) if isinstance(store, MemoryStore) else (True, False))
