@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psycopg
@@ -180,38 +181,44 @@ def _awaited(db: SqlDatabase, clock: TickingClock) -> tuple[AwaitedPool, Awaited
     return pool, AwaitedExpenseService(library, PgAwaitedExpenses(pool), sync_to_thread)
 
 
+def _while_open(pool: AwaitedPool, work: Callable[[], Awaitable[str]]) -> str:
+    """What `work` returns, run with the pool open and all its connections made."""
+
+    async def run() -> str:
+        await pool.open()
+        assert pool._pool is not None
+        await pool._pool.wait(timeout=10)
+        try:
+            return await work()
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 @pytest.mark.postgres
 def test_awaited_connections_that_died_in_the_pool_are_replaced_without_a_failure(
     postgres_url: str,
 ) -> None:
     with opened(postgres_url) as db:
         org = tech_corp(db.unit_of_work)
-        company = CompanyId(org.id)
         pool, awaited = _awaited(db, TickingClock())
 
         async def through_restarts() -> str:
-            await pool.open()
-            assert pool._pool is not None
-            await pool._pool.wait(timeout=10)  # both awaited connections open
-            try:
-                submit = SubmitExpense(
-                    user_id=org.person(7), policy_id=org.small.id, amount=money("5.00")
-                )
-                submitted = await awaited.submit(submit)
-                # As a server restart would: the library's connection and both awaited ones.
-                assert _terminate_sessions(postgres_url) == 3
-                # The approval's held connection dies with its first statement: taken again.
-                approver = submitted.approvers[0].id
-                await awaited.approve(
-                    ApproveStep(expense_id=submitted.expense.id, user_id=approver)
-                )
-                _terminate_sessions(postgres_url)
-                view = await awaited.status(submitted.expense.id, Viewer.whole_company(company))
-                return str(view.approvals[0].status)
-            finally:
-                await pool.close()
+            submit = SubmitExpense(
+                user_id=org.person(7), policy_id=org.small.id, amount=money("5.00")
+            )
+            submitted = await awaited.submit(submit)
+            # As a server restart would: the library's connection and both awaited ones.
+            assert _terminate_sessions(postgres_url) == 3
+            # The approval's held connection dies with its first statement: taken again.
+            approver = submitted.approvers[0].id
+            await awaited.approve(ApproveStep(expense_id=submitted.expense.id, user_id=approver))
+            _terminate_sessions(postgres_url)
+            view = await awaited.status(submitted.expense.id, Viewer.whole_company(org.id))
+            return str(view.approvals[0].status)
 
-        assert asyncio.run(through_restarts()) == "approved"
+        assert _while_open(pool, through_restarts) == "approved"
 
 
 @pytest.mark.postgres
@@ -220,7 +227,6 @@ def test_an_awaited_connection_lost_between_a_read_and_its_write_is_unavailable(
 ) -> None:
     with opened(postgres_url) as db:
         org = tech_corp(db.unit_of_work)
-        company = CompanyId(org.id)
         submitted = ExpenseService(db.unit_of_work, TickingClock()).submit(
             SubmitExpense(user_id=org.person(7), policy_id=org.small.id, amount=money("5.00"))
         )
@@ -229,15 +235,11 @@ def test_an_awaited_connection_lost_between_a_read_and_its_write_is_unavailable(
         approval = ApproveStep(expense_id=submitted.expense.id, user_id=submitted.approvers[0].id)
 
         async def lost() -> str:
-            await pool.open()
-            try:
-                # The write is not run again on another connection: whether it ran is unknown
-                # once its own connection is lost.
-                with pytest.raises(Unavailable):
-                    await awaited.approve(approval)
-                view = await awaited.status(submitted.expense.id, Viewer.whole_company(company))
-                return str(view.approvals[0].status)
-            finally:
-                await pool.close()
+            # The write is not run again on another connection: whether it ran is unknown once
+            # its own connection is lost.
+            with pytest.raises(Unavailable):
+                await awaited.approve(approval)
+            view = await awaited.status(submitted.expense.id, Viewer.whole_company(org.id))
+            return str(view.approvals[0].status)
 
-        assert asyncio.run(lost()) == "pending"
+        assert _while_open(pool, lost) == "pending"
