@@ -38,7 +38,7 @@ from expense_core.services import (
 from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, TickingClock
 from tests.contract.support import Org, money, tech_corp
-from tests.sql.support import opened, submitted_to_three_steps
+from tests.sql.support import opened, submitted_to_three_steps, while_open
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
 
@@ -70,15 +70,9 @@ def test_a_decision_overtaken_between_its_read_and_its_write_is_decided_again(
     )
 
     async def approve() -> workflow.Decision:
-        await awaited.open()
-        try:
-            return await service.approve(
-                ApproveStep(expense_id=expense_id, user_id=org.person(DAVID))
-            )
-        finally:
-            await awaited.close()
+        return await service.approve(ApproveStep(expense_id=expense_id, user_id=org.person(DAVID)))
 
-    decision = asyncio.run(approve())
+    decision = while_open(awaited, approve)
 
     assert [a.status for a in decision.expense.approvals] == [
         ApprovalStatus.APPROVED,
@@ -103,24 +97,20 @@ def test_an_overtaken_write_changes_nothing(backend: Backend) -> None:
     other = ExpenseService(store.unit_of_work, TickingClock())
 
     async def overtaken() -> None:
-        await awaited.open()
-        try:
-            basis = await awaited.basis_for_decision(org.id, david, expense_id)
-            assert basis is not None
-            assert basis.role is Role.EMPLOYEE
-            # Frank decides step 1 meanwhile: nothing was locked to stop him.
-            await asyncio.to_thread(
-                other.approve, ApproveStep(expense_id=expense_id, user_id=org.person(FRANK))
-            )
-            before = basis.expense
-            decision = workflow.approve(before, david, None, TickingClock().now(), basis.covers)
-            after, events = decision.expense, decision.events
-            with pytest.raises(ExpenseChanged):
-                await awaited.save_decision(basis, after, events, notices(before, after, events))
-        finally:
-            await awaited.close()
+        basis = await awaited.basis_for_decision(org.id, david, expense_id)
+        assert basis is not None
+        assert basis.role is Role.EMPLOYEE
+        # Frank decides step 1 meanwhile: nothing was locked to stop him.
+        await asyncio.to_thread(
+            other.approve, ApproveStep(expense_id=expense_id, user_id=org.person(FRANK))
+        )
+        before = basis.expense
+        decision = workflow.approve(before, david, None, TickingClock().now(), basis.covers)
+        after, events = decision.expense, decision.events
+        with pytest.raises(ExpenseChanged):
+            await awaited.save_decision(basis, after, events, notices(before, after, events))
 
-    asyncio.run(overtaken())
+    while_open(awaited, overtaken)
 
     viewer = Viewer.whole_company(org.id)
     assert [a.status for a in other.status(expense_id, viewer).approvals] == [
@@ -145,21 +135,17 @@ def test_reads_answer_as_the_library_does(backend: Backend) -> None:
     library = ExpenseService(store.unit_of_work, TickingClock())
 
     async def read() -> None:
-        await awaited.open()
-        try:
-            for viewer in (Viewer.whole_company(org.id), None):
-                company = None if viewer is None else viewer.company_id
-                assert await awaited.view(company, expense_id) == library.status(expense_id, viewer)
-            with pytest.raises(UnknownExpense):
-                await awaited.view(org.id, ExpenseId(expense_id + 10_000))
-            missing = await awaited.basis_for_decision(
-                org.id, UserId(org.person(DAVID)), ExpenseId(expense_id + 10_000)
-            )
-            assert missing is None
-        finally:
-            await awaited.close()
+        for viewer in (Viewer.whole_company(org.id), None):
+            company = None if viewer is None else viewer.company_id
+            assert await awaited.view(company, expense_id) == library.status(expense_id, viewer)
+        with pytest.raises(UnknownExpense):
+            await awaited.view(org.id, ExpenseId(expense_id + 10_000))
+        missing = await awaited.basis_for_decision(
+            org.id, UserId(org.person(DAVID)), ExpenseId(expense_id + 10_000)
+        )
+        assert missing is None
 
-    asyncio.run(read())
+    while_open(awaited, read)
 
 
 def _submitting(
@@ -175,13 +161,9 @@ def _submit(
     """Each command submitted in turn through `service`, the store open meanwhile."""
 
     async def submit() -> list[Submitted]:
-        await awaited.open()
-        try:
-            return [await service.submit(command) for command in commands]
-        finally:
-            await awaited.close()
+        return [await service.submit(command) for command in commands]
 
-    return asyncio.run(submit())
+    return while_open(awaited, submit)
 
 
 def _large(org: Org, amount: str = "2500.00") -> SubmitExpense:
@@ -251,18 +233,14 @@ def test_an_add_over_a_changed_organisation_writes_nothing(backend: Backend) -> 
     [first] = _submit(awaited, service, _large(org))
 
     async def overtaken() -> None:
-        await awaited.open()
-        try:
-            basis = await awaited.submission_basis(UserId(org.person(GRACE)), org.large.id)
-            OrgService(store.unit_of_work).change_user(
-                ChangeUser(user_id=org.person(EVE), name="Eve Davis-Moreau")
-            )
-            with pytest.raises(OrgChanged):
-                await awaited.add(basis, first.expense, (), ())
-        finally:
-            await awaited.close()
+        basis = await awaited.submission_basis(UserId(org.person(GRACE)), org.large.id)
+        OrgService(store.unit_of_work).change_user(
+            ChangeUser(user_id=org.person(EVE), name="Eve Davis-Moreau")
+        )
+        with pytest.raises(OrgChanged):
+            await awaited.add(basis, first.expense, (), ())
 
-    asyncio.run(overtaken())
+    while_open(awaited, overtaken)
 
     viewer = Viewer.whole_company(org.id)
     library = ExpenseService(store.unit_of_work, TickingClock())
@@ -279,17 +257,13 @@ def test_what_is_recalled_is_a_submission_under_a_policy_that_exists(backend: Ba
     missing = PolicyId(org.large.id + 10_000)
 
     async def read_twice() -> tuple[bool, bool]:
-        await awaited.open()
-        try:
-            for policy_id in (org.large.id, missing):
-                await awaited.submission_basis(grace, policy_id)
-            named = await awaited.submission_basis(grace, org.large.id)
-            unknown = await awaited.submission_basis(grace, missing)
-            assert unknown.policy is None
-            return named.recalled, unknown.recalled
-        finally:
-            await awaited.close()
+        for policy_id in (org.large.id, missing):
+            await awaited.submission_basis(grace, policy_id)
+        named = await awaited.submission_basis(grace, org.large.id)
+        unknown = await awaited.submission_basis(grace, missing)
+        assert unknown.policy is None
+        return named.recalled, unknown.recalled
 
-    recalled = asyncio.run(read_twice())
+    recalled = while_open(awaited, read_twice)
     # Memory reads every time; PostgreSQL recalls the read of the policy found only.
     assert recalled == ((False, False) if isinstance(store, MemoryStore) else (True, False))

@@ -1,13 +1,15 @@
-"""What the SQL adapter's tests share: a database opened for a while, and disposed of after; the
-harness of the races, where threads, each on its own connection, fight over the same expenses."""
+"""What the SQL adapter's tests share: a database opened for a while, and disposed of after; an
+awaited store opened for a while on an event loop of its own; the harness of the races, where
+threads, each on its own connection, fight over the same expenses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import pytest
@@ -66,6 +68,30 @@ def opened(url: str, *, pool_size: int = 1) -> Iterator[SqlDatabase]:
         yield db
     finally:
         db.dispose()
+
+
+T = TypeVar("T")
+
+
+class Opened(Protocol):
+    """An awaited store or pool: opened on the running loop, closed after."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def while_open(store: Opened, work: Callable[[], Awaitable[T]]) -> T:
+    """What `work` returns, awaited on an event loop of its own with `store` open meanwhile."""
+
+    async def run() -> T:
+        await store.open()
+        try:
+            return await work()
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def race_params(*, postgres: tuple[int, int], sqlite: tuple[int, int]) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, TickingClock
 from tests.contract.support import money, tech_corp
 from tests.pg import PgServer
-from tests.sql.support import opened
+from tests.sql.support import opened, while_open
 
 
 def _closed_port() -> int:
@@ -184,16 +183,12 @@ def _awaited(db: SqlDatabase, clock: TickingClock) -> tuple[AwaitedPool, Awaited
 def _while_open(pool: AwaitedPool, work: Callable[[], Awaitable[str]]) -> str:
     """What `work` returns, run with the pool open and all its connections made."""
 
-    async def run() -> str:
-        await pool.open()
+    async def once_full() -> str:
         assert pool._pool is not None
         await pool._pool.wait(timeout=10)
-        try:
-            return await work()
-        finally:
-            await pool.close()
+        return await work()
 
-    return asyncio.run(run())
+    return while_open(pool, once_full)
 
 
 @pytest.mark.postgres

@@ -6,7 +6,6 @@ driver's own BEGIN and COMMIT (psycopg) do not, nor does the pool's liveness pin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -38,7 +37,7 @@ from expense_core.services import (
 from expense_core.visibility import Viewer
 from tests.clocks import START, TickingClock
 from tests.contract.support import add_policy, money, tech_corp
-from tests.sql.support import opened
+from tests.sql.support import opened, while_open
 
 # Statements per use case. PostgreSQL: the bounds the design sets. SQLite has no data-modifying
 # CTEs and opens its transactions with an explicit BEGIN IMMEDIATE: it takes a few more (one of
@@ -420,32 +419,28 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
                 counts[use_case] = max(counts.get(use_case, 0), len(sent))
                 return done
 
-            await store.open()
-            try:
-                for policy, amount, approvers in (
-                    ("small", "10.00", (6,)),
-                    ("large", "2500.00", (6, 5, 4)),
-                ):
-                    command = SubmitExpense(
-                        user_id=org.person(7),
-                        policy_id=getattr(org, policy).id,
-                        amount=money(amount),
-                        company_id=company,
+            for policy, amount, approvers in (
+                ("small", "10.00", (6,)),
+                ("large", "2500.00", (6, 5, 4)),
+            ):
+                command = SubmitExpense(
+                    user_id=org.person(7),
+                    policy_id=getattr(org, policy).id,
+                    amount=money(amount),
+                    company_id=company,
+                )
+                submitted = await count("submit", awaited.submit(command))
+                # The same person under the same policy again: what the first read is
+                # recalled, and the write checks that the organisation is still as read.
+                await count("submit again", awaited.submit(command))
+                expense_id = submitted.expense.id
+                for who in approvers:
+                    approval = ApproveStep(
+                        expense_id=expense_id, user_id=org.person(who), company_id=company
                     )
-                    submitted = await count("submit", awaited.submit(command))
-                    # The same person under the same policy again: what the first read is
-                    # recalled, and the write checks that the organisation is still as read.
-                    await count("submit again", awaited.submit(command))
-                    expense_id = submitted.expense.id
-                    for who in approvers:
-                        approval = ApproveStep(
-                            expense_id=expense_id, user_id=org.person(who), company_id=company
-                        )
-                        await count("approve", awaited.approve(approval))
-                        await count("status", awaited.status(expense_id, viewer))
-            finally:
-                await store.close()
+                    await count("approve", awaited.approve(approval))
+                    await count("status", awaited.status(expense_id, viewer))
             return counts
 
-        counts = asyncio.run(each())
+        counts = while_open(store, each)
     assert counts == {"submit": 2, "submit again": 1, "approve": 2, "status": 1}
