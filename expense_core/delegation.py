@@ -137,6 +137,8 @@ def _utc(field: str, value: datetime) -> datetime:
 
 def in_force(covers: Sequence[Cover], actor: UserId, at: datetime) -> tuple[Cover, ...]:
     """The covers that let `actor` act at `at`: delegations to them whose period holds `at`."""
+    if not covers:
+        return ()
     return tuple(
         [c for c in covers if c.delegation.delegate_id == actor and c.delegation.is_active(at)]
     )

@@ -534,11 +534,13 @@ def _decide(
     approved once no required step is pending; closing skips the steps still pending. Closing
     as `returned` ends the round only: the expense is not terminal and gets no `completed_at`.
     A delegate's word carries `on_behalf_of` on every event it appends."""
+    # Loops rather than comprehensions: on Python 3.11 a comprehension is a function made at
+    # each call, and every variable it reads becomes a cell for the whole of this one.
     approvals = expense.approvals
     step_number = None
     if decided is not None:
         step_number = decided.step_number
-        approvals = tuple([decided if a.step_number == step_number else a for a in approvals])
+        approvals = _put_step(approvals, decided)
     event = _event(expense, kind, actor, at, step_number, comment, on_behalf_of)
     if closes_as is None:
         for a in approvals:
@@ -548,29 +550,30 @@ def _decide(
                 if decided.required and a.escalate_after_hours is not None:
                     # A required step was decided, so this one became current: its clock
                     # starts at the decision.
-                    current = _due(a, at)
-                    approvals = tuple([current if b is a else b for b in approvals])
+                    approvals = _put_step(approvals, _due(a, at))
                 return Decision(_with(expense, approvals), (event,), step_number, on_behalf_of)
         closes_as = ExpenseStatus.APPROVED
-    skipped = tuple(
-        [
-            _event(expense, EventKind.SKIPPED, actor, at, a.step_number, None, on_behalf_of)
-            for a in approvals
-            if a.status is _PENDING
-        ]
-    )
-    if skipped:
-        approvals = tuple(
-            [
-                attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
-                if a.status is _PENDING
-                else a
-                for a in approvals
-            ]
-        )
+    events = [event]
+    closed_steps = []
+    for a in approvals:
+        if a.status is _PENDING:
+            events.append(
+                _event(expense, EventKind.SKIPPED, actor, at, a.step_number, None, on_behalf_of)
+            )
+            a = attrs.evolve(a, status=ApprovalStatus.SKIPPED, escalate_at=None)
+        closed_steps.append(a)
     # A returned expense is not terminal: completed_at stays unset until a later round closes it.
-    closed = _with(expense, approvals, closes_as, None if closes_as is _RETURNED else at)
-    return Decision(closed, (event, *skipped), step_number, on_behalf_of)
+    closed = _with(expense, tuple(closed_steps), closes_as, None if closes_as is _RETURNED else at)
+    return Decision(closed, tuple(events), step_number, on_behalf_of)
+
+
+def _put_step(approvals: tuple[Approval, ...], step: Approval) -> tuple[Approval, ...]:
+    """The approvals with `step` in place of the one of its number."""
+    number = step.step_number
+    put = []
+    for a in approvals:
+        put.append(step if a.step_number == number else a)
+    return tuple(put)
 
 
 def _decided(

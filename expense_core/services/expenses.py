@@ -6,7 +6,6 @@ verified token), saves looking the actor up. Results carry what the API's respon
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -515,9 +514,10 @@ class ExpenseService:
 
         if keyed is not None and keyed.idempotency_key is not None:
             return self._commit_decision(user_id, keyed, run).decision
-        with contextlib.suppress(ExpenseChanged):
+        try:
             return self._commit_decision(user_id, None, run, alone=True).decision
-        return self._commit_decision(user_id, None, run).decision
+        except ExpenseChanged:
+            return self._commit_decision(user_id, None, run).decision
 
     def _commit_decision(
         self,
