@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol with a bound on the size of a request's head (line and headers).
+"""uvicorn's HTTP protocol with a bound on the size of a request's head (line and headers), and
+a response written in one system call.
 
 uvicorn's httptools protocol takes a request line and headers of any size (httptools, like the
 llhttp parser under it, has no limit): a client sending an endless header makes the worker
@@ -8,22 +9,31 @@ No public seam does this, so this adapter stays, and stays small. uvicorn's docu
 `h11_max_incomplete_event_size` answers 400, and bounds only a head still arriving: one that
 comes in a single read (a 20 KB header, 10,000 small ones) is taken whole. Granian answers 431
 itself, but also past 100 headers, and when a request outlasts the shutdown grace period it
-drops the connection where uvicorn lets the app answer 503. The adapter relies on three things
+drops the connection where uvicorn lets the app answer 503. The adapter relies on four things
 of uvicorn's `HttpToolsProtocol` (uvicorn is pinned to the minor version checked, CHECKED_WITH):
 - it is built as `(config, server_state, app_state, _loop)` and parses with httptools, calling
   the parser callbacks `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`;
 - an exception raised in a callback makes `data_received` answer with `send_400_response(msg)`;
-- the connection's transport is `self.transport`.
+- the connection's transport is `self.transport`;
+- `on_headers_complete` makes the request's `RequestResponseCycle` as `self.cycle`, before its
+  task first runs, and the cycle writes the response through its own `transport` attribute.
+
+uvicorn writes a response's status line and headers, then its body, in two writes: two system
+calls for every answer, one of the costliest lines of a request (`py-spy` under the mix). Each
+cycle writes through `HeadHeld`, which joins the two: 4-5 us less server CPU per request on
+this machine (a Litestar hello-world under keep-alive load, alternated runs).
+
 tests/http/test_protocol.py drives the class over a transport of its own and fails, naming
 what no longer holds, when an upgrade changes any of these.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any, Final
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from entrypoints.settings import Settings
 
@@ -45,6 +55,46 @@ def max_header_bytes() -> int:
     return Settings.from_env().max_header_bytes
 
 
+class HeadHeld:
+    """A connection's transport as one response sees it: its status line and headers are held
+    back and written with the first part of its body, one system call where uvicorn makes two
+    (a response whose body does not follow at once has them written at the loop's next turn)."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif self._transport.is_closing():
+            self._transport.write(data)
+        else:
+            self._held = data
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class HeadTooLarge(Exception):
     """Raised from a parser callback: uvicorn then answers (`send_400_response`) and closes."""
 
@@ -52,7 +102,7 @@ class HeadTooLarge(Exception):
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """Counts a request's head twice: the bytes read while it is incomplete (so that an endless
     header is cut off as it grows), and its parsed line and headers (exact, however few reads
-    brought them)."""
+    brought them). Each response is written through a `HeadHeld`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +127,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        # None when the first request upgraded (no cycle is made for it).
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            # The cycle only writes, closes and asks is_closing: what HeadHeld answers.
+            cycle.transport = HeadHeld(self.transport, self.loop)  # type: ignore[assignment]
 
     def _parsed(self, size: int) -> None:
         self._parsed_bytes += size

@@ -17,7 +17,12 @@ from typing import Any, Final
 import uvicorn
 from uvicorn.server import ServerState
 
-from entrypoints.http.protocol import CHECKED_WITH, BoundedHttpToolsProtocol, max_header_bytes
+from entrypoints.http.protocol import (
+    CHECKED_WITH,
+    BoundedHttpToolsProtocol,
+    HeadHeld,
+    max_header_bytes,
+)
 
 PYPROJECT: Final = Path(__file__).parents[2] / "pyproject.toml"
 LIMIT: Final = max_header_bytes()
@@ -30,11 +35,13 @@ class Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.written = bytearray()
+        self.writes: list[bytes] = []
         self.closed = False
         self.answered = asyncio.Event()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += data
+        self.writes.append(bytes(data))
         self.answered.set()
 
     def close(self) -> None:
@@ -58,14 +65,17 @@ class Transport(asyncio.Transport):
         return self.written.split(b" ", 2)[1].decode() if self.written else "none"
 
 
+FIVE_BYTES: Final = [(b"content-length", b"5")]
+
+
 async def _hello(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.start", "status": 200, "headers": FIVE_BYTES})
     await send({"type": "http.response.body", "body": b"hello"})
 
 
-async def _exchange(*parts: bytes) -> Transport:
+async def _exchange(*parts: bytes, app: Any = _hello) -> Transport:
     """Feed `parts` to a new connection, one read each, until it is answered or closed."""
-    config = uvicorn.Config(_hello, log_config=None, lifespan="off")
+    config = uvicorn.Config(app, log_config=None, lifespan="off")
     config.load()
     try:
         protocol = BoundedHttpToolsProtocol(
@@ -148,4 +158,58 @@ def test_many_small_headers_in_one_read_are_answered_431() -> None:
 def test_a_request_that_is_not_http_still_gets_uvicorns_400() -> None:
     answer = asyncio.run(_exchange(b"HELLO THERE\r\n\r\n"))
     assert answer.status == "400"
+    assert answer.closed
+
+
+def test_a_response_is_written_in_one_write() -> None:
+    answer = asyncio.run(_exchange(_head()))
+    assert answer.status == "200"
+    assert len(answer.writes) == 1, (
+        f"uvicorn {uvicorn.__version__} no longer writes a response through the cycle's "
+        f"transport made in on_headers_complete (checked with {CHECKED_WITH}): {answer.writes!r}"
+    )
+    assert answer.writes[0].endswith(b"\r\n\r\nhello")
+    assert not answer.closed
+
+
+def test_a_head_whose_body_is_late_is_written_first_and_alone() -> None:
+    body_sent = asyncio.Event()
+
+    async def late(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": FIVE_BYTES})
+        await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b"later"})
+        body_sent.set()
+
+    async def exchange() -> Transport:
+        answer = await _exchange(_head(), app=late)
+        head_only = bytes(answer.written)
+        await asyncio.wait_for(body_sent.wait(), ANSWER_WITHIN_S)
+        assert head_only.startswith(b"HTTP/1.1 200")
+        assert head_only.endswith(b"\r\n\r\n")
+        return answer
+
+    answer = asyncio.run(exchange())
+    assert len(answer.writes) == 2
+    assert answer.writes[1] == b"later"
+
+
+def test_a_held_head_is_written_before_its_connection_closes() -> None:
+    async def closing() -> Transport:
+        transport = Transport()
+        held = HeadHeld(transport, asyncio.get_running_loop())
+        held.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert transport.writes == []
+        held.close()
+        return transport
+
+    transport = asyncio.run(closing())
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
+    assert transport.closed
+
+
+def test_a_connection_without_keep_alive_gets_its_whole_answer_then_closes() -> None:
+    answer = asyncio.run(_exchange(b"GET /x HTTP/1.0\r\nHost: x\r\n\r\n"))
+    assert answer.status == "200"
+    assert bytes(answer.written).endswith(b"hello")
     assert answer.closed
