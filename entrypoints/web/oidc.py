@@ -37,7 +37,7 @@ from entrypoints.http.errors import status_of
 from entrypoints.http.schemas import NO_NUL
 from entrypoints.ports import SignInFlow
 from entrypoints.settings import OIDC_CALLBACK_PATH
-from entrypoints.web.pages import _sign_in
+from entrypoints.web.pages import render_sign_in
 from entrypoints.web.session import Session
 from entrypoints.web.site import MY_EXPENSES, IssuerChoice, Site
 from expense_core.errors import (
@@ -280,7 +280,7 @@ def _refused(
     refused: DomainError,
     cookies: list[Cookie],
 ) -> Response[Any]:
-    page = _sign_in(
+    page = render_sign_in(
         request,
         site,
         org,

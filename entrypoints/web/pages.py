@@ -136,7 +136,7 @@ class SignInPages(Controller):
         session = site.session_of(request)
         if session is not None and session.user_id is not None:
             return Redirect(MY_EXPENSES, status_code=303)
-        return _sign_in(request, site, org, session, company=company, cursor=cursor)
+        return render_sign_in(request, site, org, session, company=company, cursor=cursor)
 
     @post("/sign-in", sync_to_thread=True, status_code=303)
     def sign_in(
@@ -164,7 +164,7 @@ class SignInPages(Controller):
         except (Unauthenticated, NotFound, InactiveUser, FieldRefused) as refused:
             field = {AuthMode.DEMO: "person", AuthMode.OIDC: "oidc"}.get(site.auth_mode, "token")
             company = data.company if data.company.isdigit() else "1"
-            return _sign_in(
+            return render_sign_in(
                 request,
                 site,
                 org,
@@ -190,7 +190,7 @@ def _chosen(field: str, raw: str, message: str) -> UserId:
     return UserId(int(text))
 
 
-def _sign_in(
+def render_sign_in(
     request: Request[Any, Any, Any],
     site: Site,
     org: OrgService,
@@ -201,6 +201,8 @@ def _sign_in(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
+    """The sign-in page of a company: its people to pick in demo mode, its issuers in token
+    mode, with `errors` by field. Signing in by OpenID Connect (`oidc.py`) answers with it too."""
     cookies = []
     if session is None:
         session = Session.anonymous()
