@@ -193,15 +193,9 @@ class MemoryStore:
         # Built on first use, then kept up to date by user writes; dropped on a rollback that
         # touched users, and after anyone writes the tables directly.
         self._org: _OrgIndex | None = None
-        self._ended: list[MemoryUnitOfWork] = []
 
     def unit_of_work(self) -> MemoryUnitOfWork:
-        # One ended is used again: everything it holds between its start and its end is its
-        # own (its undo list, cleared at the start), and the store's lock spans that.
-        try:
-            return self._ended.pop()
-        except IndexError:
-            return MemoryUnitOfWork(self)
+        return MemoryUnitOfWork(self)
 
     def next_id(self, table: str) -> int:
         value = self.tables.counters.get(table, 0) + 1
@@ -274,7 +268,6 @@ class MemoryUnitOfWork:
                 self.rollback()
         finally:
             self._store.lock.release()
-            self._store._ended.append(self)
 
     def commit(self) -> None:
         self._undo.clear()
