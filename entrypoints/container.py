@@ -27,6 +27,7 @@ from expense_core.ports import Clock, UnitOfWork
 from expense_core.services import (
     AccessService,
     AuditService,
+    AwaitedAccessService,
     AwaitedExpenseService,
     DelegationService,
     EscalationService,
@@ -235,6 +236,13 @@ def awaited_service_for(
     return AwaitedExpenseService(expenses, awaited, sync_to_thread)
 
 
+def awaited_access_for(access: AccessService, store: AwaitedStore | None) -> AwaitedAccessService:
+    """Token mode's bearer check of every request, awaited on `store`; on a thread without one."""
+    from litestar.concurrency import sync_to_thread  # here: only the API awaits
+
+    return AwaitedAccessService(access, store, sync_to_thread)
+
+
 def bulk_loader_for(database: Database) -> BulkLoader:
     """What `seed synthetic` loads its data with: the configured database's own bulk path."""
     return database.bulk_loader()
@@ -343,6 +351,7 @@ class Container(containers.DeclarativeContainer):
     )
     org = providers.Singleton(OrgService, new_uow=new_uow, clock=clock)
     access = providers.Singleton(AccessService, new_uow=new_uow, clock=clock)
+    awaited_access = providers.Singleton(awaited_access_for, access=access, store=awaited_store)
     escalation = providers.Singleton(EscalationService, new_uow=new_uow, clock=clock)
     delegations = providers.Singleton(DelegationService, new_uow=new_uow, clock=clock)
     destinations = providers.Singleton(destinations_for, settings=settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Self
 
 from entrypoints.ports import AwaitedStore
@@ -38,6 +39,7 @@ from expense_core.ports import (
     UnitOfWork,
     WebhookRepository,
 )
+from expense_core.tokens import TokenHolder, TokenId
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
@@ -193,6 +195,14 @@ class _WatchedAwaited:
     ) -> None:
         await self._inner.save_decision(basis, expense, events, notices)
         self._count(expense, events)
+
+    def holder(self, token_id: TokenId) -> Coroutine[Any, Any, TokenHolder | None]:
+        return self._inner.holder(token_id)
+
+    def note_use(
+        self, token_id: TokenId, at: datetime, unless_since: datetime
+    ) -> Coroutine[Any, Any, None]:
+        return self._inner.note_use(token_id, at, unless_since)
 
     def _count(self, expense: Expense, events: Sequence[ExpenseEvent]) -> None:
         try:

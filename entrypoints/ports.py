@@ -28,7 +28,7 @@ from expense_core.model import (
     Team,
     User,
 )
-from expense_core.ports import AwaitedExpenses
+from expense_core.ports import AwaitedExpenses, AwaitedTokens
 
 # The values a caller numbers itself: those it must refer to before they are stored.
 Numbered = (
@@ -147,8 +147,9 @@ class SignInFlow(Protocol):
         ...
 
 
-class AwaitedStore(AwaitedExpenses, Protocol):
-    """`AwaitedExpenses` whose connections are opened and closed on the serving event loop."""
+class AwaitedStore(AwaitedExpenses, AwaitedTokens, Protocol):
+    """`AwaitedExpenses` and `AwaitedTokens` whose connections are opened and closed on the
+    serving event loop."""
 
     async def open(self) -> None: ...
 

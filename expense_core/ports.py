@@ -627,6 +627,20 @@ class SubmissionBasis:
     recalled: bool = False
 
 
+class AwaitedTokens(Protocol):
+    """The bearer token reads and writes of every request in token mode, awaited on an event
+    loop (`services.awaited.AwaitedAccessService`). Each call is one step of its own, committed
+    when it returns; the same answers as the `ApiTokens` methods named below."""
+
+    async def holder(self, token_id: TokenId) -> TokenHolder | None:
+        """As `ApiTokens.holder`."""
+        ...
+
+    async def note_use(self, token_id: TokenId, at: datetime, unless_since: datetime) -> None:
+        """As `ApiTokens.note_use`, committed."""
+        ...
+
+
 class AwaitedExpenses(Protocol):
     """The expense reads and writes of the HTTP API's busiest requests, awaited on an event
     loop instead of holding a thread (`services.awaited`).

@@ -1,11 +1,13 @@
-"""`AwaitedExpenses` in memory: each call one unit of work of the store, made at once (nothing
-in memory is waited for). Nothing is recalled: a read costs no more than checking one."""
+"""`AwaitedExpenses` and `AwaitedTokens` in memory: each call one unit of work of the store,
+made at once (nothing in memory is waited for). Nothing is recalled: a read costs no more than
+checking one."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from expense_core.errors import ExpenseChanged, OrgChanged
@@ -19,6 +21,7 @@ from expense_core.model import (
 )
 from expense_core.notifications import Notice
 from expense_core.ports import DecisionBasis, SubmissionBasis
+from expense_core.tokens import TokenHolder, TokenId
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
@@ -93,4 +96,13 @@ class MemoryAwaitedExpenses:
             if self._store.tables.expenses.get(expense.id) is not basis.seen:
                 raise ExpenseChanged(expense.id)
             uow.expenses.save(expense, events, notices)
+            uow.commit()
+
+    async def holder(self, token_id: TokenId) -> TokenHolder | None:
+        with self._store.unit_of_work() as uow:
+            return uow.tokens.holder(token_id)
+
+    async def note_use(self, token_id: TokenId, at: datetime, unless_since: datetime) -> None:
+        with self._store.unit_of_work() as uow:
+            uow.tokens.note_use(token_id, at, unless_since)
             uow.commit()

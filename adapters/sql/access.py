@@ -82,6 +82,36 @@ _NOTE_USE = Query(
     )
     .values(last_used_at=bindparam("used_at", type_=UtcDateTime))
 )
+
+
+def holder_read(token_id: TokenId) -> tuple[Query, dict[str, Any]]:
+    """The one read of `holder`, to be run by a link or awaited (`adapters.sql.awaited`)."""
+    return _HOLDER, {"token_id": token_id}
+
+
+def holder_from(row: Any) -> TokenHolder:
+    """The token holder of a row of `holder_read`."""
+    member = member_from(row)
+    token = ApiToken(
+        id=TokenId(row.token_id),
+        user_id=member.id,
+        company_id=member.user.company_id,
+        name=row.token_name,
+        created_at=row.token_created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+    return TokenHolder(token, row.secret_hash, member)
+
+
+def note_use_write(
+    token_id: TokenId, at: datetime, unless_since: datetime
+) -> tuple[Query, dict[str, Any]]:
+    """The one write of `note_use`, to be run by a link or awaited."""
+    return _NOTE_USE, {"id": token_id, "used_at": at, "unless_since": unless_since}
+
+
 _TOKEN = select(*_TOKEN_COLUMNS).where(api_tokens.c.token_id == bindparam("token_id"))
 _TOKEN_OF_COMPANY = _TOKEN.where(api_tokens.c.company_id == bindparam("company_id"))
 _OF_USER = (
@@ -180,25 +210,11 @@ class SqlTokens:
         self._link.write(api_tokens.insert(), values)
 
     def holder(self, token_id: TokenId) -> TokenHolder | None:
-        row = self._link.read(_HOLDER, {"token_id": token_id}).first()
-        if row is None:
-            return None
-        member = member_from(row)
-        token = ApiToken(
-            id=TokenId(row.token_id),
-            user_id=member.id,
-            company_id=member.user.company_id,
-            name=row.token_name,
-            created_at=row.token_created_at,
-            expires_at=row.expires_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-        )
-        return TokenHolder(token, row.secret_hash, member)
+        row = self._link.read(*holder_read(token_id)).first()
+        return None if row is None else holder_from(row)
 
     def note_use(self, token_id: TokenId, at: datetime, unless_since: datetime) -> None:
-        params = {"id": token_id, "used_at": at, "unless_since": unless_since}
-        self._link.write(_NOTE_USE, params)
+        self._link.write(*note_use_write(token_id, at, unless_since))
 
     def get(self, company_id: CompanyId | None, token_id: TokenId) -> ApiToken:
         if company_id is None:

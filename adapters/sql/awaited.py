@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
@@ -35,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 
+from adapters.sql.access import holder_from, holder_read, note_use_write
 from adapters.sql.database import SqlDatabase
 from adapters.sql.expenses import (
     ROLE_OF,
@@ -67,6 +69,7 @@ from expense_core.model import (
 )
 from expense_core.notifications import Notice
 from expense_core.ports import DecisionBasis, SubmissionBasis
+from expense_core.tokens import TokenHolder, TokenId
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
 
@@ -279,7 +282,8 @@ KEPT_BASES: Final = 4096
 
 
 class PgAwaitedExpenses:
-    """`AwaitedExpenses` on an `AwaitedPool`.
+    """`AwaitedExpenses`, and `AwaitedTokens` for token mode's every request, on an
+    `AwaitedPool`.
 
     It keeps the basis of each submission it read under a policy that exists (by submitter and
     policy, `KEPT_BASES` at most) and recalls it for the next one: `add` writes only while the
@@ -335,6 +339,13 @@ class PgAwaitedExpenses:
         self, company_id: CompanyId | None, expense_id: ExpenseId, sight: Sight | None = None
     ) -> ExpenseView:
         return view_of(await self._pool.rows(*view_read(company_id, expense_id, sight)), expense_id)
+
+    async def holder(self, token_id: TokenId) -> TokenHolder | None:
+        rows = await self._pool.rows(*holder_read(token_id))
+        return holder_from(rows[0]) if rows else None
+
+    async def note_use(self, token_id: TokenId, at: datetime, unless_since: datetime) -> None:
+        await self._pool.rows(*note_use_write(token_id, at, unless_since))
 
     async def basis_for_decision(
         self, company_id: CompanyId | None, actor_id: UserId, expense_id: ExpenseId

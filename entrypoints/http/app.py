@@ -156,7 +156,7 @@ def create_app(container: Container) -> Litestar:
 
     caller: Provide
     if settings.auth_mode is AuthMode.TOKEN:
-        caller = Provide(bearer_caller, sync_to_thread=True)
+        caller = Provide(bearer_caller(container.awaited_access()))
     elif settings.auth_mode is AuthMode.OIDC:
         verifier = container.verifier()
         assert verifier is not None  # noqa: S101 -- the container makes one for AUTH_MODE=oidc

@@ -11,18 +11,17 @@ come from `org import`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 from litestar import Request
-from litestar.di import NamedDependency
 
 from entrypoints import logs
 from entrypoints.ports import IdentityVerifier
 from expense_core.errors import AdminOnly, Forbidden, InvalidInput, Unauthenticated, UnknownCompany
 from expense_core.model import CompanyId, Member, Role, UserId
-from expense_core.services import AccessService, SignOnService
+from expense_core.services import AwaitedAccessService, SignOnService
 from expense_core.visibility import Viewer
 
 
@@ -91,20 +90,25 @@ def demo_caller() -> Caller:
 
 
 def bearer_caller(
-    request: Request[Any, Any, Any], access: NamedDependency[AccessService]
-) -> Caller:
-    """The holder of the request's bearer token.
+    access: AwaitedAccessService,
+) -> Callable[[Request[Any, Any, Any]], Awaitable[Caller]]:
+    """The dependency that makes a caller of the holder of a request's bearer token, found
+    awaited on the event loop (or on a thread, where the store does not await)."""
 
-    Raises:
+    async def caller(request: Request[Any, Any, Any]) -> Caller:
+        """Raises:
         Unauthenticated: no `Authorization: Bearer` header, or a token nobody holds.
-    """
-    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send 'Authorization: Bearer <token>' (AUTH_MODE=token)")
-    member = access.authenticate(token.strip())
-    # Every later line of the request, its access line included, says who made it.
-    logs.bind_request(user_id=member.id, company_id=member.user.company_id)
-    return Caller(member)
+        TokenRevoked, TokenExpired.
+        """
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send 'Authorization: Bearer <token>' (AUTH_MODE=token)")
+        member = await access.authenticate(token.strip())
+        # Every later line of the request, its access line included, says who made it.
+        logs.bind_request(user_id=member.id, company_id=member.user.company_id)
+        return Caller(member)
+
+    return caller
 
 
 def oidc_caller(

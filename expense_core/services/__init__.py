@@ -3,8 +3,9 @@ answers one query.
 
 - `expenses`: submit, approve, reject (one by one or in bulk), send back, resubmit, withdraw
   and read expenses (`ExpenseService`).
-- `awaited`: the HTTP API's busiest use cases (submit, approve, status) awaited on an event
-  loop, on the same decisions (`AwaitedExpenseService`).
+- `awaited`: the HTTP API's busiest use cases (submit, approve, status, and in token mode
+  every request's bearer token) awaited on an event loop, on the same decisions
+  (`AwaitedExpenseService`, `AwaitedAccessService`).
 - `organisation`: companies, teams, levels, users and policies (`OrgService`).
 - `orgfiles`: whole organisations imported and exported by names (`OrgFiles`).
 - `audit`: the audit log of admin changes, read a page at a time or whole (`AuditService`).
@@ -29,7 +30,7 @@ from expense_core.services.access import (
     token_id_of,
 )
 from expense_core.services.audit import AuditService, ReadAudit
-from expense_core.services.awaited import AwaitedExpenseService, Offload
+from expense_core.services.awaited import AwaitedAccessService, AwaitedExpenseService, Offload
 from expense_core.services.delegations import (
     ClearDelegation,
     DelegationService,
@@ -96,6 +97,7 @@ __all__ = [
     "AccessService",
     "ApproveStep",
     "AuditService",
+    "AwaitedAccessService",
     "AwaitedExpenseService",
     "BulkAction",
     "BulkDecision",

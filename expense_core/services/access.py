@@ -13,7 +13,7 @@ import hmac
 import secrets
 import string
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -27,6 +27,7 @@ from expense_core.tokens import (
     NOTE_USE_EVERY,
     TOKEN_ID_LENGTH,
     ApiToken,
+    TokenHolder,
     TokenId,
     check_usable,
     new_token,
@@ -202,20 +203,14 @@ class AccessService:
             Unauthenticated: a malformed or unknown token, or one of an inactive user.
             TokenRevoked, TokenExpired: a token that was revoked, or has run out.
         """
-        token_id, secret = _parts(token)
+        token_id, secret = token_parts(token)
         with self.new_uow() as uow:
-            found = uow.tokens.holder(token_id)
-            if found is None or not hmac.compare_digest(found.secret_hash, _hash_secret(secret)):
-                raise Unauthenticated("the bearer token is unknown")
             now = self.clock.now()
-            check_usable(found.token, now)
-            holder = found.member
-            if not holder.user.active:
-                raise Unauthenticated(f"user {holder.id} is inactive")
+            found = bearer(uow.tokens.holder(token_id), secret, now)
             if use_worth_noting(found.token, now):
                 uow.tokens.note_use(found.token.id, now, now - NOTE_USE_EVERY)
                 uow.commit()
-        return holder
+        return found.member
 
     def signed_in_with(self, token_id: TokenId) -> Member:
         """The active holder of a token that is neither revoked nor expired, known by its id
@@ -242,15 +237,36 @@ def token_id_of(token: str) -> TokenId:
     Raises:
         Unauthenticated: the token is malformed.
     """
-    return _parts(token)[0]
+    return token_parts(token)[0]
 
 
-def _parts(token: str) -> tuple[TokenId, str]:
+def token_parts(token: str) -> tuple[TokenId, str]:
+    """A bearer token's id and secret (`et_<id>_<secret>`).
+
+    Raises:
+        Unauthenticated: it is not shaped so.
+    """
     prefix, _, rest = token.partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != TOKEN_PREFIX or len(token_id) != TOKEN_ID_LENGTH or not secret:
         raise Unauthenticated("the bearer token is malformed")
     return TokenId(token_id), secret
+
+
+def bearer(found: TokenHolder | None, secret: str, at: datetime) -> TokenHolder:
+    """The token found by a bearer token's id, and its holder, if `secret` is its secret, it
+    is neither revoked nor expired at `at` and its holder is active.
+
+    Raises:
+        Unauthenticated: no token was found, the secret is not its, or the user is inactive.
+        TokenRevoked, TokenExpired.
+    """
+    if found is None or not hmac.compare_digest(found.secret_hash, _hash_secret(secret)):
+        raise Unauthenticated("the bearer token is unknown")
+    check_usable(found.token, at)
+    if not found.member.user.active:
+        raise Unauthenticated(f"user {found.member.id} is inactive")
+    return found
 
 
 def _concerning(

@@ -20,6 +20,10 @@ whole, off the loop (`Offload`), so that the answer is the synchronous service's
 A submission's or an approval's statements run on one connection held for the use case
 (`AwaitedExpenses.held`), released before anything is handed over. Without a store that awaits
 (`store` None: SQLite, or traced units of work), every use case is handed over.
+
+In token mode every request first finds its bearer token's holder: `AwaitedAccessService`
+reads the token and notes its use awaited (`ports.AwaitedTokens`), with the checks of
+`AccessService.authenticate`.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from typing import Protocol, TypeVar
 import attrs
 
 from expense_core.errors import DomainError, ExpenseChanged, Forbidden, OrgChanged
-from expense_core.model import ExpenseId, PolicyId
+from expense_core.model import ExpenseId, Member, PolicyId
 from expense_core.notifications import notices
-from expense_core.ports import AwaitedExpenses
+from expense_core.ports import AwaitedExpenses, AwaitedTokens
+from expense_core.services.access import AccessService, bearer, token_parts
 from expense_core.services.expenses import (
     ApproveStep,
     ExpenseService,
@@ -45,6 +50,7 @@ from expense_core.services.expenses import (
     submission,
     submitter_of,
 )
+from expense_core.tokens import NOTE_USE_EVERY, use_worth_noting
 from expense_core.views import ExpenseView
 from expense_core.visibility import Viewer
 from expense_core.workflow import Decision
@@ -145,3 +151,25 @@ class AwaitedExpenseService:
         if viewer is None:
             return await store.view(None, expense_id)
         return await store.view(viewer.company_id, expense_id, self.expenses.sight_of(viewer))
+
+
+@attrs.frozen
+class AwaitedAccessService:
+    """`AccessService.authenticate`, to be awaited: in token mode every request asks it."""
+
+    access: AccessService
+    store: AwaitedTokens | None
+    offload: Offload
+
+    async def authenticate(self, token: str) -> Member:
+        """As `AccessService.authenticate`, by the same checks (`access.bearer`)."""
+        store = self.store
+        if store is None:
+            return await self.offload(functools.partial(self.access.authenticate, token))
+        token_id, secret = token_parts(token)
+        found = await store.holder(token_id)
+        now = self.access.clock.now()
+        checked = bearer(found, secret, now)
+        if use_worth_noting(checked.token, now):
+            await store.note_use(checked.token.id, now, now - NOTE_USE_EVERY)
+        return checked.member

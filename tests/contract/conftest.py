@@ -15,7 +15,7 @@ from entrypoints.ports import AwaitedStore
 from expense_core.ports import UnitOfWork
 from expense_core.services import AccessService, ExpenseService, OrgService
 from tests.clocks import TickingClock
-from tests.contract.paths import Awaited
+from tests.contract.paths import Awaited, AwaitedAccess
 from tests.contract.support import Org, tech_corp
 from tests.sql.support import opened
 
@@ -62,16 +62,20 @@ def expenses(
     if request.param == "library":
         yield service
         return
-    awaited: AwaitedStore | None = None
-    if isinstance(store, MemoryStore):
-        awaited = MemoryAwaitedExpenses(store)
-    elif not store.is_sqlite:
-        awaited = PgAwaitedExpenses(AwaitedPool(store, size=2, timeout_s=10))
-    path = Awaited(service, awaited)
+    path = Awaited(service, _awaited_store(store))
     try:
         yield cast(ExpenseService, path)
     finally:
         path.close()
+
+
+def _awaited_store(store: MemoryStore | SqlDatabase) -> AwaitedStore | None:
+    """The store the API awaits on this adapter, as the container makes it (none on SQLite)."""
+    if isinstance(store, MemoryStore):
+        return MemoryAwaitedExpenses(store)
+    if store.is_sqlite:
+        return None
+    return PgAwaitedExpenses(AwaitedPool(store, size=2, timeout_s=10))
 
 
 @pytest.fixture
@@ -79,6 +83,22 @@ def org_service(new_uow: Callable[[], UnitOfWork]) -> OrgService:
     return OrgService(new_uow)
 
 
-@pytest.fixture
-def access(new_uow: Callable[[], UnitOfWork], clock: TickingClock) -> AccessService:
-    return AccessService(new_uow, clock)
+@pytest.fixture(params=["library", "awaited"])
+def access(
+    request: pytest.FixtureRequest,
+    store: MemoryStore | SqlDatabase,
+    new_uow: Callable[[], UnitOfWork],
+    clock: TickingClock,
+) -> Iterator[AccessService]:
+    """The access use cases, as the library calls them and as token mode's requests await a
+    bearer token's check (`AwaitedAccessService`; on SQLite handed to the library on a
+    thread)."""
+    service = AccessService(new_uow, clock)
+    if request.param == "library":
+        yield service
+        return
+    path = AwaitedAccess(service, _awaited_store(store))
+    try:
+        yield cast(AccessService, path)
+    finally:
+        path.close()

@@ -12,7 +12,8 @@ Everything else the awaited path answers is held to the whole contract suite thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from litestar.concurrency import sync_to_thread
@@ -24,25 +25,37 @@ from adapters.sql.awaited import AwaitedPool, PgAwaitedExpenses
 from entrypoints.ports import AwaitedStore
 from expense_core import workflow
 from expense_core.errors import ExpenseChanged, InactiveUser, OrgChanged, UnknownExpense
-from expense_core.model import ApprovalStatus, EventKind, ExpenseId, PolicyId, Role, UserId
+from expense_core.model import (
+    ApprovalStatus,
+    EventKind,
+    ExpenseId,
+    Member,
+    PolicyId,
+    Role,
+    UserId,
+)
 from expense_core.notifications import notices
 from expense_core.services import (
+    AccessService,
     ApproveStep,
+    AwaitedAccessService,
     AwaitedExpenseService,
     ChangeUser,
     ExpenseService,
+    ListTokens,
     OrgService,
     SubmitExpense,
     Submitted,
 )
 from expense_core.visibility import Viewer
-from tests.clocks import MeddlingClock, TickingClock
+from tests.clocks import MeddlingClock, SettableClock, TickingClock
 from tests.contract.support import Org, money, tech_corp
 from tests.sql.support import opened, submitted_to_three_steps, while_open
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
 
 Backend = tuple[MemoryStore | SqlDatabase, AwaitedStore]
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -267,3 +280,25 @@ def test_what_is_recalled_is_a_submission_under_a_policy_that_exists(backend: Ba
     recalled = while_open(awaited, read_twice)
     # Memory reads every time; PostgreSQL recalls the read of the policy found only.
     assert recalled == ((False, False) if isinstance(store, MemoryStore) else (True, False))
+
+
+def test_a_bearer_token_is_checked_and_its_use_noted_without_a_thread(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    clock = SettableClock()
+    library = AccessService(store.unit_of_work, clock)
+    token = library.issue_token(org.person(GRACE))
+
+    def no_thread(work: Callable[[], T]) -> Awaitable[T]:
+        raise AssertionError("handed to a thread")
+
+    service = AwaitedAccessService(library, awaited, no_thread)
+
+    async def authenticate() -> Member:
+        return await service.authenticate(token)
+
+    member = while_open(awaited, authenticate)
+
+    assert member.id == org.person(GRACE)
+    [record] = library.tokens(ListTokens(user_id=org.person(GRACE)))
+    assert record.last_used_at == clock.at
