@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import TypeVar, cast
 
 import pytest
 
@@ -18,6 +18,8 @@ from tests.clocks import TickingClock
 from tests.contract.paths import Awaited, AwaitedAccess
 from tests.contract.support import Org, tech_corp
 from tests.sql.support import opened
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -59,14 +61,20 @@ def expenses(
     (`tests.contract.paths`); SQLite has no awaited store, and the API hands its use cases to
     the library on threads."""
     service = ExpenseService(new_uow, clock)
-    if request.param == "library":
-        yield service
+    yield from _on_path(request.param, service, lambda: Awaited(service, _awaited_store(store)))
+
+
+def _on_path(path: str, library: T, awaited: Callable[[], Awaited | AwaitedAccess]) -> Iterator[T]:
+    """`library` itself on the "library" path; else what `awaited` makes, looking like it, and
+    closed after the test."""
+    if path == "library":
+        yield library
         return
-    path = Awaited(service, _awaited_store(store))
+    made = awaited()
     try:
-        yield cast(ExpenseService, path)
+        yield cast(T, made)
     finally:
-        path.close()
+        made.close()
 
 
 def _awaited_store(store: MemoryStore | SqlDatabase) -> AwaitedStore | None:
@@ -94,11 +102,6 @@ def access(
     bearer token's check (`AwaitedAccessService`; on SQLite handed to the library on a
     thread)."""
     service = AccessService(new_uow, clock)
-    if request.param == "library":
-        yield service
-        return
-    path = AwaitedAccess(service, _awaited_store(store))
-    try:
-        yield cast(AccessService, path)
-    finally:
-        path.close()
+    yield from _on_path(
+        request.param, service, lambda: AwaitedAccess(service, _awaited_store(store))
+    )
