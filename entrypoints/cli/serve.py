@@ -65,8 +65,8 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
     import uvicorn
 
     from entrypoints import worker
+    from entrypoints.heap import settle_heap
     from entrypoints.http import create_app
-    from entrypoints.http.app import settle_heap
     from entrypoints.http.protocol import BoundedHttpToolsProtocol
     from entrypoints.supervisor import supervise
 

@@ -12,6 +12,7 @@ import threading
 from rich.console import Console
 
 from entrypoints.cli.common import FAILED, OK, Commands, Usage, opened, where
+from entrypoints.heap import settle_heap
 from entrypoints.settings import MEMORY_URL, Settings
 from entrypoints.worker import check, worker_for
 
@@ -72,6 +73,7 @@ def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
                 )
                 return FAILED
             _stop_on_signals(worker.stop)
+            settle_heap()
             log.info("worker started (%s)", where(settings))
             worker.run()
             log.info("worker stopped")

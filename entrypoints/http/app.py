@@ -9,7 +9,6 @@ front of the routes (`middleware.py`; metrics and access lines, `observe.py`; tr
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from litestar.types import (
 
 from entrypoints import logs
 from entrypoints.container import Container, Database, container_for
+from entrypoints.heap import settle_heap
 from entrypoints.http.admin import AdminController
 from entrypoints.http.audit import AuditController
 from entrypoints.http.auth import Caller, bearer_caller, demo_caller, oidc_caller
@@ -287,28 +287,3 @@ def app_from_env() -> Litestar:
     app = create_app(container_for(settings))
     settle_heap()
     return app
-
-
-# A serving process's first collection threshold: how many more container objects may be
-# allocated than freed before the youngest generation is searched for cycles (Python's is 700).
-GC_THRESHOLD: Final = 7_000
-
-
-def settle_heap() -> None:
-    """Tune the cycle collector for a process that will serve until it stops.
-
-    Called once the app is built, in the process that serves it (never in a library user's).
-    Everything alive then (modules, routes, schemas, the container: about 150,000 objects) is
-    moved out of the collector's sight with `gc.freeze()`; it lives as long as the process, and
-    every full collection used to walk it again: 70-90 ms each, every 1.5 s or so under load.
-    A request frees what it made by reference counting (the mix makes no cyclic garbage), but
-    50 requests in flight hold enough objects that the count of allocations passed 700 every
-    17 requests or so, and each young collection walked them all again. Measured under
-    `mix_demo.py` (50 users, one worker): collections took 3.2 s of 40 s of serving before,
-    0.08 s after; server CPU per request fell 9% and 15% in two alternated pairs
-    (docs/performance.md).
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, older, oldest)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from entrypoints.http.app import GC_THRESHOLD
+from entrypoints.heap import GC_THRESHOLD
 
 REPORT = "import gc; print(gc.get_freeze_count(), gc.get_threshold()[0])"
 
