@@ -439,8 +439,11 @@ def _claim(pg: bool) -> Any:
     )
 
 
-def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Executable:
-    """The claimed deliveries with their notices and subscriptions, in outbox order."""
+def _claimed(
+    taken: FromClause, where: ColumnElement[bool] | None = None, *, ordered: bool = True
+) -> Executable:
+    """The claimed deliveries with their notices and subscriptions, in outbox order if
+    `ordered`."""
     columns = [
         *taken.c,
         *(outbox.c[name].label("o_" + name) for name in _ENTRY_FIELDS),
@@ -449,7 +452,9 @@ def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Exe
     joined = taken.join(outbox, outbox.c.id == taken.c.outbox_id).outerjoin(
         webhooks, webhooks.c.id == taken.c.webhook_id
     )
-    query = select(*columns).select_from(joined).order_by(taken.c.outbox_id, taken.c.id)
+    query = select(*columns).select_from(joined)
+    if ordered:
+        query = query.order_by(taken.c.outbox_id, taken.c.id)
     return query if where is None else query.where(where)
 
 
@@ -457,7 +462,21 @@ def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Exe
 # The worker's three statements on PostgreSQL are `Query`s: prepared once per connection and
 # run without SQLAlchemy's per-execution machinery, a turn's largest cost in the worker after
 # the attempts themselves.
-_PG_CLAIM = Query(_claimed(_claim(pg=True).returning(*deliveries.c).cte("claimed")))
+# Put in outbox order by the adapter: planned without sorts (`_CLAIM_PLAN`), an ORDER BY here
+# walked the whole outbox by its key to join the claimed in order.
+_PG_CLAIM = Query(_claimed(_claim(pg=True).returning(*deliveries.c).cte("claimed"), ordered=False))
+# How a claim is planned, for its transaction only: afresh at each claim, never from the
+# connection's cached generic plan (`plan_cache_mode=force_generic_plan`, sql/database.py), and
+# walking the queue's index in order rather than sorting every waiting delivery. Statistics
+# taken while the queue was empty (a new database, a worker started beside an idle one) made
+# the cached plan compare every candidate with every unsettled delivery by sequential scans,
+# 6-7 s a claim with 20,000 waiting, until claims hit the statement timeout under
+# `bench --notify`; planned afresh on them, a claim still sorted all 20,000 (60 ms). Walked in
+# order, it stops once it has enough: `python -m loadtest.worker_cost` gives the figures.
+_CLAIM_PLAN = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('enable_sort', 'off', true)"
+)
 # SQLite (no data-modifying CTEs): the UPDATE, then the claimed rows read by id.
 _SQLITE_CLAIM = _claim(pg=False).returning(deliveries.c.id)
 _SQLITE_CLAIMED = _claimed(deliveries, deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -537,7 +556,10 @@ class SqlOutbox:
     def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
         params = {"at": at, "lease_until": lease_until, "limit": limit}
         if not self._link.is_sqlite:
-            return tuple(_claim_from(row._asdict()) for row in self._link.write(_PG_CLAIM, params))
+            self._link.write(_CLAIM_PLAN)
+            claims = [_claim_from(row._asdict()) for row in self._link.write(_PG_CLAIM, params)]
+            claims.sort(key=lambda c: (c.delivery.outbox_id, c.delivery.id))
+            return tuple(claims)
         ids = [row.id for row in self._link.write(_SQLITE_CLAIM, params)]
         if not ids:
             return ()
