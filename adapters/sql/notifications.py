@@ -13,12 +13,12 @@ earlier one (two workers) must not let a later notice overtake.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import attrs
+import msgspec
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -43,9 +43,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
-from adapters.sql.expenses import EVENT_FIELDS, naive_iso, rows_of
+from adapters.sql.expenses import EVENT_FIELDS, rows_of
 from adapters.sql.link import Link, Query
-from adapters.sql.sqltypes import UtcDateTime
+from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import deliveries, outbox, webhooks
 from expense_core.errors import UnknownDelivery, UnknownWebhook
 from expense_core.model import CompanyId, EventKind, ExpenseEvent, ExpenseId, UserId
@@ -67,6 +67,14 @@ NO_CURSOR: Final = 2**63 - 1  # above every delivery id: "before nothing" keeps 
 _TOPIC_SEPARATOR: Final = ","
 _ENTRY_FIELDS = ("id", "company_id", "expense_id", "topic", "recipient_id", *EVENT_FIELDS)
 _WEBHOOK_FIELDS = ("id", "company_id", "url", "topics", "secret", "active", "created_at")
+# The rows of a dispatch or a settle as one JSON parameter, their timestamps naive UTC as the
+# TIMESTAMP columns hold them: msgspec writes a naive datetime in ISO 8601, as PostgreSQL reads
+# it, several times faster than `json` with `isoformat` did per row.
+_ROWS_JSON = msgspec.json.Encoder()
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else naive_utc(value)
 
 
 def _unsettled(table: FromClause) -> ColumnElement[bool]:
@@ -505,9 +513,18 @@ _BACKLOG = select(
 )
 
 
-def _claim_from(m: Mapping[Any, Any]) -> Claim:
-    webhook = None if m["w_id"] is None else webhook_from(m, "w_")
-    return Claim(delivery_from(m), entry_from(m, "o_"), webhook)
+def _claims_from(rows: Sequence[Mapping[Any, Any]]) -> list[Claim]:
+    """The claims of these rows, those of one subscription sharing its one `Webhook`."""
+    webhooks: dict[int, Webhook] = {}
+    claims = []
+    for m in rows:
+        webhook = None
+        if (webhook_id := m["w_id"]) is not None:
+            webhook = webhooks.get(webhook_id)
+            if webhook is None:
+                webhook = webhooks[webhook_id] = webhook_from(m, "w_")
+        claims.append(Claim(delivery_from(m), entry_from(m, "o_"), webhook))
+    return claims
 
 
 def _delivery_row(d: Delivery) -> dict[str, Any]:
@@ -543,9 +560,10 @@ class SqlOutbox:
             if entries or deliveries:
                 rows = [_delivery_row(d) for d in deliveries]
                 for r in rows:
-                    r["created_at"] = naive_iso(r["created_at"])
-                    r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
-                params = {"entry_ids": [e.id for e in entries], "made": json.dumps(rows)}
+                    r["created_at"] = _naive(r["created_at"])
+                    r["next_attempt_at"] = _naive(r["next_attempt_at"])
+                made = _ROWS_JSON.encode(rows).decode()
+                params = {"entry_ids": [e.id for e in entries], "made": made}
                 self._link.write(_PG_DISPATCH, params)
             return
         if deliveries:
@@ -557,14 +575,14 @@ class SqlOutbox:
         params = {"at": at, "lease_until": lease_until, "limit": limit}
         if not self._link.is_sqlite:
             self._link.write(_CLAIM_PLAN)
-            claims = [_claim_from(row._asdict()) for row in self._link.write(_PG_CLAIM, params)]
+            claims = _claims_from([row._asdict() for row in self._link.write(_PG_CLAIM, params)])
             claims.sort(key=lambda c: (c.delivery.outbox_id, c.delivery.id))
             return tuple(claims)
         ids = [row.id for row in self._link.write(_SQLITE_CLAIM, params)]
         if not ids:
             return ()
         rows = self._link.write(_SQLITE_CLAIMED, {"ids": ids})
-        return tuple(_claim_from(row._mapping) for row in rows)
+        return tuple(_claims_from([row._mapping for row in rows]))
 
     def settle(self, results: Sequence[tuple[Claim, Outcome, Verdict]], at: datetime) -> None:
         if not results:
@@ -586,11 +604,12 @@ class SqlOutbox:
         if self._link.is_sqlite:
             self._link.write(_SETTLE, [{f"b_{k}": v for k, v in r.items()} for r in rows])
             return
+        naive_at = naive_utc(at)
         for r in rows:
-            r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
-            r["delivered_at"] = naive_iso(r["delivered_at"])
+            r["next_attempt_at"] = _naive(r["next_attempt_at"])
+            r["delivered_at"] = None if r["delivered_at"] is None else naive_at
         # One statement for them all, the results as one JSON parameter.
-        self._link.write(_PG_SETTLE, {"results": json.dumps(rows)})
+        self._link.write(_PG_SETTLE, {"results": _ROWS_JSON.encode(rows).decode()})
 
     def backlog(self) -> Backlog:
         row = self._link.read(_BACKLOG).one()
