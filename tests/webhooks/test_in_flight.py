@@ -1,15 +1,30 @@
 """The worker's attempts in flight: each claim's attempt made once on a delivery thread, what
-it came to handed back for settling, and none begun once its lease is too short for it."""
+it came to handed back for settling, and none begun once its lease is too short for it (nor
+settled: it is taken again when its lease runs out)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from entrypoints.worker import _InFlight
-from expense_core.model import CompanyId, EventKind, ExpenseEvent, ExpenseId, UserId
+from entrypoints.container import container_for
+from entrypoints.settings import Settings
+from entrypoints.worker import _InFlight, worker_for
+from expense_core.demo import install_demo
+from expense_core.model import (
+    ApprovalStep,
+    CompanyId,
+    EventKind,
+    ExpenseEvent,
+    ExpenseId,
+    Money,
+    PolicyId,
+    UserId,
+)
 from expense_core.notifications import OutboxEntry, Topic
+from expense_core.services import NewPolicy, SubmitExpense
 from expense_core.views import ExpenseView
 from expense_core.webhooks import (
     Channel,
@@ -102,3 +117,45 @@ def test_a_claim_whose_lease_is_too_short_to_begin_is_let_go_unattempted() -> No
     assert attempts.made == []
     assert not flight
     flight.finish()
+
+
+def test_a_delivery_let_go_unattempted_is_not_settled_and_stays_leased() -> None:
+    settings = Settings(database_url="memory://", webhook_allow_private=True)
+    container = container_for(settings)
+    install_demo(container.new_uow())
+    hook = container.webhooks().subscribe(
+        CompanyId(1), "http://127.0.0.1:9/hook", ["expense.submitted"]
+    )
+    policy = container.org().create_policy(
+        NewPolicy(
+            company_id=CompanyId(1),
+            category="training",
+            name="Training",
+            min_amount=Money(Decimal("0.00")),
+            max_amount=Money(Decimal("100.00")),
+            steps=(ApprovalStep(step_order=1, required_level=6),),
+        )
+    )
+    container.expenses().submit(
+        SubmitExpense(
+            user_id=UserId(7), policy_id=PolicyId(policy.id), amount=Money(Decimal("9.00"))
+        )
+    )
+    relay = container.relay()
+    relay.dispatch()
+    claims = relay.claim()
+    assert [c.delivery.webhook_id for c in claims] == [hook.id]
+    with worker_for(container, settings) as worker:
+        flight = _InFlight(worker.messages.timed, threads=1)
+        flight.start(claims, {}, begin_by=time.monotonic() - 1)
+        while len(flight.finished()) < len(claims):
+            flight.rest(FAR_AHEAD_S, threading.Event(), len(claims))
+        assert worker._settle(flight) == len(claims)
+        flight.finish()
+    [delivery] = container.webhooks().deliveries(CompanyId(1), hook.id).items
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        DeliveryStatus.PENDING,
+        1,
+        None,
+    )
+    assert relay.claim() == ()  # still leased: taken again once the lease has run out
