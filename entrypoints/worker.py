@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 import msgspec
@@ -41,12 +41,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("expense_tracker.worker")
 
-# Attempts started per delivery thread, one running and the others queued behind it.
-QUEUED_PER_THREAD = 4
-# How long a busy turn waits for attempts to end before it settles them and starts more.
-BUSY_REST_S = 0.05
 # How long one webhook attempt may take (connect, send, answer).
 ATTEMPT_TIMEOUT_S = 10.0
+# Attempts started per delivery thread, one running and the others queued behind it. A turn
+# claims and settles about half of them at once (`Worker._loop`): with 4, a turn's statements,
+# unit of work and read of the expenses served 8-20 deliveries and cost the worker and
+# PostgreSQL more than the deliveries themselves (`python -m loadtest.worker_cost`).
+QUEUED_PER_THREAD = 16
+# An attempt is begun only while its lease has this long left: the attempt's timeout and a
+# little more to settle it. Queued behind attempts that hang, a claim is let go unattempted
+# (taken again, by any worker, once its lease has run out) rather than attempted unleased.
+LEASE_LEFT_TO_BEGIN_S = ATTEMPT_TIMEOUT_S + 10
+# How long a busy turn waits for attempts to end before it settles them and starts more.
+BUSY_REST_S = 0.05
 # The longest pause between rounds that fail, and between the logs saying they still do.
 FAILING_PAUSE_S = 5.0
 
@@ -150,60 +157,114 @@ class Messages:
         return Outcome(250)
 
 
+# A claim's attempt as queued: the claim, its expense as read, and when it may begin at the
+# latest; and as ended: its outcome (None when it was not begun) and how long it took.
+_Todo: TypeAlias = tuple[Claim, ExpenseView | None, float]
+_Ended: TypeAlias = tuple[Claim, Outcome | None, float]
+
+
 class _InFlight:
     """The attempts a worker has started and not yet settled: at most `QUEUED_PER_THREAD` per
-    thread, so that a turn's few statements serve several attempts while SIGTERM waits for
+    thread, so that a turn's few statements serve many attempts while SIGTERM waits for
     little more than one attempt's timeout (attempts not yet begun are dropped then, and let
-    go when their lease runs out)."""
+    go when their lease runs out). An attempt not begun by its `begin_by` is not begun: it
+    ends with no outcome, and is let go likewise.
+
+    The delivery threads take claims from one queue and put what each attempt came to on
+    another (`queue.SimpleQueue`, in C): a future per attempt, and `concurrent.futures.wait`
+    over all of them each turn, cost the worker more CPU than its posts' signing and bodies.
+    """
 
     def __init__(
         self, attempt: Callable[[Claim, ExpenseView | None], tuple[Outcome, float]], threads: int
     ) -> None:
         self._attempt = attempt
-        self._threads = threads
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
-        self._started: dict[Future[tuple[Outcome, float]], Claim] = {}
+        self._capacity = threads * QUEUED_PER_THREAD
+        self._todo: queue.SimpleQueue[_Todo | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[_Ended] = queue.SimpleQueue()
+        self._held = 0  # started and not yet settled
+        self._ended: list[_Ended] = []  # ended, not yet settled
+        self._threads = [
+            threading.Thread(target=self._work, name=f"delivery_{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     @property
     def room(self) -> int:
-        return self._threads * QUEUED_PER_THREAD - len(self._started)
+        return self._capacity - self._held
 
     def __bool__(self) -> bool:
-        return bool(self._started)
+        return self._held > 0
 
-    def start(self, claims: Sequence[Claim], views: Mapping[ExpenseId, ExpenseView]) -> None:
+    def start(
+        self, claims: Sequence[Claim], views: Mapping[ExpenseId, ExpenseView], begin_by: float
+    ) -> None:
+        """Queue the claims' attempts, each to begin before `begin_by` (`time.monotonic`)."""
+        self._held += len(claims)
         for claim in claims:
-            view = views.get(claim.entry.expense_id)
-            self._started[self._pool.submit(self._attempt, claim, view)] = claim
+            self._todo.put((claim, views.get(claim.entry.expense_id), begin_by))
 
-    def finished(self) -> list[tuple[Future[tuple[Outcome, float]], Claim]]:
-        return [(f, claim) for f, claim in self._started.items() if f.done() and not f.cancelled()]
+    def finished(self) -> list[_Ended]:
+        """The attempts that have ended and are not settled yet (`forget` them once they are)."""
+        self._collect()
+        return list(self._ended)
 
-    def forget(self, futures: Iterable[Future[tuple[Outcome, float]]]) -> None:
-        for f in futures:
-            del self._started[f]
+    def forget(self, settled: int) -> None:
+        """The first `settled` of `finished` are settled (or let go)."""
+        del self._ended[:settled]
+        self._held -= settled
 
-    def rest(self, idle_s: float, stop: threading.Event) -> None:
-        """Until a thread's worth of attempts has ended (or all of them), or `idle_s` has
-        passed; sooner on `stop` when nothing is in flight."""
-        running = [f for f in self._started if not f.done()]
-        if not running:
+    def rest(self, idle_s: float, stop: threading.Event, enough: int | None = None) -> None:
+        """Until `enough` more attempts have ended (a thread's worth when not given, or all
+        of them), or `idle_s` has passed; sooner on `stop` when nothing is in flight."""
+        self._collect()
+        running = self._held - len(self._ended)
+        if running == 0:
             stop.wait(idle_s)
             return
+        wanted = len(self._ended) + min(running, len(self._threads) if enough is None else enough)
         deadline = time.monotonic() + idle_s
-        enough = max(len(running) - self._threads, 0)
-        while len(running) > enough and not stop.is_set():
+        while len(self._ended) < wanted and not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            wait(running, timeout=left, return_when=FIRST_COMPLETED)
-            running = [f for f in running if not f.done()]
+            try:
+                self._ended.append(self._done.get(timeout=left))
+            except queue.Empty:
+                return
+            self._collect()
 
     def finish(self) -> None:
         """Let the attempts begun end, and drop those not begun; the threads with them."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for f in [f for f in self._started if f.cancelled()]:
-            del self._started[f]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if self._todo.get_nowait() is not None:
+                    self._held -= 1
+        for _ in self._threads:
+            self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._collect()
+
+    def _collect(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._ended.append(self._done.get_nowait())
+
+    def _work(self) -> None:
+        while (taken := self._todo.get()) is not None:
+            claim, view, begin_by = taken
+            if time.monotonic() > begin_by:
+                self._done.put((claim, None, 0.0))
+                continue
+            outcome, took = self._attempt(claim, view)
+            self._done.put((claim, outcome, took))
 
 
 @attrs.define
@@ -265,7 +326,9 @@ class Worker:
                 log.info("worker rounds succeed again after %s failures", failing)
                 failing = 0
             if flight is not None and flight:
-                flight.rest(idle if not busy else BUSY_REST_S, self.stop)
+                # Half of what may be held ends before the next turn settles it and claims as
+                # many again: a turn's statements serve that many deliveries.
+                flight.rest(idle if not busy else BUSY_REST_S, self.stop, flight.capacity // 2)
             elif not busy:
                 self.stop.wait(idle)
 
@@ -275,12 +338,10 @@ class Worker:
         done = self._settle(flight)
         room = flight.room
         if room > 0:
-            # Held long enough for each thread to time out on each attempt queued for it, and
-            # a little more: as long as the core's default lease.
-            lease = max(LEASE, timedelta(seconds=ATTEMPT_TIMEOUT_S * QUEUED_PER_THREAD + 10))
-            claims = self.relay.claim(limit=room, lease=lease)
+            begin_by = time.monotonic() + LEASE.total_seconds() - LEASE_LEFT_TO_BEGIN_S
+            claims = self.relay.claim(limit=room, lease=LEASE)
             if claims:
-                flight.start(claims, self.messages.read(claims))
+                flight.start(claims, self.messages.read(claims), begin_by)
             done += len(claims)
         return done + self._sweep()
 
@@ -312,10 +373,16 @@ class Worker:
         ended = flight.finished()
         if not ended:
             return 0
-        timed = [(claim, f.result()) for f, claim in ended]
-        verdicts = self.relay.settle([(claim, outcome) for claim, (outcome, _) in timed])
-        flight.forget(f for f, _ in ended)
-        for (claim, (outcome, took)), verdict in zip(timed, verdicts, strict=True):
+        made = [(claim, outcome, took) for claim, outcome, took in ended if outcome is not None]
+        if len(made) < len(ended):
+            log.warning(
+                "%s deliveries were not attempted: queued behind attempts that hung, their lease"
+                " would have run out first; they are taken again once it has",
+                len(ended) - len(made),
+            )
+        verdicts = self.relay.settle([(claim, outcome) for claim, outcome, _ in made])
+        flight.forget(len(ended))
+        for (claim, outcome, took), verdict in zip(made, verdicts, strict=True):
             _log_attempt(claim, outcome, verdict)
             if self.metrics is not None:
                 self.metrics.attempted(claim.delivery.channel, verdict.status, took)

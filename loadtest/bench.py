@@ -290,8 +290,9 @@ def _postmaster(database_url: str) -> int:
     conninfo = make_url(database_url).set(drivername="postgresql")
     with psycopg.connect(conninfo.render_as_string(hide_password=False)) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None  # noqa: S101 -- a SELECT of one value returns one row
-    parent: int = psutil.Process(int(row[0])).ppid()
+        assert row is not None  # noqa: S101 -- a SELECT of one value returns one row
+        # While the backend lives: once the connection closes its pid may be gone.
+        parent: int = psutil.Process(int(row[0])).ppid()
     return parent
 
 

@@ -13,12 +13,12 @@ earlier one (two workers) must not let a later notice overtake.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import attrs
+import msgspec
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -43,9 +43,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
-from adapters.sql.expenses import EVENT_FIELDS, naive_iso, rows_of
+from adapters.sql.expenses import EVENT_FIELDS, rows_of
 from adapters.sql.link import Link, Query
-from adapters.sql.sqltypes import UtcDateTime
+from adapters.sql.sqltypes import UtcDateTime, naive_utc
 from adapters.sql.tables import deliveries, outbox, webhooks
 from expense_core.errors import UnknownDelivery, UnknownWebhook
 from expense_core.model import CompanyId, EventKind, ExpenseEvent, ExpenseId, UserId
@@ -67,6 +67,14 @@ NO_CURSOR: Final = 2**63 - 1  # above every delivery id: "before nothing" keeps 
 _TOPIC_SEPARATOR: Final = ","
 _ENTRY_FIELDS = ("id", "company_id", "expense_id", "topic", "recipient_id", *EVENT_FIELDS)
 _WEBHOOK_FIELDS = ("id", "company_id", "url", "topics", "secret", "active", "created_at")
+# The rows of a dispatch or a settle as one JSON parameter, their timestamps naive UTC as the
+# TIMESTAMP columns hold them: msgspec writes a naive datetime in ISO 8601, as PostgreSQL reads
+# it, several times faster than `json` with `isoformat` did per row.
+_ROWS_JSON = msgspec.json.Encoder()
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else naive_utc(value)
 
 
 def _unsettled(table: FromClause) -> ColumnElement[bool]:
@@ -439,8 +447,11 @@ def _claim(pg: bool) -> Any:
     )
 
 
-def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Executable:
-    """The claimed deliveries with their notices and subscriptions, in outbox order."""
+def _claimed(
+    taken: FromClause, where: ColumnElement[bool] | None = None, *, ordered: bool = True
+) -> Executable:
+    """The claimed deliveries with their notices and subscriptions, in outbox order if
+    `ordered`."""
     columns = [
         *taken.c,
         *(outbox.c[name].label("o_" + name) for name in _ENTRY_FIELDS),
@@ -449,7 +460,9 @@ def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Exe
     joined = taken.join(outbox, outbox.c.id == taken.c.outbox_id).outerjoin(
         webhooks, webhooks.c.id == taken.c.webhook_id
     )
-    query = select(*columns).select_from(joined).order_by(taken.c.outbox_id, taken.c.id)
+    query = select(*columns).select_from(joined)
+    if ordered:
+        query = query.order_by(taken.c.outbox_id, taken.c.id)
     return query if where is None else query.where(where)
 
 
@@ -457,7 +470,21 @@ def _claimed(taken: FromClause, where: ColumnElement[bool] | None = None) -> Exe
 # The worker's three statements on PostgreSQL are `Query`s: prepared once per connection and
 # run without SQLAlchemy's per-execution machinery, a turn's largest cost in the worker after
 # the attempts themselves.
-_PG_CLAIM = Query(_claimed(_claim(pg=True).returning(*deliveries.c).cte("claimed")))
+# Put in outbox order by the adapter: planned without sorts (`_CLAIM_PLAN`), an ORDER BY here
+# walked the whole outbox by its key to join the claimed in order.
+_PG_CLAIM = Query(_claimed(_claim(pg=True).returning(*deliveries.c).cte("claimed"), ordered=False))
+# How a claim is planned, for its transaction only: afresh at each claim, never from the
+# connection's cached generic plan (`plan_cache_mode=force_generic_plan`, sql/database.py), and
+# walking the queue's index in order rather than sorting every waiting delivery. Statistics
+# taken while the queue was empty (a new database, a worker started beside an idle one) made
+# the cached plan compare every candidate with every unsettled delivery by sequential scans,
+# 6-7 s a claim with 20,000 waiting, until claims hit the statement timeout under
+# `bench --notify`; planned afresh on them, a claim still sorted all 20,000 (60 ms). Walked in
+# order, it stops once it has enough: `python -m loadtest.worker_cost` gives the figures.
+_CLAIM_PLAN = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('enable_sort', 'off', true)"
+)
 # SQLite (no data-modifying CTEs): the UPDATE, then the claimed rows read by id.
 _SQLITE_CLAIM = _claim(pg=False).returning(deliveries.c.id)
 _SQLITE_CLAIMED = _claimed(deliveries, deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -486,9 +513,18 @@ _BACKLOG = select(
 )
 
 
-def _claim_from(m: Mapping[Any, Any]) -> Claim:
-    webhook = None if m["w_id"] is None else webhook_from(m, "w_")
-    return Claim(delivery_from(m), entry_from(m, "o_"), webhook)
+def _claims_from(rows: Sequence[Mapping[Any, Any]]) -> list[Claim]:
+    """The claims of these rows, those of one subscription sharing its one `Webhook`."""
+    webhooks: dict[int, Webhook] = {}
+    claims = []
+    for m in rows:
+        webhook = None
+        if (webhook_id := m["w_id"]) is not None:
+            webhook = webhooks.get(webhook_id)
+            if webhook is None:
+                webhook = webhooks[webhook_id] = webhook_from(m, "w_")
+        claims.append(Claim(delivery_from(m), entry_from(m, "o_"), webhook))
+    return claims
 
 
 def _delivery_row(d: Delivery) -> dict[str, Any]:
@@ -524,9 +560,10 @@ class SqlOutbox:
             if entries or deliveries:
                 rows = [_delivery_row(d) for d in deliveries]
                 for r in rows:
-                    r["created_at"] = naive_iso(r["created_at"])
-                    r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
-                params = {"entry_ids": [e.id for e in entries], "made": json.dumps(rows)}
+                    r["created_at"] = _naive(r["created_at"])
+                    r["next_attempt_at"] = _naive(r["next_attempt_at"])
+                made = _ROWS_JSON.encode(rows).decode()
+                params = {"entry_ids": [e.id for e in entries], "made": made}
                 self._link.write(_PG_DISPATCH, params)
             return
         if deliveries:
@@ -537,12 +574,15 @@ class SqlOutbox:
     def claim(self, at: datetime, lease_until: datetime, limit: int) -> tuple[Claim, ...]:
         params = {"at": at, "lease_until": lease_until, "limit": limit}
         if not self._link.is_sqlite:
-            return tuple(_claim_from(row._asdict()) for row in self._link.write(_PG_CLAIM, params))
+            self._link.write(_CLAIM_PLAN)
+            claims = _claims_from([row._asdict() for row in self._link.write(_PG_CLAIM, params)])
+            claims.sort(key=lambda c: (c.delivery.outbox_id, c.delivery.id))
+            return tuple(claims)
         ids = [row.id for row in self._link.write(_SQLITE_CLAIM, params)]
         if not ids:
             return ()
         rows = self._link.write(_SQLITE_CLAIMED, {"ids": ids})
-        return tuple(_claim_from(row._mapping) for row in rows)
+        return tuple(_claims_from([row._mapping for row in rows]))
 
     def settle(self, results: Sequence[tuple[Claim, Outcome, Verdict]], at: datetime) -> None:
         if not results:
@@ -564,11 +604,12 @@ class SqlOutbox:
         if self._link.is_sqlite:
             self._link.write(_SETTLE, [{f"b_{k}": v for k, v in r.items()} for r in rows])
             return
+        naive_at = naive_utc(at)
         for r in rows:
-            r["next_attempt_at"] = naive_iso(r["next_attempt_at"])
-            r["delivered_at"] = naive_iso(r["delivered_at"])
+            r["next_attempt_at"] = _naive(r["next_attempt_at"])
+            r["delivered_at"] = None if r["delivered_at"] is None else naive_at
         # One statement for them all, the results as one JSON parameter.
-        self._link.write(_PG_SETTLE, {"results": json.dumps(rows)})
+        self._link.write(_PG_SETTLE, {"results": _ROWS_JSON.encode(rows).decode()})
 
     def backlog(self) -> Backlog:
         row = self._link.read(_BACKLOG).one()

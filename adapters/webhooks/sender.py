@@ -1,10 +1,17 @@
 """One webhook attempt over HTTP: post, read a little of the answer, say what came of it.
 
-The destination is checked again before every attempt, because DNS can change, and the
-connection goes only to an address that very check passed: the client's network backend
-connects to the checked addresses of the destination in hand and to nothing else, so a name
-that resolves elsewhere a moment later (DNS rebinding) cannot steer it. The URL keeps its
-host name, so the Host header, TLS server name and certificate check are the name's.
+The destination is checked at delivery time, because DNS can change, and the connection goes
+only to an address that check passed: the client's network backend connects to the checked
+addresses of the destination in hand and to nothing else, so a name that resolves elsewhere a
+moment later (DNS rebinding) cannot steer it. The URL keeps its host name, so the Host header,
+TLS server name and certificate check are the name's.
+
+A check that passed is used again for `CHECKED_FOR_S`, no longer than a kept-open connection
+to an address it passed is used again anyway: parsing and resolving the URL afresh for every
+attempt cost as much as signing and encoding it, and asked DNS a thousand times a second for one
+receiver. What is reused is the check's own answer (the addresses it passed, which alone may be
+connected to), so a private address is never connected to; a refusal is never reused, so a
+destination that is fixed is called at its next attempt.
 
 One deadline bounds the whole attempt (connect, TLS, send, answer): every socket operation
 waits at most what is left of it, so a receiver dripping bytes cannot hold a worker longer.
@@ -19,7 +26,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, NoReturn, Self
 
 import attrs
@@ -39,6 +46,8 @@ USER_AGENT: Final = "expense-tracker-webhooks"
 MAX_CONNECTIONS: Final = 100
 MAX_KEPT_OPEN: Final = 20
 KEPT_OPEN_S: Final = 5.0
+# How long a destination's check that passed is used again (see above).
+CHECKED_FOR_S: Final = KEPT_OPEN_S
 
 
 @attrs.frozen
@@ -59,10 +68,15 @@ class WebhookSender:
         timeout_s: float = 10.0,
         allow_private: bool = False,
         resolve: Resolve = system_resolve,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._timeout_s = timeout_s
         self._allow_private = allow_private
         self._resolve = resolve
+        self._clock = clock
+        # URL -> (when its check stops being used, the destination it passed); shared by the
+        # delivery threads: a lost race only checks once more.
+        self._checked: dict[str, tuple[float, Destination]] = {}
         self._current = _Current()
         # No proxy (the connection is the checked one) and no redirect followed (it could lead
         # anywhere the check never saw): httpcore does neither.
@@ -79,7 +93,7 @@ class WebhookSender:
     def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
         """Check the destination, post the body, and tell what came back."""
         try:
-            destination = check(url, allow_private=self._allow_private, resolve=self._resolve)
+            destination = self._destination(url)
         except RefusedDestination as refused:
             return Attempt(status_code=None, error=f"refused destination: {refused}", refused=True)
         self._current.destination = destination
@@ -102,6 +116,23 @@ class WebhookSender:
             return Attempt(status_code=None, error=_described(exc))
         finally:
             self._current.destination = None
+
+    def _destination(self, url: str) -> Destination:
+        """The URL's destination as its last check passed it, checked again when that was
+        `CHECKED_FOR_S` ago or more.
+
+        Raises:
+            RefusedDestination: see `check`.
+        """
+        now = self._clock()
+        known = self._checked.get(url)
+        if known is not None and now < known[0]:
+            return known[1]
+        destination = check(url, allow_private=self._allow_private, resolve=self._resolve)
+        if len(self._checked) >= MAX_CONNECTIONS:  # many receivers: keep the live ones
+            self._checked = {u: k for u, k in list(self._checked.items()) if now < k[0]}
+        self._checked[url] = (now + CHECKED_FOR_S, destination)
+        return destination
 
     def close(self) -> None:
         """Close the kept-open connections."""

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from adapters.webhooks import signing
-from adapters.webhooks.sender import USER_AGENT, Attempt, WebhookSender
+from adapters.webhooks.sender import CHECKED_FOR_S, USER_AGENT, Attempt, WebhookSender
 from tests.webhooks.receiver import Receiver
 
 BODY = b'{"type":"expense.approved","timestamp":"2024-05-01T12:00:00Z","data":{}}'
@@ -171,16 +171,53 @@ def test_every_checked_address_is_tried_in_turn(receiver: Receiver) -> None:
     assert len(receiver.requests) == 1
 
 
-def test_the_destination_is_checked_again_on_every_post(receiver: Receiver) -> None:
-    # The third post finds the connection of the second kept open, and still asks DNS first.
-    resolve = Resolutions([], ["127.0.0.1"], [])
+class Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_refused_destination_is_checked_again_at_the_next_post(receiver: Receiver) -> None:
+    # The third post finds the connection of the second kept open; its check, reused, passes.
+    resolve = Resolutions([], ["127.0.0.1"])
     url = f"http://hooks.example:{receiver.port}/hook"
-    with WebhookSender(allow_private=True, resolve=resolve) as sender:
+    with WebhookSender(allow_private=True, resolve=resolve, clock=Clock()) as sender:
         attempts = [sender.post(url, signed(), BODY) for _ in range(3)]
     unresolved = Attempt(None, "refused destination: does not resolve", refused=True)
-    assert attempts == [unresolved, Attempt(200, None), unresolved]
+    assert attempts == [unresolved, Attempt(200, None), Attempt(200, None)]
+    assert resolve.asked == ["hooks.example"] * 2
+    assert len(receiver.requests) == 2
+
+
+def test_a_check_that_passed_is_made_again_once_it_is_checked_for_s_old(
+    receiver: Receiver,
+) -> None:
+    resolve = Resolutions(["127.0.0.1"], [])
+    url = f"http://hooks.example:{receiver.port}/hook"
+    clock = Clock()
+    with WebhookSender(allow_private=True, resolve=resolve, clock=clock) as sender:
+        first = sender.post(url, signed(), BODY)
+        clock.now += CHECKED_FOR_S - 0.001
+        reused = sender.post(url, signed(), BODY)
+        clock.now += 0.001
+        again = sender.post(url, signed(), BODY)
+    assert [first, reused] == [Attempt(200, None)] * 2
+    assert again == Attempt(None, "refused destination: does not resolve", refused=True)
+    assert resolve.asked == ["hooks.example"] * 2
+    assert len(receiver.requests) == 2
+
+
+def test_a_private_address_is_refused_at_every_post_however_often() -> None:
+    resolve = Resolutions(*[["10.0.0.5"]] * 3)
+    with WebhookSender(resolve=resolve, clock=Clock()) as strict:
+        attempts = [strict.post("https://hooks.example/in", signed(), BODY) for _ in range(3)]
+    refused = Attempt(None, "refused destination: resolves to a private address 10.0.0.5", True)
+    assert attempts == [refused] * 3
     assert resolve.asked == ["hooks.example"] * 3
-    assert len(receiver.requests) == 1
 
 
 def test_one_sender_serves_several_threads_at_once(receiver: Receiver) -> None:
