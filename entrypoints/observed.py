@@ -29,6 +29,7 @@ from expense_core.notifications import Notice
 from expense_core.ports import (
     ApiTokens,
     AuditLog,
+    CategoryBasis,
     DecisionBasis,
     DelegationRepository,
     ExpenseRepository,
@@ -162,7 +163,10 @@ class _WatchedAwaited:
     ) -> Coroutine[Any, Any, SubmissionBasis]:
         return self._inner.submission_basis(user_id, policy_id)
 
-    def forget(self, basis: SubmissionBasis) -> None:
+    def category_basis(self, user_id: UserId, category: str) -> Coroutine[Any, Any, CategoryBasis]:
+        return self._inner.category_basis(user_id, category)
+
+    def forget(self, basis: SubmissionBasis | CategoryBasis) -> None:
         self._inner.forget(basis)
 
     async def add(

@@ -627,6 +627,20 @@ class SubmissionBasis:
     recalled: bool = False
 
 
+@attrs.frozen
+class CategoryBasis:
+    """What a submission by category chooses its policy from (`AwaitedExpenses.category_basis`):
+    as `OrgRepository.member_with_policies` reads them, with the store's mark of the
+    organisation read. The policy chosen is then read with its pool (`submission_basis`); the
+    two reads count only if they saw the organisation at the same mark."""
+
+    member: Member
+    category: str
+    policies: tuple[Policy, ...]  # the category's active policies
+    seen: object  # as `SubmissionBasis.seen`
+    recalled: bool = False  # as `SubmissionBasis.recalled`
+
+
 class AwaitedTokens(Protocol):
     """The bearer token reads and writes of every request in token mode, awaited on an event
     loop (`services.awaited.AwaitedAccessService`). Each call is one step of its own, committed
@@ -662,7 +676,12 @@ class AwaitedExpenses(Protocol):
         seldom, and the same people submit under the same policies again and again."""
         ...
 
-    def forget(self, basis: SubmissionBasis) -> None:
+    async def category_basis(self, user_id: UserId, category: str) -> CategoryBasis:
+        """As `OrgRepository.member_with_policies`, which a store may recall as
+        `submission_basis` does."""
+        ...
+
+    def forget(self, basis: SubmissionBasis | CategoryBasis) -> None:
         """Recall `basis` no more: a submission refused on it is decided again on a fresh
         read, and the next one should read afresh too."""
         ...

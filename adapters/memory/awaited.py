@@ -5,8 +5,7 @@ checking one."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
@@ -20,7 +19,7 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.notifications import Notice
-from expense_core.ports import DecisionBasis, SubmissionBasis
+from expense_core.ports import CategoryBasis, DecisionBasis, SubmissionBasis
 from expense_core.tokens import TokenHolder, TokenId
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
@@ -39,16 +38,24 @@ class MemoryAwaitedExpenses:
     async def close(self) -> None:
         """Nothing to close."""
 
-    def held(self) -> AbstractAsyncContextManager[None]:
-        """Nothing is waited for."""
-        return contextlib.nullcontext()
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """The store's lock, so that a use case's reads see one state (nothing in memory is
+        waited for, so nothing else on the loop runs within)."""
+        with self._store.lock:
+            yield
 
     async def submission_basis(self, user_id: UserId, policy_id: PolicyId) -> SubmissionBasis:
         with self._store.unit_of_work() as uow:
             member, policy, pool = uow.org.member_with_policy_and_pool(user_id, policy_id)
         return SubmissionBasis(member, policy, pool, seen=None)
 
-    def forget(self, basis: SubmissionBasis) -> None:
+    async def category_basis(self, user_id: UserId, category: str) -> CategoryBasis:
+        with self._store.unit_of_work() as uow:
+            member, policies = uow.org.member_with_policies(user_id, category)
+        return CategoryBasis(member, category, policies, seen=None)
+
+    def forget(self, basis: SubmissionBasis | CategoryBasis) -> None:
         """Nothing is kept."""
 
     async def add(

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 import psycopg
@@ -53,9 +53,11 @@ from adapters.sql.internals import driver_error
 from adapters.sql.link import Query, _reraise
 from adapters.sql.observe import SqlObserver, error_kind
 from adapters.sql.org import (
+    member_and_policies,
     member_policy_and_pool,
     org_version_of,
     versioned_member_policy_and_pool_read,
+    versioned_member_with_policies_read,
 )
 from expense_core.errors import ExpenseChanged, OrgChanged
 from expense_core.model import (
@@ -68,10 +70,13 @@ from expense_core.model import (
     UserId,
 )
 from expense_core.notifications import Notice
-from expense_core.ports import DecisionBasis, SubmissionBasis
+from expense_core.ports import CategoryBasis, DecisionBasis, SubmissionBasis
 from expense_core.tokens import TokenHolder, TokenId
 from expense_core.views import ExpenseView
 from expense_core.visibility import Sight
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 _ROLE_OF = Query(ROLE_OF)
 # How long closing waits for the statements running to end, and how often it looks.
@@ -276,8 +281,9 @@ class _Failed(Exception):
         self.lost = lost
 
 
-# How many submission bases a worker keeps, at most: past it, it forgets them all and reads
-# again. Each holds a member, a policy and its approver pool: a few kilobytes.
+# How many submission bases a worker keeps, at most, and as many choices by category: past it,
+# it forgets the one kept longest. A basis holds a member, a policy and its approver pool, a
+# few kilobytes; a choice, a member and the few policies of a category.
 KEPT_BASES: Final = 4096
 
 
@@ -286,14 +292,16 @@ class PgAwaitedExpenses:
     `AwaitedPool`.
 
     It keeps the basis of each submission it read under a policy that exists (by submitter and
-    policy, `KEPT_BASES` at most) and recalls it for the next one: `add` writes only while the
-    organisation's version is still the one read with it. When it has moved, nothing is
-    written and every basis kept is forgotten (they were all read before the change).
+    policy, `KEPT_BASES` at most), and each choice of policies by category (by submitter and
+    category), and recalls them for the next submission: `add` writes only while the
+    organisation's version is still the one read with its basis. When it has moved, nothing is
+    written and everything kept is forgotten (it was all read before the change).
     """
 
     def __init__(self, pool: AwaitedPool) -> None:
         self._pool = pool
         self._kept: dict[tuple[UserId, PolicyId], SubmissionBasis] = {}
+        self._chosen: dict[tuple[UserId, str], CategoryBasis] = {}
 
     async def open(self) -> None:
         await self._pool.open()
@@ -312,13 +320,23 @@ class PgAwaitedExpenses:
         member, policy, pool = member_policy_and_pool(rows, user_id)
         basis = SubmissionBasis(member, policy, pool, seen=org_version_of(rows))
         if policy is not None and pool is not None:  # what names no policy is not kept
-            if len(self._kept) >= KEPT_BASES:
-                self._kept.clear()
-            self._kept[user_id, policy_id] = attrs.evolve(basis, recalled=True)
+            _keep(self._kept, (user_id, policy_id), attrs.evolve(basis, recalled=True))
         return basis
 
-    def forget(self, basis: SubmissionBasis) -> None:
-        if basis.policy is not None:
+    async def category_basis(self, user_id: UserId, category: str) -> CategoryBasis:
+        kept = self._chosen.get((user_id, category))
+        if kept is not None:
+            return kept
+        rows = await self._pool.rows(*versioned_member_with_policies_read(user_id, category))
+        member, policies = member_and_policies(rows, user_id)
+        chosen = CategoryBasis(member, category, policies, seen=rows[0].org_version)
+        _keep(self._chosen, (user_id, category), attrs.evolve(chosen, recalled=True))
+        return chosen
+
+    def forget(self, basis: SubmissionBasis | CategoryBasis) -> None:
+        if isinstance(basis, CategoryBasis):
+            self._chosen.pop((basis.member.id, basis.category), None)
+        elif basis.policy is not None:
             self._kept.pop((basis.member.id, basis.policy.id), None)
 
     async def add(
@@ -332,6 +350,7 @@ class PgAwaitedExpenses:
         rows = await self._pool.rows(*checked_add_write(seen, expense, events, notices))
         if not rows:
             self._kept.clear()
+            self._chosen.clear()
             raise OrgChanged
         return added(expense, rows)
 
@@ -376,3 +395,10 @@ class PgAwaitedExpenses:
         )
         if not written:
             raise ExpenseChanged(expense.id)
+
+
+def _keep(kept: dict[K, V], key: K, value: V) -> None:
+    """Keep `value` under `key`, forgetting the value kept longest when `KEPT_BASES` are."""
+    if len(kept) >= KEPT_BASES:
+        del kept[next(iter(kept))]
+    kept[key] = value

@@ -315,12 +315,16 @@ _POLICIES = Query(
 )
 
 
-def _member_and_policies(*picked: ColumnElement[bool]) -> Query:
+def _member_and_policies(*picked: ColumnElement[bool], versioned: bool = False) -> Query:
     """A submitter and the policies of their company that `picked` chooses: one row per policy
-    step (or one row with no policy), the member's columns first, then the policy's, prefixed."""
+    step (or one row with no policy), the member's columns first, then the policy's, prefixed;
+    `versioned`, and last the organisation's version read with them (`org_version`)."""
+    version = [select(org_version.c.version).scalar_subquery().label("org_version")]
     return Query(
         select(
-            *MEMBER_COLUMNS, *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS)
+            *MEMBER_COLUMNS,
+            *(column.label(f"policy_{column.key}") for column in POLICY_COLUMNS),
+            *(version if versioned else ()),
         )
         .select_from(
             MEMBERS.outerjoin(
@@ -333,9 +337,9 @@ def _member_and_policies(*picked: ColumnElement[bool]) -> Query:
 
 
 # The active policies of a category; one policy by id, active or not.
-_MEMBER_WITH_POLICIES = _member_and_policies(
-    policies.c.category == bindparam("category"), policies.c.active.is_not(false())
-)
+_OF_CATEGORY = (policies.c.category == bindparam("category"), policies.c.active.is_not(false()))
+_MEMBER_WITH_POLICIES = _member_and_policies(*_OF_CATEGORY)
+_VERSIONED_MEMBER_WITH_POLICIES = _member_and_policies(*_OF_CATEGORY, versioned=True)
 _MEMBER_WITH_POLICY = _member_and_policies(policies.c.id == bindparam("policy_id"))
 
 
@@ -653,12 +657,9 @@ class SqlOrg:
         self, query: Query, user_id: UserId, params: dict[str, Any]
     ) -> tuple[Member, tuple[Policy, ...]]:
         """The member and the policies of a `_member_and_policies` query."""
-        rows = self._link.read(query, {"user_id": user_id, **params}).all()
-        if not rows:
-            raise UnknownUser(user_id)
-        width = len(MEMBER_COLUMNS)
-        found = [_PolicyRow._make(row[width:]) for row in rows if row[width] is not None]
-        return member_from(rows[0]), _policies_from(found)
+        return member_and_policies(
+            self._link.read(query, {"user_id": user_id, **params}).all(), user_id
+        )
 
     def approver_pool(self, submitter: Member, steps: Sequence[ApprovalStep]) -> ApproverPool:
         # Each step's scope and most senior allowed level, as the memory adapter computes them.
@@ -970,6 +971,30 @@ def versioned_member_policy_and_pool_read(
     """PostgreSQL: the one statement of `OrgRepository.member_with_policy_and_pool`, with the
     organisation's version read in the same snapshot (`org_version_of`), and its parameters."""
     return _VERSIONED_MEMBER_POLICY_AND_POOL, {"user_id": user_id, "policy_id": policy_id}
+
+
+def versioned_member_with_policies_read(
+    user_id: UserId, category: str
+) -> tuple[Query, dict[str, Any]]:
+    """PostgreSQL: the statement of `OrgRepository.member_with_policies`, with the organisation's
+    version read in the same snapshot (each row's `org_version`), and its parameters."""
+    return _VERSIONED_MEMBER_WITH_POLICIES, {"user_id": user_id, "category": category}
+
+
+def member_and_policies(
+    rows: Sequence[Row[Any]], user_id: UserId
+) -> tuple[Member, tuple[Policy, ...]]:
+    """What the rows of a `_member_and_policies` statement say (versioned or not).
+
+    Raises:
+        UnknownUser: no such user.
+    """
+    if not rows:
+        raise UnknownUser(user_id)
+    start = len(MEMBER_COLUMNS)
+    end = start + len(POLICY_COLUMNS)
+    found = [_PolicyRow._make(row[start:end]) for row in rows if row[start] is not None]
+    return member_from(rows[0]), _policies_from(found)
 
 
 def org_version_of(rows: Sequence[Row[Any]]) -> int | None:

@@ -7,7 +7,7 @@ Every decision comes from the same functions as `ExpenseService`'s (`submitter_o
 differs. What the quick path does not handle by itself is handed to `ExpenseService` as a
 whole, off the loop (`Offload`), so that the answer is the synchronous service's own:
 
-- a use case under an idempotency key, and a submission by category;
+- a use case under an idempotency key;
 - a decision whose expense is not found (which error it is takes more reads);
 - a refused decision of a verified caller, who may not even see the expense
   (`ExpenseService._hidden`);
@@ -15,7 +15,12 @@ whole, off the loop (`Offload`), so that the answer is the synchronous service's
   nothing of it was written);
 - a submission whose organisation changed between its read and its write (`OrgChanged`:
   nothing of it was written), and one refused on what the store recalled of an earlier read
-  (`SubmissionBasis.recalled`): the organisation may have changed since.
+  (`SubmissionBasis.recalled`): the organisation may have changed since;
+- a submission by category whose choice of policy and that policy's approver pool were read at
+  different states of the organisation.
+
+A submission by category reads the policies of its category first (`category_basis`), then the
+policy they pick as a named one's is read; a store may recall both.
 
 A submission's or an approval's statements run on one connection held for the use case
 (`AwaitedExpenses.held`), released before anything is handed over. Without a store that awaits
@@ -35,9 +40,10 @@ from typing import Protocol, TypeVar
 import attrs
 
 from expense_core.errors import DomainError, ExpenseChanged, Forbidden, OrgChanged
-from expense_core.model import ExpenseId, Member, PolicyId
+from expense_core.model import ExpenseId, Member
 from expense_core.notifications import notices
-from expense_core.ports import AwaitedExpenses, AwaitedTokens
+from expense_core.policies import match_policy
+from expense_core.ports import AwaitedExpenses, AwaitedTokens, SubmissionBasis
 from expense_core.services.access import AccessService, bearer, token_parts
 from expense_core.services.expenses import (
     ApproveStep,
@@ -74,24 +80,23 @@ class AwaitedExpenseService:
 
     async def submit(self, cmd: SubmitExpense) -> Submitted:
         """As `ExpenseService.submit`."""
-        store, policy_id = self.store, cmd.policy_id
+        store = self.store
         if (
             store is not None
-            and policy_id is not None
-            and cmd.category is None
+            and (cmd.policy_id is None) != (cmd.category is None)
             and cmd.idempotency_key is None
         ):
             async with store.held():
-                submitted = await self._submitted(store, cmd, policy_id)
+                submitted = await self._submitted(store, cmd)
             if submitted is not None:
                 return submitted
         return await self.offload(functools.partial(self.expenses.submit, cmd))
 
-    async def _submitted(
-        self, store: AwaitedExpenses, cmd: SubmitExpense, policy_id: PolicyId
-    ) -> Submitted | None:
+    async def _submitted(self, store: AwaitedExpenses, cmd: SubmitExpense) -> Submitted | None:
         """The submission stored, or None for the library to make."""
-        basis = await store.submission_basis(cmd.user_id, policy_id)
+        basis = await self._basis(store, cmd)
+        if basis is None:
+            return None
         decided = None
         try:
             submitter = submitter_of(cmd, basis.member)
@@ -112,6 +117,32 @@ class AwaitedExpenseService:
         except OrgChanged:
             return None
         return Submitted(stored, routed)
+
+    async def _basis(self, store: AwaitedExpenses, cmd: SubmitExpense) -> SubmissionBasis | None:
+        """What the submission is decided on: the policy it names, or the one its category
+        picks for its amount, read with the submitter and the approver pool; None for the
+        library to decide (a refusal on a recalled read, or reads of two states)."""
+        if cmd.policy_id is not None:
+            return await store.submission_basis(cmd.user_id, cmd.policy_id)
+        assert cmd.category is not None  # noqa: S101 -- exactly one was checked by `submit`
+        chosen = await store.category_basis(cmd.user_id, cmd.category)
+        try:
+            submitter_of(cmd, chosen.member)
+            policy = match_policy(chosen.policies, cmd.category, cmd.amount)
+        except DomainError:
+            if not chosen.recalled:
+                raise
+            store.forget(chosen)
+            return None
+        basis = await store.submission_basis(cmd.user_id, policy.id)
+        if basis.seen != chosen.seen or basis.policy is None:
+            # The organisation moved between the two reads (or one was recalled from before a
+            # move that the other saw): the choice may not hold, and nothing shows which read
+            # is the older.
+            store.forget(chosen)
+            store.forget(basis)
+            return None
+        return basis
 
     async def approve(self, cmd: ApproveStep) -> Decision:
         """As `ExpenseService.approve`."""

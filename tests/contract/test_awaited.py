@@ -43,13 +43,14 @@ from expense_core.services import (
     ChangeUser,
     ExpenseService,
     ListTokens,
+    NewPolicy,
     OrgService,
     SubmitExpense,
     Submitted,
 )
 from expense_core.visibility import Viewer
 from tests.clocks import MeddlingClock, SettableClock, TickingClock
-from tests.contract.support import Org, money, tech_corp
+from tests.contract.support import Org, money, steps, tech_corp
 from tests.sql.support import opened, submitted_to_three_steps, while_open
 
 FRANK, EVE, DAVID, GRACE = 6, 5, 4, 7  # step 1, step 2, optional step 3, the submitter
@@ -282,6 +283,57 @@ def test_what_is_recalled_is_a_submission_under_a_policy_that_exists(backend: Ba
     assert recalled == ((False, False) if isinstance(store, MemoryStore) else (True, False))
 
 
+def _by_category(org: Org, amount: str) -> SubmitExpense:
+    return SubmitExpense(user_id=org.person(GRACE), category="equipment", amount=money(amount))
+
+
+def _no_thread(work: Callable[[], T]) -> Awaitable[T]:
+    raise AssertionError("handed to a thread")
+
+
+def test_a_submission_by_category_is_decided_without_a_thread(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    library = ExpenseService(store.unit_of_work, TickingClock())
+    service = AwaitedExpenseService(library, awaited, _no_thread)
+    # Twice each: the second time PostgreSQL recalls what it read the first.
+    commands = [_by_category(org, amount) for amount in ("10.00", "2500.00") for _ in (1, 2)]
+
+    submitted = _submit(awaited, service, *commands)
+
+    assert [s.expense.policy_id for s in submitted] == [org.small.id] * 2 + [org.large.id] * 2
+    for made, command in zip(submitted, commands, strict=True):
+        assert _approver_ids(made) == _approver_ids(library.submit(command))
+
+
+def test_a_submission_by_category_picks_among_the_policies_as_they_are(backend: Backend) -> None:
+    store, awaited = backend
+    org = tech_corp(store.unit_of_work)
+    service = _submitting(store, awaited)
+    # Small equipment first: the category's policies as they are now are read (and recalled
+    # on PostgreSQL), not yet the large policy's approvers.
+    [small] = _submit(awaited, service, _by_category(org, "10.00"))
+    assert small.expense.policy_id == org.small.id
+
+    # Large equipment is replaced by a policy of one step; the large submission after it goes
+    # to the new policy, not to the one the earlier read of the category saw.
+    replacement = OrgService(store.unit_of_work).create_policy(
+        NewPolicy(
+            company_id=org.id,
+            category="equipment",
+            name="Large Equipment, one step",
+            min_amount=money("2000.00"),
+            max_amount=org.large.max_amount,
+            steps=steps(6),
+            replaces=org.large.id,
+        )
+    )
+    [large] = _submit(awaited, service, _by_category(org, "2500.00"))
+
+    assert large.expense.policy_id == replacement.id
+    assert _approver_ids(large) == [org.person(FRANK)]
+
+
 def test_a_bearer_token_is_checked_and_its_use_noted_without_a_thread(backend: Backend) -> None:
     store, awaited = backend
     org = tech_corp(store.unit_of_work)
@@ -289,10 +341,7 @@ def test_a_bearer_token_is_checked_and_its_use_noted_without_a_thread(backend: B
     library = AccessService(store.unit_of_work, clock)
     token = library.issue_token(org.person(GRACE))
 
-    def no_thread(work: Callable[[], T]) -> Awaitable[T]:
-        raise AssertionError("handed to a thread")
-
-    service = AwaitedAccessService(library, awaited, no_thread)
+    service = AwaitedAccessService(library, awaited, _no_thread)
 
     async def authenticate() -> Member:
         return await service.authenticate(token)

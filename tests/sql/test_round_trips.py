@@ -11,6 +11,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import attrs
 import pytest
 from litestar.concurrency import sync_to_thread
 from psycopg import AsyncRawCursor
@@ -380,7 +381,8 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
     postgres_url: str, known_company: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the event loop a submission is one read and one write (the next one of the same
-    person under the same policy only the write), an approval one read and one write, a status
+    person under the same policy only the write; by category, one read more the first time),
+    an approval one read and one write, a status
     page one read, each outside a transaction and all of a use case's on one connection taken
     once: counted at psycopg's cursor, where they are sent, and at its pool."""
     sent: list[bool] = []
@@ -440,7 +442,31 @@ def test_the_awaited_use_cases_take_one_statement_a_step(
                     )
                     await count("approve", awaited.approve(approval))
                     await count("status", awaited.status(expense_id, viewer))
+                # By category, on a store that has recalled nothing yet: the category's
+                # policies are read, then the one picked with its approvers, then the write;
+                # the next time, both reads are recalled.
+                by_category = SubmitExpense(
+                    user_id=org.person(7),
+                    category="equipment",
+                    amount=money(amount),
+                    company_id=company,
+                )
+                fresh = PgAwaitedExpenses(AwaitedPool(db, size=1, timeout_s=10))
+                await fresh.open()
+                on_fresh = attrs.evolve(awaited, store=fresh)
+                try:
+                    await count("submit by category", on_fresh.submit(by_category))
+                    await count("submit by category again", on_fresh.submit(by_category))
+                finally:
+                    await fresh.close()
             return counts
 
         counts = while_open(store, each)
-    assert counts == {"submit": 2, "submit again": 1, "approve": 2, "status": 1}
+    assert counts == {
+        "submit": 2,
+        "submit again": 1,
+        "approve": 2,
+        "status": 1,
+        "submit by category": 3,
+        "submit by category again": 1,
+    }
