@@ -8,6 +8,7 @@ hang that holds every request until released, bodies that never end, headers tha
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -43,10 +44,14 @@ class Answer:
 class Receiver:
     """A `ThreadingHTTPServer` on 127.0.0.1 (a free port unless told), in a thread of its own."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         """Listen on `port` (0: a free one), e.g. one a destination named while nothing
-        listened there."""
+        listened there; over TLS with `tls` (a server context)."""
         self._server = _Server((host, port), self)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": PACE_S}, daemon=True
         )

@@ -4,11 +4,14 @@ what happens when the receiver hangs, drips, is not there, redirects, or is not 
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import trustme
 from standardwebhooks import Webhook
 
 from adapters.webhooks import signing
@@ -233,3 +236,71 @@ def test_one_sender_serves_several_threads_at_once(receiver: Receiver) -> None:
     received = receiver.requests
     assert len(received) == len(urls)
     assert all(r.headers["host"] == f"{r.path[1:]}:{receiver.port}" for r in received)
+
+
+# --- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_receiver(authority: trustme.CA) -> Iterator[Receiver]:
+    """A receiver over TLS, its certificate hooks.example's, from a private authority."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("hooks.example").configure_cert(context)
+    with Receiver(tls=context) as running:
+        yield running
+
+
+def test_an_https_receiver_is_called_under_its_name_with_its_certificate_checked(
+    tls_receiver: Receiver,
+    authority: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The authority trusted as the system's would be (a private CA added to its bundle).
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    url = f"https://hooks.example:{tls_receiver.port}/hook"
+    with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
+        attempt = sender.post(url, signed(), BODY)
+    assert attempt == Attempt(200, None)
+    [received] = tls_receiver.requests
+    assert received.body == BODY
+
+
+def test_a_certificate_nobody_vouches_for_is_not_accepted(tls_receiver: Receiver) -> None:
+    url = f"https://hooks.example:{tls_receiver.port}/hook"
+    with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
+        attempt = sender.post(url, signed(), BODY)
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error == "TLS certificate not accepted: unable to get local issuer certificate"
+    assert tls_receiver.requests == []
+
+
+def test_a_certificate_for_another_name_is_not_accepted(
+    tls_receiver: Receiver,
+    authority: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    # The same server under another name: its certificate is hooks.example's.
+    url = f"https://other.example:{tls_receiver.port}/hook"
+    with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
+        attempt = sender.post(url, signed(), BODY)
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error == (
+        "TLS certificate not accepted: it is not valid for the destination's host name"
+    )
+    assert tls_receiver.requests == []
