@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -717,11 +719,15 @@ def _view(any_company: bool, sighted: bool = False) -> Query:
 
 
 @functools.cache
-def _views() -> Executable:
-    """`_view` of several expenses in any company, by id (a list the driver expands)."""
-    ids = bindparam("expenses", expanding=True, type_=Integer)
+def _views(postgres: bool) -> Executable | Query:
+    """`_view` of several expenses in any company, by id: on PostgreSQL one array parameter, a
+    prepared statement like the status page's (the notification worker reads each batch's
+    expenses so); on SQLite a list the driver expands."""
     by_expense = _view_select().order_by(None).order_by(expenses.c.id, approvals.c.step_number)
-    return by_expense.where(expenses.c.id.in_(ids))
+    if postgres:
+        ids = bindparam("expenses", type_=ARRAY(Integer))
+        return Query(by_expense.where(expenses.c.id == any_(ids)))
+    return by_expense.where(expenses.c.id.in_(bindparam("expenses", expanding=True, type_=Integer)))
 
 
 @functools.cache
@@ -1578,7 +1584,8 @@ class SqlExpenses:
     def views(self, expense_ids: Sequence[ExpenseId]) -> tuple[ExpenseView, ...]:
         if not expense_ids:
             return ()
-        rows = self._link.read(_views(), {"expenses": sorted(set(expense_ids))}).all()
+        wanted = {"expenses": sorted(set(expense_ids))}
+        rows = self._link.read(_views(not self._link.is_sqlite), wanted).all()
         return tuple(
             _view_from(list(group)) for _, group in itertools.groupby(rows, lambda r: r.id)
         )
