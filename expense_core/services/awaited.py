@@ -19,8 +19,8 @@ whole, off the loop (`Offload`), so that the answer is the synchronous service's
 - a submission by category whose choice of policy and that policy's approver pool were read at
   different states of the organisation.
 
-A submission by category reads the policies of its category first (`category_basis`), then the
-policy they pick as a named one's is read; a store may recall both.
+A submission by category reads its category's policies first (`category_basis`), then what a
+submission naming the policy they pick reads; a store may recall both.
 
 A submission's or an approval's statements run on one connection held for the use case
 (`AwaitedExpenses.held`), released before anything is handed over. Without a store that awaits
