@@ -255,52 +255,41 @@ def tls_receiver(authority: trustme.CA) -> Iterator[Receiver]:
         yield running
 
 
-def test_an_https_receiver_is_called_under_its_name_with_its_certificate_checked(
-    tls_receiver: Receiver,
-    authority: trustme.CA,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The authority trusted as the system's would be (a private CA added to its bundle).
+@pytest.fixture
+def trusted(authority: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The authority trusted as the system's would be (a private CA added to its bundle)."""
     bundle = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
-    url = f"https://hooks.example:{tls_receiver.port}/hook"
+
+
+def over_tls(receiver: Receiver, host: str) -> Attempt:
+    """A post to `receiver` under the name `host`, which resolves to it."""
     with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
-        attempt = sender.post(url, signed(), BODY)
-    assert attempt == Attempt(200, None)
+        return sender.post(f"https://{host}:{receiver.port}/hook", signed(), BODY)
+
+
+@pytest.mark.usefixtures("trusted")
+def test_an_https_receiver_is_called_under_its_name_with_its_certificate_checked(
+    tls_receiver: Receiver,
+) -> None:
+    assert over_tls(tls_receiver, "hooks.example") == Attempt(200, None)
     [received] = tls_receiver.requests
     assert received.body == BODY
 
 
 def test_a_certificate_nobody_vouches_for_is_not_accepted(tls_receiver: Receiver) -> None:
-    url = f"https://hooks.example:{tls_receiver.port}/hook"
-    with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
-        attempt = sender.post(url, signed(), BODY)
-    assert attempt.status_code is None
-    assert attempt.error is not None
-    assert attempt.error == "TLS certificate not accepted: unable to get local issuer certificate"
+    attempt = over_tls(tls_receiver, "hooks.example")
+    why = "unable to get local issuer certificate"
+    assert attempt == Attempt(None, f"TLS certificate not accepted: {why}")
     assert tls_receiver.requests == []
 
 
-def test_a_certificate_for_another_name_is_not_accepted(
-    tls_receiver: Receiver,
-    authority: trustme.CA,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    bundle = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+@pytest.mark.usefixtures("trusted")
+def test_a_certificate_for_another_name_is_not_accepted(tls_receiver: Receiver) -> None:
     # The same server under another name: its certificate is hooks.example's.
-    url = f"https://other.example:{tls_receiver.port}/hook"
-    with WebhookSender(allow_private=True, resolve=Resolutions(["127.0.0.1"])) as sender:
-        attempt = sender.post(url, signed(), BODY)
-    assert attempt.status_code is None
-    assert attempt.error is not None
-    assert attempt.error == (
-        "TLS certificate not accepted: it is not valid for the destination's host name"
-    )
+    attempt = over_tls(tls_receiver, "other.example")
+    why = "it is not valid for the destination's host name"
+    assert attempt == Attempt(None, f"TLS certificate not accepted: {why}")
     assert tls_receiver.requests == []
