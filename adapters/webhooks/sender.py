@@ -169,6 +169,9 @@ class _Client:
         curl.setopt(pycurl.PROXY, "")
         curl.setopt(pycurl.FOLLOWLOCATION, 0)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        # HTTP/1.1 over TLS too, as receivers of webhooks are built for (libcurl would offer
+        # HTTP/2 to an https URL).
+        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         curl.setopt(pycurl.TIMEOUT_MS, max(1, round(timeout_s * 1000)))
         curl.setopt(pycurl.USERAGENT, USER_AGENT)
         curl.setopt(pycurl.MAXCONNECTS, MAX_KEPT_OPEN)
