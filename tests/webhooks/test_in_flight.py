@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import attrs
+
 from entrypoints.container import container_for
 from entrypoints.settings import Settings
 from entrypoints.worker import _InFlight, worker_for
@@ -27,17 +29,26 @@ from expense_core.notifications import OutboxEntry, Topic
 from expense_core.services import NewPolicy, SubmitExpense
 from expense_core.views import ExpenseView
 from expense_core.webhooks import (
-    Channel,
     Claim,
-    Delivery,
     DeliveryId,
     DeliveryStatus,
     Outcome,
+    Webhook,
     WebhookId,
+    fan_out,
+    new_secret,
 )
 
 AT = datetime(2024, 5, 1, 12, tzinfo=UTC)
 FAR_AHEAD_S = 3600.0
+SUBSCRIPTION = Webhook(
+    id=WebhookId(1),
+    company_id=CompanyId(1),
+    url="http://127.0.0.1/hook",
+    topics=("*",),
+    secret=new_secret(),
+    created_at=AT,
+)
 
 
 def claim(n: int) -> Claim:
@@ -51,24 +62,11 @@ def claim(n: int) -> Claim:
         step_number=None,
         comment=None,
     )
-    delivery = Delivery(
-        id=DeliveryId(n),
-        company_id=company,
-        outbox_id=n,
-        expense_id=expense,
-        topic=Topic.EXPENSE_SUBMITTED,
-        channel=Channel.WEBHOOK,
-        webhook_id=WebhookId(1),
-        recipient_id=None,
-        on_behalf_of=None,
-        status=DeliveryStatus.PENDING,
-        attempts=1,
-        created_at=AT,
-        next_attempt_at=AT,
-    )
     entry = OutboxEntry(
         id=n, company_id=company, expense_id=expense, topic=Topic.EXPENSE_SUBMITTED, event=event
     )
+    [due] = fan_out(entry, (SUBSCRIPTION,), (), AT)
+    delivery = attrs.evolve(due, id=DeliveryId(n), attempts=1)
     return Claim(delivery, entry, None)
 
 
