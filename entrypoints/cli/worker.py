@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
+from typing import Final
 
 from rich.console import Console
 
@@ -17,6 +19,8 @@ from entrypoints.settings import MEMORY_URL, Settings
 from entrypoints.worker import check, worker_for
 
 log = logging.getLogger("expense_tracker.worker")
+
+_STOPPING: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 def add_commands(commands: Commands) -> None:
@@ -81,11 +85,30 @@ def work(args: argparse.Namespace, settings: Settings, console: Console) -> int:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM and Ctrl-C end the loop after the round in flight, rather than interrupt it."""
+    """SIGTERM and Ctrl-C end the loop after the round in flight, rather than interrupt it.
 
-    def finish(signum: int, _frame: object) -> None:
-        log.info("stopping after the attempts in flight (%s)", signal.Signals(signum).name)
-        stop.set()
+    The handlers do nothing themselves: a handler runs on the main thread between two of its
+    bytecodes, perhaps while that thread holds `stop`'s own lock (setting it, or waiting on
+    it), and setting `stop` there would wait on that lock forever. The signal's number is
+    written to a socket instead (`signal.set_wakeup_fd`), and a thread that reads it sets
+    `stop`."""
+    heard, said = socket.socketpair()
+    said.setblocking(False)  # as set_wakeup_fd requires: a full socket drops the number
+    signal.set_wakeup_fd(said.fileno(), warn_on_full_buffer=False)
+    for signum in _STOPPING:
+        signal.signal(signum, _noted)
 
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
+    def listen(heard: socket.socket, _said: socket.socket) -> None:  # holds both open
+        while numbers := heard.recv(64):
+            for signum in numbers:
+                if signum in _STOPPING and not stop.is_set():
+                    log.info(
+                        "stopping after the attempts in flight (%s)", signal.Signals(signum).name
+                    )
+                    stop.set()
+
+    threading.Thread(target=listen, args=(heard, said), name="signals", daemon=True).start()
+
+
+def _noted(_signum: int, _frame: object) -> None:
+    """A stopping signal's handler: its number has reached `_stop_on_signals`'s socket."""
