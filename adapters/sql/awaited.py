@@ -59,12 +59,14 @@ from adapters.sql.org import (
     versioned_member_policy_and_pool_read,
     versioned_member_with_policies_read,
 )
+from expense_core.approvers import ApproverPool
 from expense_core.errors import ExpenseChanged, OrgChanged
 from expense_core.model import (
     CompanyId,
     Expense,
     ExpenseEvent,
     ExpenseId,
+    Member,
     PolicyId,
     Role,
     UserId,
@@ -282,9 +284,45 @@ class _Failed(Exception):
 
 
 # How many submission bases a worker keeps, at most, and as many choices by category: past it,
-# it forgets the one kept longest. A basis holds a member, a policy and its approver pool, a
-# few kilobytes; a choice, a member and the few policies of a category.
-KEPT_BASES: Final = 4096
+# it forgets the one kept longest. What they name is shared (`_Alike`): a basis costs a few
+# hundred bytes of its own, the people and policies it names are kept once for all of them.
+KEPT_BASES: Final = 16384
+
+
+class _Alike:
+    """One object for each value the kept bases hold, however many hold it: the same managers,
+    approvers and policies recur in many people's bases, and each read makes copies of them.
+    Forgotten with the bases, and as a whole once it holds `KEPT_BASES` times 4 (the bases
+    kept then hold theirs on)."""
+
+    def __init__(self) -> None:
+        self._held: dict[Any, Any] = {}
+
+    def clear(self) -> None:
+        self._held.clear()
+
+    def submission(self, basis: SubmissionBasis) -> SubmissionBasis:
+        pool = basis.pool
+        if pool is not None:
+            fallback = None if pool.fallback is None else self._one(pool.fallback)
+            pool = ApproverPool(self._all(pool.chain), self._all(pool.candidates), fallback)
+        policy = None if basis.policy is None else self._one(basis.policy)
+        member = self._one(basis.member)
+        return attrs.evolve(basis, member=member, policy=policy, pool=pool, recalled=True)
+
+    def category(self, chosen: CategoryBasis) -> CategoryBasis:
+        policies = tuple(self._one(policy) for policy in chosen.policies)
+        member = self._one(chosen.member)
+        return attrs.evolve(chosen, member=member, policies=policies, recalled=True)
+
+    def _all(self, members: tuple[Member, ...]) -> tuple[Member, ...]:
+        return self._one(tuple(self._one(member) for member in members))
+
+    def _one(self, value: V) -> V:
+        if len(self._held) >= 4 * KEPT_BASES:
+            self._held.clear()
+        held: V = self._held.setdefault(value, value)
+        return held
 
 
 class PgAwaitedExpenses:
@@ -302,6 +340,7 @@ class PgAwaitedExpenses:
         self._pool = pool
         self._kept: dict[tuple[UserId, PolicyId], SubmissionBasis] = {}
         self._chosen: dict[tuple[UserId, str], CategoryBasis] = {}
+        self._alike = _Alike()
 
     async def open(self) -> None:
         await self._pool.open()
@@ -320,7 +359,7 @@ class PgAwaitedExpenses:
         member, policy, pool = member_policy_and_pool(rows, user_id)
         basis = SubmissionBasis(member, policy, pool, seen=org_version_of(rows))
         if policy is not None and pool is not None:  # what names no policy is not kept
-            _keep(self._kept, (user_id, policy_id), attrs.evolve(basis, recalled=True))
+            _keep(self._kept, (user_id, policy_id), self._alike.submission(basis))
         return basis
 
     async def category_basis(self, user_id: UserId, category: str) -> CategoryBasis:
@@ -330,7 +369,7 @@ class PgAwaitedExpenses:
         rows = await self._pool.rows(*versioned_member_with_policies_read(user_id, category))
         member, policies = member_and_policies(rows, user_id)
         chosen = CategoryBasis(member, category, policies, seen=rows[0].org_version)
-        _keep(self._chosen, (user_id, category), attrs.evolve(chosen, recalled=True))
+        _keep(self._chosen, (user_id, category), self._alike.category(chosen))
         return chosen
 
     def forget(self, basis: SubmissionBasis | CategoryBasis) -> None:
@@ -351,6 +390,7 @@ class PgAwaitedExpenses:
         if not rows:
             self._kept.clear()
             self._chosen.clear()
+            self._alike.clear()
             raise OrgChanged
         return added(expense, rows)
 
