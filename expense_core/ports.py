@@ -523,7 +523,9 @@ class Outbox(Protocol):
         ...
 
     def settle(self, results: Sequence[tuple[Claim, Outcome, Verdict]], at: datetime) -> None:
-        """Record what the attempts came to and let go of the deliveries."""
+        """Record what the attempts came to and let go of the deliveries. A claim taken over
+        meanwhile (its lease ran out and another claim counted a further attempt) settles
+        nothing: what it came to is no longer the delivery's."""
         ...
 
     def backlog(self) -> Backlog: ...

@@ -167,8 +167,8 @@ class MemoryOutbox:
         t = self._t
         for claim, outcome, verdict in results:
             current = t.deliveries.get(claim.delivery.id)
-            if current is None:
-                continue  # its subscription was removed meanwhile
+            if current is None or current.attempts != claim.delivery.attempts:
+                continue  # its subscription was removed meanwhile, or it was claimed again
             settled = attrs.evolve(
                 current,
                 status=verdict.status,

@@ -360,10 +360,15 @@ def _pg_settle() -> Executable:
         column("last_status_code", Integer),
         column("last_error", Text),
         column("delivered_at", DateTime),
+        column("attempts", Integer),
     )
     return (
         update(deliveries)
-        .where(deliveries.c.id == given.c.id, deliveries.c.company_id == given.c.company_id)
+        .where(
+            deliveries.c.id == given.c.id,
+            deliveries.c.company_id == given.c.company_id,
+            deliveries.c.attempts == given.c.attempts,
+        )
         .values(
             status=given.c.status,
             next_attempt_at=given.c.next_attempt_at,
@@ -379,7 +384,9 @@ _PG_SETTLE = Query(_pg_settle())
 _SETTLE = (
     update(deliveries)
     .where(
-        deliveries.c.id == bindparam("b_id"), deliveries.c.company_id == bindparam("b_company_id")
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.company_id == bindparam("b_company_id"),
+        deliveries.c.attempts == bindparam("b_attempts"),
     )
     .values(
         status=bindparam("b_status"),
@@ -597,10 +604,12 @@ class SqlOutbox:
                 "last_status_code": outcome.status_code,
                 "last_error": outcome.error,
                 "delivered_at": at if verdict.status is delivered else None,
+                "attempts": claim.delivery.attempts,
             }
             for claim, outcome, verdict in results
         ]
-        # A delivery deleted meanwhile (its subscription removed) matches no row: skipped.
+        # A delivery deleted meanwhile (its subscription removed) matches no row: skipped; so
+        # does one claimed again since (its attempts counted once more).
         if self._link.is_sqlite:
             self._link.write(_SETTLE, [{f"b_{k}": v for k, v in r.items()} for r in rows])
             return

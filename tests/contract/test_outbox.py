@@ -517,6 +517,38 @@ def test_a_lease_that_runs_out_lets_the_delivery_be_claimed_again(
     assert _claim(relay, org.id) == []
 
 
+def test_a_claim_taken_over_settles_nothing_late(
+    org: Org,
+    expenses: ExpenseService,
+    relay: Relay,
+    hooks: WebhookService,
+    worker_clock: SetClock,
+) -> None:
+    webhook = _subscribe(hooks, org, "expense.submitted")
+    _submit(expenses, org)
+    relay.dispatch()
+    [taken] = _claim(relay, org.id)
+    worker_clock.advance(LEASE)
+    [again] = _claim(relay, org.id)
+    # The first attempt is settled only now (its worker lost the database for longer than its
+    # lease, say): the delivery is the second claim's, and stays as that claim left it.
+    relay.settle([(taken, Outcome(204))])
+    [waiting] = hooks.deliveries(org.id, webhook.id).items
+    assert (waiting.status, waiting.attempts, waiting.delivered_at) == (
+        DeliveryStatus.PENDING,
+        2,
+        None,
+    )
+    assert _claim(relay, org.id) == []  # still held by the second claim
+    relay.settle([(again, Outcome(503))])
+    [settled] = hooks.deliveries(org.id, webhook.id).items
+    assert (settled.status, settled.attempts, settled.last_status_code) == (
+        DeliveryStatus.RETRYING,
+        2,
+        503,
+    )
+
+
 def test_one_targets_deliveries_about_one_expense_go_out_in_order(
     org: Org,
     expenses: ExpenseService,
