@@ -15,8 +15,10 @@ EXITED_WITHIN_S: Final = 60.0  # it takes 3-4 s
 # Signals the process itself, as fast as it can, while its main thread sets, clears and waits
 # on the stop event without pause; then once more with the event clear, which must set it.
 PROGRAM: Final = textwrap.dedent(f"""
-    import os, signal, threading, time
+    import logging, os, signal, sys, threading, time
     from entrypoints.cli.worker import _stop_on_signals
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -38,6 +40,7 @@ PROGRAM: Final = textwrap.dedent(f"""
     storming.clear()
     time.sleep(0.5)  # the last of the storm heard
     stop.clear()
+    print("--- then SIGINT", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGINT)
     print("rounds", rounds, "stopped" if stop.wait(10) else "not stopped")
 """)
@@ -55,3 +58,5 @@ def test_a_storm_of_stopping_signals_neither_deadlocks_the_loop_nor_goes_unheard
     rounds, heard = done.stdout.split()[1:3]
     assert int(rounds) > 0, done.stdout
     assert heard == "stopped", done.stdout + done.stderr[-3000:]
+    after = done.stderr.split("--- then SIGINT")[1]
+    assert "stopping after the attempts in flight (SIGINT)" in after, done.stderr[-3000:]
