@@ -109,11 +109,12 @@ class Messages:
         """The message of a webhook delivery: its type, the event's time, the expense as
         `view` shows it and the event."""
         entry = claim.entry
+        event = event_out(entry.event)
         return _JSON.encode(
             {
                 "type": str(entry.topic),
-                "timestamp": event_out(entry.event).at,
-                "data": {"expense": status_response(view), "event": event_out(entry.event)},
+                "timestamp": event.at,
+                "data": {"expense": status_response(view), "event": event},
             }
         )
 
