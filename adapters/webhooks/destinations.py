@@ -53,6 +53,11 @@ class Destination:
     port: int
     addresses: tuple[IPAddress, ...]
 
+    @property
+    def by_address(self) -> bool:
+        """Whether the URL names an IP address rather than a host name to resolve."""
+        return _literal(self.host) is not None
+
 
 def system_resolve(host: str) -> list[str]:
     """The host's IPv4 and IPv6 addresses, from the system resolver."""

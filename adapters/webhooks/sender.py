@@ -211,7 +211,7 @@ class _Client:
     def _pin(self, destination: Destination) -> None:
         """Have the handle connect to the destination's host at the checked addresses only."""
         where = (destination.host, destination.port)
-        if self._pinned.get(where) == destination.addresses or _literal(destination.host):
+        if self._pinned.get(where) == destination.addresses or destination.by_address:
             return
         addresses = ",".join(_bracketed(a) for a in destination.addresses)
         host = f"{destination.host}:{destination.port}"
@@ -280,14 +280,6 @@ def _certificate_problem(message: str) -> str:
         return _NOT_FOR_THE_NAME
     found = _CERTIFICATE_PROBLEM.search(message)
     return found["why"].strip() if found else "it could not be verified"
-
-
-def _literal(host: str) -> bool:
-    try:
-        ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _bracketed(address: IPAddress) -> str:

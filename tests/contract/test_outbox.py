@@ -495,6 +495,17 @@ def test_only_a_failed_delivery_is_queued_again(
     assert (taken.delivery.id, taken.delivery.attempts) == (failed, 1)
 
 
+def _one_claimed(
+    hooks: WebhookService, org: Org, expenses: ExpenseService, relay: Relay
+) -> tuple[Webhook, Claim]:
+    """A subscription to submissions, one submission, and its one delivery claimed."""
+    webhook = _subscribe(hooks, org, "expense.submitted")
+    _submit(expenses, org)
+    relay.dispatch()
+    [taken] = _claim(relay, org.id)
+    return webhook, taken
+
+
 def test_a_lease_that_runs_out_lets_the_delivery_be_claimed_again(
     org: Org,
     expenses: ExpenseService,
@@ -502,10 +513,7 @@ def test_a_lease_that_runs_out_lets_the_delivery_be_claimed_again(
     hooks: WebhookService,
     worker_clock: SetClock,
 ) -> None:
-    _subscribe(hooks, org, "expense.submitted")
-    _submit(expenses, org)
-    relay.dispatch()
-    [taken] = _claim(relay, org.id)
+    _, taken = _one_claimed(hooks, org, expenses, relay)
     worker_clock.advance(LEASE - timedelta(seconds=1))
     assert _claim(relay, org.id) == []
     worker_clock.advance(timedelta(seconds=1))
@@ -524,10 +532,7 @@ def test_a_claim_taken_over_settles_nothing_late(
     hooks: WebhookService,
     worker_clock: SetClock,
 ) -> None:
-    webhook = _subscribe(hooks, org, "expense.submitted")
-    _submit(expenses, org)
-    relay.dispatch()
-    [taken] = _claim(relay, org.id)
+    webhook, taken = _one_claimed(hooks, org, expenses, relay)
     worker_clock.advance(LEASE)
     [again] = _claim(relay, org.id)
     # The first attempt is settled only now (its worker lost the database for longer than its
